@@ -1,0 +1,1 @@
+"""Check types: one module per type, listed in `registry.CHECK_TYPES`."""

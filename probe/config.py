@@ -1,0 +1,501 @@
+"""YAML config -> ${VAR} expansion -> validated, typed objects.
+
+Every problem becomes one line `file: key.path: what is wrong`, and all of them are
+collected before giving up, so a user fixes a broken file in one pass.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from probe.redact import url_secrets
+from probe.units import Limit, parse_duration, parse_limit
+
+DEFAULT_CONFIG_PATH = Path("config/probe.yaml")
+NAME_RE = re.compile(r"^[a-z0-9_-]+$")
+
+
+class ConfigError(Exception):
+    """One or more problems, each already a complete line for the user."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+# ---------------------------------------------------------------- value types
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _parse_limits(raw: object) -> dict[str, Limit]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"expected a map of measure: limit, got {raw!r}")
+    limits: dict[str, Limit] = {}
+    for measure, value in raw.items():
+        try:
+            limits[str(measure)] = parse_limit(value)
+        except ValueError as exc:
+            raise ValueError(f"{measure}: {exc}") from None
+    return limits
+
+
+Limits = Annotated[dict[str, Limit], BeforeValidator(_parse_limits)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+# ---------------------------------------------------------------- checks
+
+
+class CheckConfig(StrictModel):
+    """Fields every check type takes. Each check module subclasses this."""
+
+    # Measures this type can be given thresholds for; subclasses extend the set.
+    measures: ClassVar[frozenset[str]] = frozenset({"response_time", "error_rate"})
+    # True for types whose `checks:` key holds nested checks (group).
+    nested: ClassVar[bool] = False
+
+    name: str
+    type: str
+    interval: Duration = 15.0
+    timeout: Duration = 5.0
+    critical: bool = False
+    enabled: bool = True
+    warn: Limits = Field(default_factory=dict)
+    fail: Limits = Field(default_factory=dict)
+    window: Duration = 300.0
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError(f"must match [a-z0-9_-]+, got {value!r}")
+        return value
+
+    @field_validator("warn", "fail")
+    @classmethod
+    def _known_measures(cls, value: dict[str, Limit]) -> dict[str, Limit]:
+        for measure in value:
+            if measure not in cls.measures:
+                known = ", ".join(sorted(cls.measures))
+                raise ValueError(f"unknown measure {measure!r} (known: {known})")
+        return value
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> CheckConfig:
+        if self.timeout <= 0:
+            raise ValueError("timeout must be greater than 0")
+        if self.timeout >= self.interval:
+            raise ValueError(
+                f"timeout ({self.timeout:g}s) must be shorter than interval ({self.interval:g}s)"
+            )
+        return self
+
+    def limits_for(self, component: str) -> tuple[dict[str, Limit], dict[str, Limit]]:
+        """(warn, fail) limits for one component; types with per-component overrides extend."""
+        return self.warn, self.fail
+
+    def target(self) -> str:
+        """What this check talks to, safe to print (secrets redacted)."""
+        return ""
+
+    def secrets(self) -> list[str]:
+        """Every secret string in this check's fields, for redaction."""
+        return []
+
+    def members(self) -> list[CheckConfig]:
+        return []
+
+
+# ---------------------------------------------------------------- agent, alerts
+
+
+class AgentConfig(StrictModel):
+    name: str = "probe"
+    version: str = "0.0.0"
+    listen: str = "0.0.0.0:8080"
+    live_timeout: Duration = 30.0
+    state_file: str = ""
+    auth_token: SecretStr = SecretStr("")
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"expected host:port like 0.0.0.0:8080, got {value!r}")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class Defaults(StrictModel):
+    interval: Duration = 15.0
+    timeout: Duration = 5.0
+    window: Duration = 300.0
+
+
+class SeverityDurations(StrictModel):
+    warn: Duration = 300.0
+    fail: Duration = 60.0
+
+
+class SeverityOverrides(StrictModel):
+    warn: Duration | None = None
+    fail: Duration | None = None
+
+
+class AlertOverride(StrictModel):
+    for_: SeverityOverrides = Field(default_factory=SeverityOverrides, alias="for")
+    resolve_after: int | None = Field(default=None, ge=1)
+    repeat: Duration | None = None
+    enabled: bool = True
+
+
+class Silence(StrictModel):
+    checks: list[str]
+    start: datetime
+    end: datetime
+    comment: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Silence:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("start and end need a timezone, e.g. 2026-12-01T02:00:00Z")
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class SlackNotifierConfig(StrictModel):
+    type: Literal["slack"]
+    enabled: bool = True
+    webhook_url: SecretStr = SecretStr("")
+    token: SecretStr = SecretStr("")
+    channel: str = ""
+    timeout: Duration = 10.0
+
+    @model_validator(mode="after")
+    def _one_way_to_post(self) -> SlackNotifierConfig:
+        has_hook = bool(self.webhook_url.get_secret_value())
+        has_token = bool(self.token.get_secret_value())
+        if has_hook and has_token:
+            raise ValueError("set either webhook_url or token + channel, not both")
+        if has_token and not self.channel:
+            raise ValueError("token needs a channel")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        """An empty webhook URL (unset env var with empty default) turns Slack off."""
+        return bool(self.webhook_url.get_secret_value() or self.token.get_secret_value())
+
+    def secrets(self) -> list[str]:
+        hook = self.webhook_url.get_secret_value()
+        return [s for s in (hook, self.token.get_secret_value()) if s] + url_secrets(hook)
+
+
+class AlertmanagerNotifierConfig(StrictModel):
+    type: Literal["alertmanager"]
+    enabled: bool = True
+    urls: list[str] = Field(min_length=1)
+    timeout: Duration = 10.0
+    resend: Duration = 60.0
+
+    configured: ClassVar[bool] = True
+
+    def secrets(self) -> list[str]:
+        return [s for url in self.urls for s in url_secrets(url)]
+
+
+NotifierConfig = Annotated[
+    SlackNotifierConfig | AlertmanagerNotifierConfig, Field(discriminator="type")
+]
+
+
+class AlertsConfig(StrictModel):
+    for_: SeverityDurations = Field(default_factory=SeverityDurations, alias="for")
+    resolve_after: int = Field(default=2, ge=1)
+    repeat: Duration = 14400.0
+    group_wait: Duration = 10.0
+    max_delivery_age: Duration = 3600.0
+    overrides: dict[str, AlertOverride] = Field(default_factory=dict)
+    silences: list[Silence] = Field(default_factory=list)
+    notifiers: list[NotifierConfig] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------- the whole file
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    source: str
+    agent: AgentConfig
+    checks: list[CheckConfig]
+    alerts: AlertsConfig
+
+    def all_checks(self) -> Iterator[CheckConfig]:
+        """Every configured check, group members right after their group."""
+        yield from _walk(self.checks)
+
+    def secrets(self) -> list[str]:
+        found = [self.agent.auth_token.get_secret_value()]
+        for check in self.all_checks():
+            found.extend(check.secrets())
+        for notifier in self.alerts.notifiers:
+            found.extend(notifier.secrets())
+        return [s for s in found if s]
+
+
+def _walk(checks: list[CheckConfig]) -> Iterator[CheckConfig]:
+    for check in checks:
+        yield check
+        yield from _walk(check.members())
+
+
+class _TopLevel(StrictModel):
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    defaults: Defaults = Field(default_factory=Defaults)
+    checks: list[dict[str, Any]] = Field(default_factory=list)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def resolve_path(explicit: str | None) -> Path:
+    """`-c FILE`, else `$PROBE_CONFIG`, else ./config/probe.yaml, else the packaged default."""
+    if explicit:
+        return Path(explicit)
+    from_env = os.environ.get("PROBE_CONFIG")
+    if from_env:
+        return Path(from_env)
+    if DEFAULT_CONFIG_PATH.is_file():
+        return DEFAULT_CONFIG_PATH
+    return Path(str(resources.files("probe").joinpath("default.yaml")))
+
+
+def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
+    text = _read(path)
+    raw = _parse_yaml(text, str(path))
+    env = dict(os.environ) if environ is None else environ
+    problems: list[str] = []
+    expanded = _expand_tree(raw, "", env, problems)
+    if problems:
+        raise ConfigError([f"{path}: {p}" for p in problems])
+    return _validate(expanded, str(path))
+
+
+def _read(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a directory, expected a YAML file"]) from None
+    except PermissionError:
+        raise ConfigError([f"{path}: permission denied"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not a UTF-8 text file (byte {exc.start})"]) from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+# Timestamps stay strings: pydantic parses them where a datetime is wanted, and
+# nowhere else should `2026-12-01` silently become a date object.
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _parse_yaml(text: str, where: str) -> dict[str, Any]:
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError([f"{where}: {line}{what}"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{where}: invalid YAML: {exc}"]) from None
+    if raw is None:
+        raise ConfigError([f"{where}: the file is empty; expected a map with a `checks:` list"])
+    if not isinstance(raw, dict):
+        kind = type(raw).__name__
+        raise ConfigError([f"{where}: expected a map at the top level, got a {kind}"])
+    return raw
+
+
+_VAR_RE = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\})")
+
+
+def expand_env(value: str, env: dict[str, str]) -> tuple[str, list[str]]:
+    """Expand `${VAR}`, `${VAR:-default}` and `$$`; return the text and missing variables."""
+    missing: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(1) == "$":
+            return "$"
+        name, has_default, default = match.group(2), match.group(3), match.group(4)
+        current = env.get(name)
+        if current:
+            return current
+        if has_default is not None:
+            return default or ""
+        if current is None:
+            missing.append(name)
+        return ""
+
+    return _VAR_RE.sub(replace, value), missing
+
+
+def _expand_tree(node: Any, path: str, env: dict[str, str], problems: list[str]) -> Any:
+    if isinstance(node, dict):
+        return {k: _expand_tree(v, _join(path, k), env, problems) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_tree(v, f"{path}[{i}]", env, problems) for i, v in enumerate(node)]
+    if isinstance(node, str) and "$" in node:
+        text, missing = expand_env(node, env)
+        for name in missing:
+            problems.append(
+                f"{path}: environment variable {name} is not set "
+                f"(set it, or give a default: ${{{name}:-value}})"
+            )
+        return text
+    return node
+
+
+def _join(path: str, key: object) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _pydantic_problems(exc: ValidationError, prefix: str) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        location = prefix
+        for part in error["loc"]:
+            if isinstance(part, int):
+                location += f"[{part}]"
+            elif part not in ("function-after", "function-before", "slack", "alertmanager"):
+                location = _join(location, part)
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        elif error["type"] == "union_tag_invalid":
+            message = f"unknown type {error['input'].get('type')!r} (known: alertmanager, slack)"
+        problems.append(f"{location}: {message}" if location else message)
+    return problems
+
+
+def _validate(raw: dict[str, Any], source: str) -> Config:
+    problems: list[str] = []
+    try:
+        top = _TopLevel.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError([f"{source}: {p}" for p in _pydantic_problems(exc, "")]) from None
+
+    inherited = top.defaults.model_dump()
+    checks = _validate_checks(top.checks, "checks", inherited, problems)
+    seen: dict[str, str] = {}
+    for path, check in _walk_with_paths(checks, "checks"):
+        if check.name in seen:
+            problems.append(f"{path}.name: duplicate check name {check.name!r} (also {seen[check.name]})")
+        else:
+            seen[check.name] = path
+    for key in top.alerts.overrides:
+        if key not in seen:
+            problems.append(f"alerts.overrides.{key}: no check named {key!r}")
+    for i, silence in enumerate(top.alerts.silences):
+        for name in silence.checks:
+            if name not in seen:
+                problems.append(f"alerts.silences[{i}].checks: no check named {name!r}")
+    if problems:
+        raise ConfigError([f"{source}: {p}" for p in problems])
+    return Config(source=source, agent=top.agent, checks=checks, alerts=top.alerts)
+
+
+def _walk_with_paths(checks: list[CheckConfig], path: str) -> Iterator[tuple[str, CheckConfig]]:
+    for i, check in enumerate(checks):
+        here = f"{path}[{i}]"
+        yield here, check
+        yield from _walk_with_paths(check.members(), f"{here}.checks")
+
+
+def _validate_checks(
+    raws: list[dict[str, Any]], path: str, inherited: dict[str, Any], problems: list[str]
+) -> list[CheckConfig]:
+    from probe.checks.registry import CHECK_TYPES, config_model
+
+    checks: list[CheckConfig] = []
+    for i, raw in enumerate(raws):
+        here = f"{path}[{i}]"
+        kind = raw.get("type")
+        if kind not in CHECK_TYPES:
+            known = ", ".join(sorted(CHECK_TYPES))
+            got = "missing" if kind is None else repr(kind)
+            problems.append(f"{here}.type: unknown check type {got} (known: {known})")
+            continue
+        entry = {**inherited, **raw}
+        model = config_model(kind)
+        if model.nested:
+            members_raw = entry.get("checks")
+            if not isinstance(members_raw, list) or not all(isinstance(m, dict) for m in members_raw):
+                problems.append(f"{here}.checks: expected a list of checks")
+                continue
+            member_defaults = {k: entry[k] for k in ("interval", "timeout", "window") if k in entry}
+            entry["checks"] = _validate_checks(members_raw, f"{here}.checks", member_defaults, problems)
+        try:
+            checks.append(model.model_validate(entry))
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(exc, here))
+    return checks

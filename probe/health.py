@@ -1,0 +1,135 @@
+"""The JSON bodies of /health, /ready and /live (DESIGN.md 2.2), built from results.
+
+Pure functions: the store calls them when results change, and `probe check --format json`
+calls the same ones, so both print byte-for-byte the same shape.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from probe.config import CheckConfig
+from probe.model import CheckResult, Health, Observation, Status
+from probe.units import format_duration
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A check as the endpoints see it: its config and its effective latest result."""
+
+    config: CheckConfig
+    status: Status
+    output: str
+    result: CheckResult | None
+
+
+def effective(config: CheckConfig, result: CheckResult | None, now: float) -> Entry:
+    """Apply "no result yet" and staleness to the latest result."""
+    if result is None:
+        return Entry(config, Status.WARN, "no result yet", None)
+    age = now - result.observed_at
+    if age > stale_after(config):
+        return Entry(
+            config,
+            Status.FAIL,
+            f"stale: last result {format_duration(age)} ago (expected every "
+            f"{format_duration(config.interval)})",
+            result,
+        )
+    return Entry(config, result.status, result.output, result)
+
+
+def stale_after(config: CheckConfig) -> float:
+    return 3 * config.interval + config.timeout
+
+
+def overall(entries: list[Entry]) -> Health:
+    if any(e.config.critical and e.status is Status.FAIL for e in entries):
+        return Health.UNHEALTHY
+    if all(e.status is Status.PASS for e in entries):
+        return Health.HEALTHY
+    return Health.DEGRADED
+
+
+def is_ready(entries: list[Entry]) -> bool:
+    return all(
+        e.result is not None and e.status is not Status.FAIL for e in entries if e.config.critical
+    )
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def check_entry(entry: Entry, verbose: bool, members: list[Entry] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": entry.config.name, "status": entry.status.value}
+    if entry.result is not None and not entry.config.nested:
+        body["responseTime"] = round(entry.result.response_time * 1000)
+    if entry.status is not Status.PASS:
+        body["output"] = entry.output
+    if verbose:
+        observations = entry.result.observations if entry.result else ()
+        body["observations"] = [observation_json(o) for o in observations]
+        if members is not None:
+            body["members"] = [check_entry(m, verbose=True) for m in members]
+    return body
+
+
+def observation_json(obs: Observation) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "component": obs.component or None,
+        "measure": obs.measure,
+        "value": obs.value,
+        "unit": obs.unit.value or None,
+        "status": obs.status.value,
+        "threshold": obs.threshold,
+    }
+    if obs.note:
+        body["note"] = obs.note
+    return body
+
+
+def member_entries(entry: Entry, now: float) -> list[Entry]:
+    """Entries of a group's members, from the group's own latest result."""
+    results = dict(entry.result.members) if entry.result else {}
+    return [effective(m, results.get(m.name), now) for m in entry.config.members()]
+
+
+def health_body(
+    entries: list[Entry], version: str, started_at: float, now: float, verbose: bool = False
+) -> dict[str, Any]:
+    checks = [
+        check_entry(e, verbose, member_entries(e, now) if e.config.nested else None)
+        for e in entries
+    ]
+    return {
+        "status": overall(entries).value,
+        "timestamp": rfc3339(now),
+        "version": version,
+        "uptime": int(now - started_at),
+        "checks": checks,
+    }
+
+
+def ready_body(entries: list[Entry], now: float) -> dict[str, Any]:
+    critical = [e for e in entries if e.config.critical]
+    return {
+        "status": "ready" if is_ready(entries) else "not_ready",
+        "timestamp": rfc3339(now),
+        "checks": [check_entry(e, verbose=False) for e in critical],
+    }
+
+
+def live_body(alive: bool, started_at: float, now: float) -> dict[str, Any]:
+    return {
+        "status": "alive" if alive else "stalled",
+        "timestamp": rfc3339(now),
+        "uptime": int(now - started_at),
+    }
+
+
+def dumps(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,0 +1,90 @@
+"""The values that flow from checks to the store, endpoints, metrics and alerts."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Status(enum.StrEnum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+
+    @property
+    def rank(self) -> int:
+        return _STATUS_RANK[self]
+
+
+_STATUS_RANK = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
+
+
+def worst(statuses: list[Status] | tuple[Status, ...]) -> Status:
+    return max(statuses, key=lambda s: s.rank, default=Status.PASS)
+
+
+class Health(enum.StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    UNHEALTHY = "unhealthy"
+
+
+class Unit(enum.StrEnum):
+    """How a measured value is expressed; decides how it is printed."""
+
+    SECONDS = "s"
+    RATIO = "ratio"
+    BYTES = "bytes"
+    COUNT = "count"
+    NONE = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One raw measured value, as a check reports it (before thresholds are applied).
+
+    `component` is empty for a measure of the check as a whole (its response time),
+    and names the part otherwise: a queue name, `memory`, a disk path.
+    """
+
+    measure: str
+    value: float | None
+    unit: Unit = Unit.COUNT
+    component: str = ""
+    note: str = ""  # says why `value` is None, or adds context ("source: cgroup v1")
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A sample judged against the configured limits."""
+
+    component: str
+    measure: str
+    value: float | None
+    unit: Unit
+    status: Status
+    threshold: str | None = None  # the breached limit as text, e.g. "> 1,000"
+    note: str = ""
+
+    def describe(self) -> str:
+        """`ai-assistant backlog 1,240 > 1,000` style words."""
+        from probe.units import format_value
+
+        subject = f"{self.component} {self.measure}" if self.component else self.measure
+        shown = format_value(self.value, self.unit) if self.value is not None else "unknown"
+        text = f"{subject} {shown}"
+        if self.threshold:
+            text += f" {self.threshold}"
+        if self.note and self.value is None:
+            text += f" ({self.note})"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    status: Status
+    response_time: float  # seconds the run took
+    output: str  # one line saying why, for non-pass results; may be empty for pass
+    observed_at: float  # unix time the run finished
+    observations: tuple[Observation, ...] = ()
+    members: tuple[tuple[str, CheckResult], ...] = field(default=())  # group members, in order

@@ -1,0 +1,96 @@
+"""Secrets are known to the config; these helpers keep them out of everything printed."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from urllib.parse import parse_qsl, urlsplit
+
+MASK = "***"
+_USERINFO_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^@\s]*@")
+_QUERY_SECRET = re.compile(r"((?:password|passwd|token|secret|key)=)[^&\s]*", re.IGNORECASE)
+SENSITIVE_HEADER_HINTS = ("authorization", "token", "key", "secret", "cookie", "password")
+
+
+def redact_url(url: str) -> str:
+    """`postgresql://app:pw@db/x?password=y` -> `postgresql://app:***@db/x?password=***`."""
+    return _QUERY_SECRET.sub(rf"\1{MASK}", _USERINFO_PASSWORD.sub(rf"\1{MASK}@", url))
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secret parts of a URL or DSN: the userinfo password and secret query values."""
+    found: list[str] = []
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        parts, password = None, None
+    match = _USERINFO_PASSWORD.search(url)
+    if match:
+        found.append(url[match.end(1) : match.end() - 1])
+    if password:
+        found.append(password)
+    if parts is not None:
+        for name, value in parse_qsl(parts.query):
+            if _QUERY_SECRET.match(f"{name}=") and value:
+                found.append(value)
+    return [s for s in dict.fromkeys(found) if s]
+
+
+def is_sensitive_header(name: str) -> bool:
+    lowered = name.lower()
+    return any(hint in lowered for hint in SENSITIVE_HEADER_HINTS)
+
+
+class Redactor:
+    """Replaces every known secret string with `***`.
+
+    Built from the config's secret fields, so redaction happens because the config
+    knows what is secret, not because some output happened to look like a password.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: tuple[str, ...] = ()
+        self.update(secrets)
+
+    def update(self, secrets: Iterable[str]) -> None:
+        # Very short strings would mangle ordinary words; a 1-2 char secret is no secret.
+        unique = {s for s in secrets if s and len(s) >= 3}
+        self._secrets = tuple(sorted(unique, key=len, reverse=True))
+
+    def __call__(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+
+class RedactingFilter(logging.Filter):
+    """Last line of defence for logs: scrubs secrets from the rendered message."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = self.redactor(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        for key, value in list(record.__dict__.items()):
+            if key not in _STANDARD_RECORD_KEYS and isinstance(value, str):
+                setattr(record, key, self.redactor(value))
+        if record.exc_info and record.exc_info[1] is not None:
+            # Tracebacks may quote a DSN; keep the type and place, lose the text.
+            record.exc_text = self.redactor(
+                logging.Formatter().formatException(record.exc_info)
+            )
+            record.exc_info = None
+        return True
+
+
+_STANDARD_RECORD_KEYS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+}

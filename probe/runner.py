@@ -1,0 +1,134 @@
+"""Runs one check once: deadline, timing, failure words and thresholds, in one place."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from probe.checks.base import Check, CheckFailed, Report
+from probe.config import CheckConfig
+from probe.model import CheckResult, Observation, Sample, Status, Unit, worst
+from probe.redact import Redactor
+from probe.units import Limit, format_duration
+
+log = logging.getLogger("probe.runner")
+
+Clock = Callable[[], float]
+
+
+class CheckRunner:
+    """Owns one check and what is needed to judge it across runs (the error-rate window)."""
+
+    def __init__(
+        self,
+        check: Check[Any],
+        redactor: Redactor | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        self.check = check
+        self.config: CheckConfig = check.config
+        self.redact = redactor or Redactor(self.config.secrets())
+        self.clock = clock
+        # (finished_at, failed) per run inside `window`; bounded by the window and a hard cap.
+        self._runs: deque[tuple[float, bool]] = deque(maxlen=10_000)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    async def run(self) -> CheckResult:
+        timeout = self.config.timeout
+        started = time.perf_counter()
+        failure = ""
+        report = Report()
+        try:
+            async with asyncio.timeout(timeout):
+                report = await self.check.run()
+            failure = report.failure
+        except TimeoutError:
+            failure = f"timed out after {format_duration(timeout)}"
+        except CheckFailed as exc:
+            failure = str(exc) or "failed"
+        except Exception as exc:  # the one broad catch: a check bug must not kill the agent
+            log.exception("check %s crashed", self.name, extra={"check": self.name})
+            failure = f"check crashed: {exc}" if str(exc) else "check crashed"
+        elapsed = time.perf_counter() - started
+        return self._judge(report, failure, elapsed)
+
+    def _judge(self, report: Report, failure: str, elapsed: float) -> CheckResult:
+        now = self.clock()
+        samples = [Sample("response_time", elapsed, Unit.SECONDS), *report.samples]
+        observations = [judge_sample(s, *self.config.limits_for(s.component)) for s in samples]
+        member_statuses = [result.status for _, result in report.members]
+        base = worst([Status.FAIL if failure else Status.PASS, *member_statuses])
+
+        error_rate = self._error_rate(now, failed=base is Status.FAIL)
+        if error_rate is not None:
+            rate_sample = Sample("error_rate", error_rate, Unit.RATIO)
+            observations.append(judge_sample(rate_sample, self.config.warn, self.config.fail))
+
+        status = worst([base, *(o.status for o in observations)])
+        output = self.redact(_output(failure, observations, report.members, status))
+        return CheckResult(
+            status=status,
+            response_time=elapsed,
+            output=output,
+            observed_at=now,
+            observations=tuple(observations),
+            members=report.members,
+        )
+
+    def _error_rate(self, now: float, failed: bool) -> float | None:
+        if "error_rate" not in self.config.warn and "error_rate" not in self.config.fail:
+            return None
+        self._runs.append((now, failed))
+        horizon = now - self.config.window
+        while self._runs and self._runs[0][0] < horizon:
+            self._runs.popleft()
+        return sum(1 for _, bad in self._runs if bad) / len(self._runs)
+
+    async def close(self) -> None:
+        try:
+            await self.check.close()
+        except Exception:  # closing must never block a shutdown or reload
+            log.warning("closing check %s failed", self.name, exc_info=True)
+
+
+def judge_sample(sample: Sample, warn: dict[str, Limit], fail: dict[str, Limit]) -> Observation:
+    status, threshold = Status.PASS, None
+    if sample.value is not None:
+        for verdict, limits in ((Status.FAIL, fail), (Status.WARN, warn)):
+            limit = limits.get(sample.measure)
+            if limit is not None and limit.breached(sample.value):
+                status, threshold = verdict, limit.describe(sample.unit)
+                break
+    return Observation(
+        component=sample.component,
+        measure=sample.measure,
+        value=sample.value,
+        unit=sample.unit,
+        status=status,
+        threshold=threshold,
+        note=sample.note,
+    )
+
+
+def _output(
+    failure: str,
+    observations: list[Observation],
+    members: tuple[tuple[str, CheckResult], ...],
+    status: Status,
+) -> str:
+    if status is Status.PASS:
+        return ""
+    parts = [failure] if failure else []
+    bad_members = [(n, r) for n, r in members if r.status is not Status.PASS]
+    bad_members.sort(key=lambda item: -item[1].status.rank)
+    parts += [f"{name}: {result.output}" for name, result in bad_members]
+    bad = sorted((o for o in observations if o.status is not Status.PASS), key=lambda o: -o.status.rank)
+    parts += [o.describe() for o in bad]
+    return "; ".join(parts)

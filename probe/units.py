@@ -1,0 +1,109 @@
+"""Parsing and printing of durations, percentages, counts and limits."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from probe.model import Unit
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+
+def parse_duration(value: object) -> float:
+    """`500ms`, `5s`, `5m`, `4h`, `14d` -> seconds. Plain numbers are seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like 5s or 500ms, got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"expected a duration like 5s or 500ms, got {value!r}")
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match:
+            return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    raise ValueError(f"expected a duration like 5s or 500ms, got {value!r}")
+
+
+def format_duration(seconds: float) -> str:
+    """Short human form: 3ms, 2s, 1.5s, 7m12s, 4h, 14d."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}".rstrip("0").rstrip(".") + "s"
+    whole = int(round(seconds))
+    for size, unit, sub_size, sub_unit in (
+        (86400, "d", 3600, "h"),
+        (3600, "h", 60, "m"),
+        (60, "m", 1, "s"),
+    ):
+        if whole >= size:
+            major, rest = divmod(whole, size)
+            minor = rest // sub_size
+            return f"{major}{unit}{minor}{sub_unit}" if minor else f"{major}{unit}"
+    return f"{whole}s"  # pragma: no cover - unreachable, kept for mypy
+
+
+def format_value(value: float, unit: Unit) -> str:
+    if unit is Unit.SECONDS:
+        return format_duration(value)
+    if unit is Unit.RATIO:
+        percent = value * 100
+        return f"{percent:.0f}%" if percent >= 1 or percent == 0 else f"{percent:.1f}%"
+    if unit is Unit.BYTES:
+        return format_bytes(value)
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}"
+
+
+def format_bytes(value: float) -> str:
+    size = float(value)
+    for suffix in ("B", "KiB", "MiB", "GiB"):
+        if abs(size) < 1024:
+            return f"{size:.0f}{suffix}" if suffix == "B" else f"{size:.1f}{suffix}"
+        size /= 1024
+    return f"{size:.1f}TiB"
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One threshold: `1000`, `500ms`, `80%` (above is bad) or `<1`, `<14d` (below is bad)."""
+
+    value: float
+    below: bool = False
+    text: str = ""
+
+    def breached(self, observed: float) -> bool:
+        return observed < self.value if self.below else observed > self.value
+
+    def describe(self, unit: Unit) -> str:
+        """The limit as a user reads it next to a value: `> 1,000`, `< 14d`."""
+        return f"{'<' if self.below else '>'} {format_value(self.value, unit)}"
+
+
+def parse_limit(raw: object) -> Limit:
+    """Parse a threshold value from the config."""
+    text = str(raw).strip() if not isinstance(raw, bool) else ""
+    if isinstance(raw, bool) or not text:
+        raise ValueError(f"expected a limit like 1000, 500ms, 80% or <1, got {raw!r}")
+    below = text.startswith("<")
+    body = text[1:].strip() if below else text
+    if isinstance(raw, int | float):
+        return Limit(float(raw), below=False, text=text)
+    try:
+        value = float(body)
+    except ValueError:
+        percent = _PERCENT_RE.match(body)
+        if percent:
+            value = float(percent.group(1)) / 100
+        else:
+            try:
+                value = parse_duration(body)
+            except ValueError:
+                raise ValueError(
+                    f"expected a limit like 1000, 500ms, 80% or <1, got {raw!r}"
+                ) from None
+    return Limit(value, below=below, text=text)
