@@ -495,7 +495,11 @@ def _validate_checks(
             member_defaults = {k: entry[k] for k in ("interval", "timeout", "window") if k in entry}
             entry["checks"] = _validate_checks(members_raw, f"{here}.checks", member_defaults, problems)
         try:
-            checks.append(model.model_validate(entry))
+            check = model.model_validate(entry)
         except ValidationError as exc:
             problems.extend(_pydantic_problems(exc, here))
+            continue
+        # Disabled checks are validated (a typo should still be caught) but never run.
+        if check.enabled:
+            checks.append(check)
     return checks

@@ -1,0 +1,7 @@
+"""`python -m probe`."""
+
+import sys
+
+from probe.cli import main
+
+sys.exit(main())

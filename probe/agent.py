@@ -1,0 +1,167 @@
+"""Wires config -> checks -> scheduler -> store -> endpoints, metrics and alerts.
+
+One start path and one stop path; SIGHUP reloads, SIGTERM/SIGINT stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from probe.alerts.service import AlertService
+from probe.checks.registry import build_check
+from probe.config import Config, ConfigError, load_config
+from probe.metrics import build_registry
+from probe.model import CheckResult
+from probe.redact import Redactor
+from probe.runner import CheckRunner
+from probe.scheduler import Scheduler
+from probe.server import build_app
+from probe.store import ResultStore
+
+log = logging.getLogger("probe.agent")
+
+SHUTDOWN_CHECK_WAIT = 3.0  # seconds running checks get to finish on SIGTERM
+NOTIFICATION_FLUSH = 5.0  # seconds pending alerts get to go out on SIGTERM
+
+
+class Agent:
+    def __init__(
+        self,
+        config: Config,
+        config_path: Path | None = None,
+        clock: Callable[[], float] = time.time,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.clock = clock
+        self.redactor = redactor or Redactor(config.secrets())
+        self.store = ResultStore(config, clock=clock)
+        self.scheduler = Scheduler(self.store)
+        self.alerts = AlertService(config, clock=clock)
+        self.store.subscribe(self._forward_to_alerts)
+        self.registry = build_registry(self.store, self.alerts)
+        self._http: web.AppRunner | None = None
+        self.port = 0
+        self._stopped = False
+
+    def _forward_to_alerts(self, check: str, result: CheckResult) -> None:
+        # Looked up on each call: a reload replaces the alert service.
+        self.alerts.observe(check, result)
+
+    def _runners(self, config: Config) -> list[CheckRunner]:
+        return [CheckRunner(build_check(c), self.redactor, self.clock) for c in config.checks]
+
+    async def start(self) -> None:
+        await self._serve()
+        await self.alerts.start()
+        self.scheduler.start(self._runners(self.config))
+        log.info(
+            "probe started",
+            extra={
+                "agent": self.config.agent.name,
+                "listen": f"{self.config.agent.host}:{self.port}",
+                "checks": len(self.config.checks),
+                "config": self.config.source,
+            },
+        )
+
+    async def _serve(self) -> None:
+        app = build_app(self.store, self.registry)
+        self._http = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await self._http.setup()
+        agent = self.config.agent
+        site = web.TCPSite(self._http, agent.host or None, agent.port, reuse_address=True)
+        await site.start()
+        addresses = self._http.addresses  # the real port when listen asks for port 0
+        self.port = int(addresses[0][1]) if addresses else agent.port
+
+    async def reload(self) -> bool:
+        """Load the config file again; keep the running config if the new one is invalid."""
+        if self.config_path is None:
+            log.warning("reload ignored: the agent was not started from a file")
+            return False
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("reload rejected, keeping the running config: %s", problem)
+            return False
+        await self.apply(config)
+        return True
+
+    async def apply(self, config: Config) -> None:
+        if config.agent.listen != self.config.agent.listen:
+            log.warning("agent.listen changed; restart probe to listen on the new address")
+        self.redactor.update(config.secrets())
+        self.config = config
+        self.store.reconfigure(config)
+        await self.scheduler.replace(self._runners(config))
+        old_alerts = self.alerts
+        await old_alerts.stop(flush_timeout=NOTIFICATION_FLUSH)
+        self.alerts = AlertService(config, clock=self.clock, previous=old_alerts)
+        await self.alerts.start()
+        log.info("config reloaded", extra={"checks": len(config.checks), "config": config.source})
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        await self.scheduler.shutdown(SHUTDOWN_CHECK_WAIT)
+        await self.alerts.stop(flush_timeout=NOTIFICATION_FLUSH)
+        if self._http is not None:
+            await self._http.cleanup()
+            self._http = None
+        log.info("probe stopped")
+
+
+def run_agent(config_path: Path, log_format: str) -> int:
+    """`probe run`: 0 after a clean stop, 2 on a config error, 1 if it cannot start."""
+    from probe.logs import setup_logging
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    redactor = Redactor(config.secrets())
+    setup_logging(log_format, redactor)
+    try:
+        return asyncio.run(_run_until_signalled(Agent(config, config_path, redactor=redactor)))
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        return 0
+
+
+async def _run_until_signalled(agent: Agent) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def reload() -> None:
+        task = loop.create_task(agent.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    try:
+        await agent.start()
+    except OSError as exc:
+        listen = agent.config.agent.listen
+        log.error("cannot listen on %s: %s", listen, exc.strerror or exc)
+        await agent.stop()
+        return 1
+    await stop.wait()
+    log.info("stopping", extra={"signal": "SIGTERM/SIGINT"})
+    await agent.stop()
+    return 0

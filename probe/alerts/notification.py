@@ -1,0 +1,183 @@
+"""What the engine hands to notifiers: alert snapshots grouped into notifications.
+
+Plain values with no I/O, plus the words every notifier shares, so Slack, Alertmanager
+and `probe alert-test` describe an alert the same way.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from probe.model import Status
+from probe.units import format_duration
+
+
+class Severity(enum.StrEnum):
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return 1 if self is Severity.WARNING else 2
+
+    @classmethod
+    def of(cls, status: Status) -> Severity:
+        return cls.CRITICAL if status is Status.FAIL else cls.WARNING
+
+
+class Kind(enum.StrEnum):
+    """Why a notification about an alert goes out."""
+
+    FIRING = "firing"
+    ESCALATED = "escalated"  # was warning, is now critical
+    REMINDER = "reminder"  # still firing after `repeat`
+    RESOLVED = "resolved"
+    TEST = "test"  # `probe alert-test`
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alert key as it stood when the notification became due."""
+
+    check: str
+    component: str
+    severity: Severity
+    kind: Kind
+    summary: str  # `ai-assistant backlog 1,240 > 1,000`, or the check's failure words
+    since: float  # unix time the problem began (first non-pass result)
+    at: float  # unix time of this event: fired, escalated, reminded or resolved
+    fired_at: float = 0.0  # unix time it first fired (Alertmanager `startsAt`)
+    previous_severity: Severity | None = None  # set on escalation
+
+    @property
+    def key(self) -> str:
+        return alert_key(self.check, self.component)
+
+    @property
+    def lasted(self) -> float:
+        return max(0.0, self.at - self.since)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "component": self.component,
+            "severity": self.severity.value,
+            "kind": self.kind.value,
+            "summary": self.summary,
+            "since": self.since,
+            "at": self.at,
+            "fired_at": self.fired_at,
+            "previous_severity": self.previous_severity.value if self.previous_severity else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Alert:
+        previous = data.get("previous_severity")
+        return cls(
+            check=str(data["check"]),
+            component=str(data.get("component", "")),
+            severity=Severity(data["severity"]),
+            kind=Kind(data["kind"]),
+            summary=str(data.get("summary", "")),
+            since=float(data["since"]),
+            at=float(data["at"]),
+            fired_at=float(data.get("fired_at", 0.0)),
+            previous_severity=Severity(previous) if previous else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One message per notifier: every alert that became due within `group_wait`."""
+
+    agent: str
+    created: float  # unix time it became due; `max_delivery_age` counts from here
+    alerts: tuple[Alert, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "created": self.created,
+            "alerts": [a.to_dict() for a in self.alerts],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Notification:
+        return cls(
+            agent=str(data["agent"]),
+            created=float(data["created"]),
+            alerts=tuple(Alert.from_dict(a) for a in data["alerts"]),
+        )
+
+
+def alert_key(check: str, component: str) -> str:
+    """`queues/ai-assistant`, `system/memory`, `database`."""
+    return f"{check}/{component}" if component else check
+
+
+def utc_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def status_word(alert: Alert) -> str:
+    """`CRITICAL`, `WARNING`, `RESOLVED`, `TEST`."""
+    if alert.kind is Kind.RESOLVED:
+        return "RESOLVED"
+    if alert.kind is Kind.TEST:
+        return "TEST"
+    return alert.severity.value.upper()
+
+
+def event_words(alert: Alert) -> str:
+    """When it began and, depending on the event, what changed or how long it lasted."""
+    since = utc_time(alert.since)
+    if alert.kind is Kind.RESOLVED:
+        return f"lasted {format_duration(alert.lasted)} (since {since})"
+    if alert.kind is Kind.ESCALATED:
+        was = alert.previous_severity.value if alert.previous_severity else "warning"
+        return f"escalated from {was}, since {since}"
+    if alert.kind is Kind.REMINDER:
+        return f"still firing after {format_duration(alert.lasted)}, since {since}"
+    if alert.kind is Kind.TEST:
+        return f"sent at {utc_time(alert.at)}"
+    return f"since {since}"
+
+
+def alert_line(alert: Alert) -> str:
+    """`CRITICAL queues/ai-assistant: ai-assistant backlog 1,240 > 1,000 (since ...)`."""
+    return f"{status_word(alert)} {alert.key}: {alert.summary} ({event_words(alert)})"
+
+
+def headline(notification: Notification) -> str:
+    """`botflow-probe: 2 critical, 1 resolved`."""
+    counts: dict[str, int] = {}
+    for alert in notification.alerts:
+        word = status_word(alert).lower()
+        counts[word] = counts.get(word, 0) + 1
+    order = ("critical", "warning", "resolved", "test")
+    parts = [f"{counts[w]} {w}" for w in order if w in counts]
+    return f"{notification.agent}: {', '.join(parts) or 'no alerts'}"
+
+
+def plain_text(notification: Notification) -> str:
+    """The whole notification as plain lines (Slack `text`, logs)."""
+    lines = [f"[{headline(notification)}]"]
+    lines += [alert_line(a) for a in notification.alerts]
+    return "\n".join(lines)
+
+
+def test_notification(agent: str, now: float) -> Notification:
+    alert = Alert(
+        check="probe",
+        component="alert-test",
+        severity=Severity.WARNING,
+        kind=Kind.TEST,
+        summary=f"test notification from {agent}; alerts from this agent will arrive here",
+        since=now,
+        at=now,
+        fired_at=now,
+    )
+    return Notification(agent=agent, created=now, alerts=(alert,))

@@ -1,0 +1,108 @@
+"""Network errors -> the words users read, the same for every check type.
+
+Only the standard library is imported here: each check module adds its driver's own
+errors on top, so `probe check` still loads only the drivers it needs.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import socket
+import ssl
+from collections.abc import Iterator
+
+from probe.checks.base import CheckFailed
+
+_ERRNO_WORDS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset by server",
+    errno.ECONNABORTED: "connection aborted",
+    errno.EPIPE: "connection closed by server",
+    errno.ENETUNREACH: "network unreachable",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.EADDRNOTAVAIL: "address not available",
+    errno.ENOENT: "no such socket file",
+    errno.EACCES: "permission denied",
+}
+# asyncio joins the errors of every address it tried into one message (Python 3.11).
+_MULTIPLE_ERRNOS = re.compile(r"\[Errno (\d+)\]")
+
+
+def address(host: str, port: int | None) -> str:
+    """`host:port`, with brackets around IPv6 literals."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"{shown}:{port}" if port is not None else shown
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, then what it was raised from or while handling, outermost first."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def is_timeout(exc: BaseException) -> bool:
+    return any(isinstance(e, TimeoutError) for e in causes(exc))
+
+
+def network_words(exc: BaseException, host: str, where: str) -> str | None:
+    """Words for the first DNS, TLS or socket error in the chain; None if there is none.
+
+    `host` is the name that was looked up, `where` the `host:port` that was dialled.
+    """
+    for cause in causes(exc):
+        words = _words_for(cause, host, where)
+        if words:
+            return words
+    return None
+
+
+def _words_for(exc: BaseException, host: str, where: str) -> str | None:
+    if isinstance(exc, socket.gaierror):
+        return f"DNS lookup failed for {host}"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = (exc.verify_message or exc.reason or "").rstrip(".")
+        return f"TLS certificate verify failed: {reason}" if reason else "TLS certificate verify failed"
+    if isinstance(exc, ssl.SSLError):
+        reason = (exc.reason or "").replace("_", " ").lower()
+        return f"TLS handshake failed ({where}): {reason}" if reason else f"TLS handshake failed ({where})"
+    if isinstance(exc, OSError):
+        return _os_error_words(exc, where)
+    return None
+
+
+def _os_error_words(exc: OSError, where: str) -> str | None:
+    codes = {exc.errno} if exc.errno is not None else _multiple_errnos(str(exc))
+    if len(codes) == 1:
+        code = next(iter(codes))
+        words = _ERRNO_WORDS.get(code) if code is not None else None
+        if words:
+            return f"{words} ({where})"
+    if exc.strerror:
+        return f"{exc.strerror[0].lower()}{exc.strerror[1:]} ({where})"
+    return None
+
+
+def _multiple_errnos(message: str) -> set[int | None]:
+    if not message.startswith("Multiple exceptions"):
+        return set()
+    return {int(code) for code in _MULTIPLE_ERRNOS.findall(message)}
+
+
+def failure(exc: BaseException, words: str | None) -> Exception:
+    """What a check raises for a driver error: a TimeoutError (the runner says `timed out
+    after 5s` with the configured timeout) or CheckFailed with the given words."""
+    if is_timeout(exc):
+        return TimeoutError()
+    return CheckFailed(words or _last_resort(exc))
+
+
+def _last_resort(exc: BaseException) -> str:
+    # Reached only for errors no mapping knows; the text is the driver's own (never the
+    # class name) and the runner's redactor still scrubs any secret out of it.
+    text = str(exc).strip().rstrip(".")
+    return text.splitlines()[0] if text else "unexpected error from the driver"

@@ -1,0 +1,202 @@
+"""The `system` check: CPU and memory of the container (its cgroup limits), and disk space.
+
+Reads cgroup v2, else cgroup v1, else the host (psutil), one resource at a time. Every
+read is a small file or /proc read (tens of microseconds), so it runs inline on the loop.
+
+Samples (component, measure); only `cpu`, `memory` and `disk` take thresholds:
+
+    cpu     cpu                      container CPU: cores used / cores allowed
+    cpu     host_cpu                 host CPU: busy share of all host CPUs
+    memory  memory                   container working set / limit (host total if no limit)
+    memory  memory_bytes             container working set, bytes
+    memory  memory_limit_bytes       container limit, bytes (host total if no limit)
+    memory  host_memory              host (total - available) / total
+    memory  host_memory_bytes        host total - available, bytes
+    memory  host_memory_limit_bytes  host total, bytes
+    memory  oom_kills                OOM kills in the cgroup, when the kernel reports them
+    <path>  disk                     used / (used + available to non-root), as `df` shows
+
+Each sample's note starts with its source: `cgroup v2`, `cgroup v1` or `host`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import psutil
+from pydantic import Field, field_validator
+
+from probe.checks import cgroup
+from probe.checks.base import Check, Report
+from probe.checks.cgroup import CpuReading, MemoryReading
+from probe.config import CheckConfig
+from probe.model import Sample, Unit
+
+HOST = "host"
+
+Clock = Callable[[], float]
+
+
+class SystemConfig(CheckConfig):
+    measures: ClassVar[frozenset[str]] = CheckConfig.measures | {"cpu", "memory", "disk"}
+
+    type: Literal["system"]
+    disk_paths: list[str] = Field(default_factory=list)
+    cgroup_root: str = "/sys/fs/cgroup"
+
+    @field_validator("disk_paths")
+    @classmethod
+    def _absolute_paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not os.path.isabs(path):
+                raise ValueError(f"expected absolute paths like /data, got {path!r}")
+        return value
+
+    @field_validator("cgroup_root")
+    @classmethod
+    def _absolute_root(cls, value: str) -> str:
+        if not os.path.isabs(value):
+            raise ValueError(f"expected an absolute path like /sys/fs/cgroup, got {value!r}")
+        return value
+
+    def target(self) -> str:
+        return ", ".join([self.cgroup_root, *self.disk_paths])
+
+
+@dataclass(frozen=True, slots=True)
+class _CpuMark:
+    reading: CpuReading | None
+    at: float  # clock() when read
+
+
+class SystemCheck(Check[SystemConfig]):
+    config_model = SystemConfig
+
+    def __init__(self, config: SystemConfig, clock: Clock = time.monotonic) -> None:
+        super().__init__(config)
+        self._root = Path(config.cgroup_root)
+        self._clock = clock
+        # First samples now, so the first scheduled run reports a real ratio, not 0.
+        self._last_cpu = _CpuMark(cgroup.read_cpu(self._root), clock())
+        # Own cpu_times() baseline rather than psutil.cpu_percent(), whose baseline is
+        # module-global and would be reset by any other caller in the process.
+        self._last_host_cpu = psutil.cpu_times()
+
+    async def run(self) -> Report:
+        disk_samples, failures = self._disk_samples()
+        samples = [*self._cpu_samples(), *self._memory_samples(), *disk_samples]
+        return Report(samples=samples, failure="; ".join(failures))
+
+    # ------------------------------------------------------------ cpu
+
+    def _cpu_samples(self) -> list[Sample]:
+        host_ratio = self._host_cpu_ratio()
+        host = Sample("host_cpu", host_ratio, Unit.RATIO, "cpu", HOST)
+        previous = self._last_cpu
+        current = _CpuMark(cgroup.read_cpu(self._root), self._clock())
+        self._last_cpu = current
+        if current.reading is None:
+            return [Sample("cpu", host_ratio, Unit.RATIO, "cpu", HOST), host]
+        ratio, why_unknown = _cpu_ratio(previous, current.reading, current.at)
+        note = current.reading.source + (f": {why_unknown}" if why_unknown else "")
+        return [Sample("cpu", ratio, Unit.RATIO, "cpu", note), host]
+
+    def _host_cpu_ratio(self) -> float | None:
+        previous, current = self._last_host_cpu, psutil.cpu_times()
+        self._last_host_cpu = current
+        total = _cpu_total(current) - _cpu_total(previous)
+        if total <= 0:
+            return None
+        busy = total - (_cpu_idle(current) - _cpu_idle(previous))
+        return min(1.0, max(0.0, busy / total))
+
+    # ------------------------------------------------------------ memory
+
+    def _memory_samples(self) -> list[Sample]:
+        host = psutil.virtual_memory()
+        host_used = host.total - host.available
+        reading = cgroup.read_memory(self._root)
+        samples = _container_memory_samples(reading, host_used, host.total)
+        samples += [
+            Sample("host_memory", host_used / host.total, Unit.RATIO, "memory", HOST),
+            Sample("host_memory_bytes", host_used, Unit.BYTES, "memory", HOST),
+            Sample("host_memory_limit_bytes", host.total, Unit.BYTES, "memory", HOST),
+        ]
+        if reading is not None and reading.oom_kills is not None:
+            samples.append(Sample("oom_kills", reading.oom_kills, Unit.COUNT, "memory", reading.source))
+        return samples
+
+    # ------------------------------------------------------------ disk
+
+    def _disk_samples(self) -> tuple[list[Sample], list[str]]:
+        samples: list[Sample] = []
+        failures: list[str] = []
+        for path in self.config.disk_paths:
+            ratio, problem = _disk_ratio(path)
+            samples.append(Sample("disk", ratio, Unit.RATIO, path, problem or HOST))
+            if problem:
+                failures.append(f"disk {path}: {problem}")
+        return samples, failures
+
+
+def _cpu_ratio(previous: _CpuMark, reading: CpuReading, now: float) -> tuple[float | None, str]:
+    """Cores used since the previous reading over the cores this cgroup may use."""
+    before = previous.reading
+    if before is None or before.source != reading.source:
+        return None, "no earlier sample to compare with"
+    elapsed = now - previous.at
+    used = reading.usage_seconds - before.usage_seconds
+    if elapsed <= 0:
+        return None, "no time has passed since the last sample"
+    if used < 0:
+        return None, "usage counter went backwards"
+    return used / elapsed / allowed_cores(reading), ""
+
+
+def allowed_cores(reading: CpuReading) -> float:
+    """The CPU quota, capped by the CPUs this process may run on (cpuset / affinity)."""
+    cpus = float(len(os.sched_getaffinity(0)))
+    return min(reading.limit_cores, cpus) if reading.limit_cores else cpus
+
+
+def _container_memory_samples(
+    reading: MemoryReading | None, host_used: int, host_total: int
+) -> list[Sample]:
+    if reading is None:
+        used, limit, source, limit_note = host_used, host_total, HOST, HOST
+    else:
+        used, source = reading.working_set_bytes, reading.source
+        limit = reading.limit_bytes or host_total
+        limit_note = source if reading.limit_bytes else f"{source}: no limit, host total"
+    return [
+        Sample("memory", used / limit, Unit.RATIO, "memory", source),
+        Sample("memory_bytes", used, Unit.BYTES, "memory", source),
+        Sample("memory_limit_bytes", limit, Unit.BYTES, "memory", limit_note),
+    ]
+
+
+def _cpu_total(times: psutil._common.scputimes) -> float:
+    # Guest time is already counted in user/nice on Linux (as psutil.cpu_percent does).
+    guest = getattr(times, "guest", 0.0) + getattr(times, "guest_nice", 0.0)
+    return float(sum(times)) - guest
+
+
+def _cpu_idle(times: psutil._common.scputimes) -> float:
+    # iowait is idle time the kernel accounts separately.
+    return float(times.idle + getattr(times, "iowait", 0.0))
+
+
+def _disk_ratio(path: str) -> tuple[float | None, str]:
+    """Share used the way `df` shows it: space reserved for root counts as unavailable."""
+    try:
+        stat = os.statvfs(path)
+    except OSError as exc:
+        return None, (exc.strerror or "cannot read").lower()
+    used = (stat.f_blocks - stat.f_bfree) * stat.f_frsize
+    usable = used + stat.f_bavail * stat.f_frsize
+    return (used / usable if usable > 0 else 0.0), ""

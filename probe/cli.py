@@ -1,0 +1,269 @@
+"""Argument parsing, exit codes and dispatch (DESIGN.md 2.1).
+
+Imports are lazy: each command loads only what it needs, so `probe ping` stays on the
+standard library and `probe check` loads only the drivers its config uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from probe import __version__
+
+# Exit code for a usage or config error, per command (DESIGN.md 2.1).
+ERROR_CODES = {"run": 2, "check": 3, "validate": 2, "ping": 1, "alert-test": 2}
+TOP_LEVEL_ERROR = 2
+
+_CONFIG_HELP = (
+    "config file (default: $PROBE_CONFIG, else ./config/probe.yaml, else the built-in default)"
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors exit with the command's own code."""
+
+    error_code = TOP_LEVEL_ERROR
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(self.error_code, f"{self.prog}: error: {message}\n")
+
+
+def _duration(text: str) -> float:
+    from probe.units import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text!r}")
+    return seconds
+
+
+def _ping_timeout(text: str) -> float:
+    from probe.ping import parse_timeout
+
+    try:
+        return parse_timeout(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _command(
+    subparsers: argparse._SubParsersAction[_Parser], name: str, help_text: str, epilog: str
+) -> _Parser:
+    parser = subparsers.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.error_code = ERROR_CODES[name]
+    parser.set_defaults(command=name, command_parser=parser)
+    return parser
+
+
+def build_parser() -> _Parser:
+    parser = _Parser(
+        prog="probe",
+        description="Health-probe sidecar: checks PostgreSQL, Redis, HTTP/TCP services, "
+        "BullMQ queues and the container; serves /health, /ready, /live and /metrics; "
+        "alerts to Slack and Alertmanager.",
+        epilog="examples:\n"
+        "  probe run -c config/probe.yaml\n"
+        "  probe check --format nagios\n"
+        "  probe validate -c staging.yaml\n"
+        "  probe ping\n\n"
+        "Run `probe COMMAND --help` for a command's options and exit codes.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"probe {__version__}")
+    subparsers = parser.add_subparsers(
+        title="commands", metavar="COMMAND", required=True, parser_class=_Parser
+    )
+
+    run = _command(
+        subparsers,
+        "run",
+        "run the agent until SIGTERM/SIGINT (SIGHUP reloads the config)",
+        "exit codes: 0 after a clean stop, 2 config error\n\n"
+        "examples:\n"
+        "  probe run\n"
+        "  probe run -c /etc/probe/probe.yaml --log-format text",
+    )
+    run.add_argument("-c", "--config", metavar="FILE", help=_CONFIG_HELP)
+    run.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default="json",
+        help="json: one object per line on stderr (default); text: for people",
+    )
+
+    check = _command(
+        subparsers,
+        "check",
+        "run every enabled check once, concurrently, print the results",
+        "exit codes: 0 healthy, 1 degraded, 2 unhealthy, 3 config or usage error\n"
+        "(Nagios: OK, WARNING, CRITICAL, UNKNOWN)\n\n"
+        "--only takes top-level check names; to run one member of a group, run its group.\n\n"
+        "examples:\n"
+        "  probe check\n"
+        "  probe check --only database --only redis\n"
+        "  probe check --format json --timeout 10s\n"
+        "  probe check --format nagios          # for Nagios, Icinga, Naemon",
+    )
+    check.add_argument("-c", "--config", metavar="FILE", help=_CONFIG_HELP)
+    check.add_argument(
+        "--format",
+        choices=("text", "json", "nagios"),
+        default="text",
+        help="text: for people (default); json: the /health body; nagios: plugin output",
+    )
+    check.add_argument(
+        "--only",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="run only this check (repeatable)",
+    )
+    check.add_argument(
+        "--timeout",
+        metavar="DURATION",
+        type=_duration,
+        help="bound on the whole run, e.g. 10s (each check is also bounded by its own timeout)",
+    )
+
+    validate = _command(
+        subparsers,
+        "validate",
+        "load and validate the config, print one line per check",
+        "exit codes: 0 valid, 2 invalid (every problem is printed, one per line)\n\n"
+        "examples:\n"
+        "  probe validate\n"
+        "  PROBE_CONFIG=staging.yaml probe validate",
+    )
+    validate.add_argument("-c", "--config", metavar="FILE", help=_CONFIG_HELP)
+
+    ping = _command(
+        subparsers,
+        "ping",
+        "GET a running agent's endpoint (for Docker HEALTHCHECK)",
+        "exit codes: 0 on 2xx, 1 otherwise (with one line on stderr saying why)\n"
+        "The default URL uses the port of $PROBE_LISTEN when it is set.\n\n"
+        "examples:\n"
+        '  HEALTHCHECK CMD ["probe", "ping"]\n'
+        "  probe ping http://127.0.0.1:8080/ready --timeout 2s",
+    )
+    ping.add_argument("url", nargs="?", metavar="URL", help="default: http://127.0.0.1:8080/live")
+    ping.add_argument(
+        "--timeout", metavar="DURATION", type=_ping_timeout, default=3.0, help="default: 3s"
+    )
+
+    alert_test = _command(
+        subparsers,
+        "alert-test",
+        "send one test notification through every configured notifier",
+        "exit codes: 0 all delivered, 1 any failed or none configured, 2 config error\n\n"
+        "examples:\n"
+        "  SLACK_WEBHOOK_URL=https://hooks.slack.com/services/... probe alert-test",
+    )
+    alert_test.add_argument("-c", "--config", metavar="FILE", help=_CONFIG_HELP)
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = build_parser()
+    # parse_known_args, so stray arguments after a command are reported by that
+    # command's parser, with that command's exit code.
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        args.command_parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    command: str = args.command
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        print("probe: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # last resort: one line, never a traceback
+        print(f"probe: internal error: {exc or type(exc).__name__}", file=sys.stderr)
+        return ERROR_CODES[command]
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    command: str = args.command
+    if command == "ping":
+        from probe import ping
+
+        return ping.main(args.url, args.timeout)
+    if command == "run":
+        from probe.agent import run_agent
+        from probe.config import resolve_path
+
+        return run_agent(resolve_path(args.config), args.log_format)
+    if command == "check":
+        from probe import oneshot
+
+        return oneshot.main(args.config, args.format, args.only, args.timeout)
+    if command == "validate":
+        return _validate(args.config)
+    return _alert_test(args.config)
+
+
+def _validate(config_arg: str | None) -> int:
+    from probe.config import ConfigError, load_config, resolve_path
+    from probe.output import format_validate
+
+    path = resolve_path(config_arg)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"config: {path}", file=sys.stderr)
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return ERROR_CODES["validate"]
+    print(format_validate(config, path))
+    return 0
+
+
+def _alert_test(config_arg: str | None) -> int:
+    import asyncio
+
+    from probe.config import ConfigError, load_config, resolve_path
+
+    path = resolve_path(config_arg)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return ERROR_CODES["alert-test"]
+    active = [n for n in config.alerts.notifiers if n.enabled and n.configured]
+    if not active:
+        # A test that sent nothing must not look like a success in a deploy script.
+        print(f"no notifiers configured in {path}: nothing was sent", file=sys.stderr)
+        return 1
+
+    from probe.alerts.service import send_test
+
+    outcomes = asyncio.run(send_test(config))
+    if not outcomes:
+        print("no notifier reported a result: nothing was sent", file=sys.stderr)
+        return 1
+    for notifier, delivered, detail in outcomes:
+        verdict = "delivered" if delivered else "FAILED"
+        print(f"{notifier}: {verdict}" + (f": {detail}" if detail else ""))
+    return 0 if all(delivered for _, delivered, _ in outcomes) else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

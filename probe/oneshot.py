@@ -1,0 +1,153 @@
+"""`probe check`: run every (or the named) enabled top-level check once, concurrently.
+
+Reuses config, checks and the runner; not the scheduler, server, metrics or alerts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from probe.checks.base import Check
+from probe.config import CheckConfig, Config, ConfigError, load_config, resolve_path
+from probe.model import CheckResult, Health, Status
+from probe.redact import RedactingFilter, Redactor
+from probe.runner import CheckRunner
+from probe.units import format_duration
+
+EXIT_CODES = {Health.HEALTHY: 0, Health.DEGRADED: 1, Health.UNHEALTHY: 2}
+USAGE_OR_CONFIG_ERROR = 3
+CLOSE_TIMEOUT = 2.0  # closing pools must not hold a cron job or a HEALTHCHECK hostage
+
+
+class UnknownCheckError(ValueError):
+    """`--only NAME` names no top-level check; the message lists the known names."""
+
+
+def select_checks(config: Config, only: Sequence[str]) -> list[CheckConfig]:
+    """Enabled top-level checks in config order, or only the named ones."""
+    if not only:
+        return [c for c in config.checks if c.enabled]
+    top_level = {c.name: c for c in config.checks}
+    members = {m.name: c.name for c in config.checks for m in c.members()}
+    for name in only:
+        if name in top_level:
+            continue
+        known = ", ".join(top_level)
+        if name in members:
+            raise UnknownCheckError(
+                f"--only: {name!r} is a member of group {members[name]!r}; "
+                f"run the group with --only {members[name]} (top-level checks: {known})"
+            )
+        raise UnknownCheckError(f"--only: no check named {name!r} (known: {known})")
+    # --only on a disabled check runs it anyway: naming it is an explicit request.
+    return [c for c in config.checks if c.name in only]
+
+
+def timed_out(overall_timeout: float, now: float) -> CheckResult:
+    return CheckResult(
+        status=Status.FAIL,
+        response_time=overall_timeout,
+        output=f"timed out after {format_duration(overall_timeout)} (--timeout)",
+        observed_at=now,
+    )
+
+
+async def run_checks(
+    checks: Sequence[CheckConfig], redactor: Redactor, overall_timeout: float | None = None
+) -> dict[str, CheckResult]:
+    """One result per check, in the given order; every check is closed afterwards."""
+    from probe.checks.registry import build_check
+
+    built: list[Check[Any]] = []
+    runners: list[CheckRunner] = []
+    try:
+        for config in checks:
+            check = build_check(config)
+            built.append(check)
+            runners.append(CheckRunner(check, redactor))
+        tasks = [asyncio.create_task(runner.run()) for runner in runners]
+        if tasks:
+            await asyncio.wait(tasks, timeout=overall_timeout)
+        results: dict[str, CheckResult] = {}
+        for runner, task in zip(runners, tasks, strict=True):
+            if task.done():
+                results[runner.name] = task.result()
+            else:
+                task.cancel()
+                assert overall_timeout is not None  # only an overall bound leaves tasks pending
+                results[runner.name] = timed_out(overall_timeout, time.time())
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return results
+    finally:
+        await _close_all(built)
+
+
+async def _close_all(checks: Sequence[Check[Any]]) -> None:
+    async def close(check: Check[Any]) -> None:
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await check.close()
+        except Exception:  # a driver that fails to close must not change the verdict
+            logging.getLogger("probe.oneshot").warning("closing %s failed", check.config.name)
+
+    await asyncio.gather(*(close(c) for c in checks))
+
+
+def _configure_logging(redactor: Redactor) -> None:
+    """Warnings from drivers as one plain line each: the runner logs check crashes with a
+    traceback for the agent's log, which is not for this command's user."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter("probe: %(message)s"))
+    handler.addFilter(RedactingFilter(redactor))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+
+
+class _OneLineFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return super().format(record).replace("\n", " ")
+
+
+def main(config_arg: str | None, fmt: str, only: Sequence[str], timeout: float | None) -> int:
+    from probe import output
+
+    path = resolve_path(config_arg)
+    try:
+        config = load_config(path)
+        selected = select_checks(config, only)
+    except ConfigError as exc:
+        return _fail(fmt, exc.problems, "config error")
+    except UnknownCheckError as exc:
+        return _fail(fmt, [f"probe check: error: {exc}"], "usage error")
+
+    redactor = Redactor(config.secrets())
+    _configure_logging(redactor)
+    started = time.time()
+    results = asyncio.run(run_checks(selected, redactor, timeout))
+    now = time.time()
+    entries = output.entries_for(selected, results, now)
+    health = output.overall(entries)
+    if fmt == "json":
+        print(output.format_json(entries, config.agent.version, started, now))
+    elif fmt == "nagios":
+        print(output.format_nagios(entries, health, now))
+    else:
+        print(output.format_text(entries, health, now - started, output.use_color(sys.stdout)))
+    return EXIT_CODES[health]
+
+
+def _fail(fmt: str, problems: list[str], kind: str) -> int:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if fmt == "nagios":
+        from probe.output import nagios_unknown
+
+        print(nagios_unknown(kind, problems))
+    return USAGE_OR_CONFIG_ERROR
