@@ -48,7 +48,8 @@ class Agent:
         self.scheduler = Scheduler(self.store)
         self.alerts = AlertService(config, clock=clock)
         self.store.subscribe(self._forward_to_alerts)
-        self.registry = build_registry(self.store, self.alerts)
+        # The agent, not the alert service, is the metrics' source: a reload swaps the service.
+        self.registry = build_registry(self.store, self)
         self._http: web.AppRunner | None = None
         self.port = 0
         self._stopped = False
@@ -56,6 +57,12 @@ class Agent:
     def _forward_to_alerts(self, check: str, result: CheckResult) -> None:
         # Looked up on each call: a reload replaces the alert service.
         self.alerts.observe(check, result)
+
+    def firing(self) -> dict[str, int]:
+        return self.alerts.firing()
+
+    def notification_counts(self) -> dict[tuple[str, str], int]:
+        return self.alerts.notification_counts()
 
     def _runners(self, config: Config) -> list[CheckRunner]:
         return [CheckRunner(build_check(c), self.redactor, self.clock) for c in config.checks]

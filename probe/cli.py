@@ -227,7 +227,6 @@ def _validate(config_arg: str | None) -> int:
     try:
         config = load_config(path)
     except ConfigError as exc:
-        print(f"config: {path}", file=sys.stderr)
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return ERROR_CODES["validate"]

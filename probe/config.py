@@ -202,6 +202,8 @@ class SlackNotifierConfig(StrictModel):
     webhook_url: SecretStr = SecretStr("")
     token: SecretStr = SecretStr("")
     channel: str = ""
+    # Web API base for token + channel; only changed for Slack-compatible gateways and tests.
+    api_url: str = "https://slack.com/api/"
     timeout: Duration = 10.0
 
     @model_validator(mode="after")
@@ -339,7 +341,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -364,8 +366,13 @@ def _parse_yaml(text: str, where: str) -> dict[str, Any]:
         line = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = exc.problem or exc.context or "invalid YAML"
         raise ConfigError([f"{where}: {line}{what}"]) from None
+    except yaml.reader.ReaderError as exc:
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        what = f"unacceptable character #x{char:04x}: {exc.reason}"
+        raise ConfigError([f"{where}: character {exc.position + 1}: {what}"]) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{where}: invalid YAML: {exc}"]) from None
+        first_line = str(exc).splitlines()[0] if str(exc) else "unreadable"
+        raise ConfigError([f"{where}: invalid YAML: {first_line}"]) from None
     if raw is None:
         raise ConfigError([f"{where}: the file is empty; expected a map with a `checks:` list"])
     if not isinstance(raw, dict):
@@ -433,8 +440,34 @@ def _pydantic_problems(exc: ValidationError, prefix: str) -> list[str]:
             message = "required key is missing"
         elif error["type"] == "union_tag_invalid":
             message = f"unknown type {error['input'].get('type')!r} (known: alertmanager, slack)"
+        elif error["type"] in _PLAIN_WORDS:
+            message = _PLAIN_WORDS[error["type"]].format(
+                got=error.get("input"), **error.get("ctx", {})
+            )
+        elif message.startswith("timeout (") and error["type"] == "value_error":
+            location = _join(location, "timeout")  # a cross-field rule, about this key
         problems.append(f"{location}: {message}" if location else message)
     return problems
+
+
+# pydantic error type -> our words; `got` is the value from the file.
+_PLAIN_WORDS = {
+    "dict_type": "expected a map of key: value, got {got!r}",
+    "list_type": "expected a list, got {got!r}",
+    "bool_parsing": "expected true or false, got {got!r}",
+    "bool_type": "expected true or false, got {got!r}",
+    "int_parsing": "expected a whole number, got {got!r}",
+    "int_type": "expected a whole number, got {got!r}",
+    "int_from_float": "expected a whole number, got {got!r}",
+    "float_parsing": "expected a number, got {got!r}",
+    "float_type": "expected a number, got {got!r}",
+    "string_type": "expected text, got {got!r} (quote it)",
+    "greater_than_equal": "must be at least {ge}, got {got!r}",
+    "greater_than": "must be greater than {gt}, got {got!r}",
+    "too_short": "needs at least {min_length} item(s)",
+    "datetime_from_date_parsing": "expected a time like 2026-12-01T02:00:00Z, got {got!r}",
+    "datetime_parsing": "expected a time like 2026-12-01T02:00:00Z, got {got!r}",
+}
 
 
 def _validate(raw: dict[str, Any], source: str) -> Config:
@@ -492,8 +525,13 @@ def _validate_checks(
             if not isinstance(members_raw, list) or not all(isinstance(m, dict) for m in members_raw):
                 problems.append(f"{here}.checks: expected a list of checks")
                 continue
-            member_defaults = {k: entry[k] for k in ("interval", "timeout", "window") if k in entry}
+            member_defaults: dict[str, Any] = {
+                k: entry[k] for k in ("interval", "timeout", "window") if k in entry
+            }
+            found_before = len(problems)
             entry["checks"] = _validate_checks(members_raw, f"{here}.checks", member_defaults, problems)
+            if len(problems) > found_before:
+                continue  # the members' own lines say what is wrong; the group adds nothing
         try:
             check = model.model_validate(entry)
         except ValidationError as exc:

@@ -271,13 +271,29 @@ class StoreCollector(Collector):
 
 # ---------------------------------------------------------------- mapping helpers
 
-# (component, measure) of a system check's observation -> (metric, scope).
-_SYSTEM_SERIES: dict[tuple[str, str], tuple[str, str]] = {}
+# (component, measure) of a system check's observation -> (metric, scope); the names
+# are those of probe/checks/system.py.
+_SYSTEM_SERIES: dict[tuple[str, str], tuple[str, str]] = {
+    ("cpu", "cpu"): ("probe_cpu_usage_ratio", "container"),
+    ("cpu", "host_cpu"): ("probe_cpu_usage_ratio", "host"),
+    ("memory", "memory"): ("probe_memory_usage_ratio", "container"),
+    ("memory", "memory_bytes"): ("probe_memory_usage_bytes", "container"),
+    ("memory", "memory_limit_bytes"): ("probe_memory_limit_bytes", "container"),
+    ("memory", "host_memory"): ("probe_memory_usage_ratio", "host"),
+    ("memory", "host_memory_bytes"): ("probe_memory_usage_bytes", "host"),
+    ("memory", "host_memory_limit_bytes"): ("probe_memory_limit_bytes", "host"),
+}
+# A system check's notes start with the source it read; outside any cgroup its `cpu`
+# and `memory` fall back to host figures, which the host scope already carries.
+_HOST_SOURCE = "host"
 
 
 def system_series(obs: Observation) -> tuple[str, str] | None:
     """Which probe_cpu_* / probe_memory_* series a system observation feeds, if any."""
-    return _SYSTEM_SERIES.get((obs.component, obs.measure))
+    series = _SYSTEM_SERIES.get((obs.component, obs.measure))
+    if series is not None and series[1] == "container" and obs.note.startswith(_HOST_SOURCE):
+        return None
+    return series
 
 
 def _value(obs: Observation) -> float:

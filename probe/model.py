@@ -52,6 +52,9 @@ class Sample:
     unit: Unit = Unit.COUNT
     component: str = ""
     note: str = ""  # says why `value` is None, or adds context ("source: cgroup v1")
+    # An unknown value is a warn when a limit is set on the measure: the limit cannot be
+    # checked (bullmq `workers` when CLIENT LIST is refused), and silence would read as pass.
+    unknown_warns: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,10 @@ class Observation:
         """`ai-assistant backlog 1,240 > 1,000` style words."""
         from probe.units import format_value
 
-        subject = f"{self.component} {self.measure}" if self.component else self.measure
+        # `memory memory 37%` reads as a stutter: a component named after its measure
+        # (the system check's `cpu` and `memory`) is said once.
+        named = self.component and self.component != self.measure
+        subject = f"{self.component} {self.measure}" if named else self.measure
         shown = format_value(self.value, self.unit) if self.value is not None else "unknown"
         text = f"{subject} {shown}"
         if self.threshold:

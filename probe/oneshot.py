@@ -29,7 +29,8 @@ class UnknownCheckError(ValueError):
 
 
 def select_checks(config: Config, only: Sequence[str]) -> list[CheckConfig]:
-    """Enabled top-level checks in config order, or only the named ones."""
+    """Top-level checks in config order, or only the named ones (disabled checks are
+    dropped by the config loader, so naming one is an unknown name)."""
     if not only:
         return [c for c in config.checks if c.enabled]
     top_level = {c.name: c for c in config.checks}
@@ -44,7 +45,6 @@ def select_checks(config: Config, only: Sequence[str]) -> list[CheckConfig]:
                 f"run the group with --only {members[name]} (top-level checks: {known})"
             )
         raise UnknownCheckError(f"--only: no check named {name!r} (known: {known})")
-    # --only on a disabled check runs it anyway: naming it is an explicit request.
     return [c for c in config.checks if c.name in only]
 
 
@@ -139,7 +139,7 @@ def main(config_arg: str | None, fmt: str, only: Sequence[str], timeout: float |
     elif fmt == "nagios":
         print(output.format_nagios(entries, health, now))
     else:
-        print(output.format_text(entries, health, now - started, output.use_color(sys.stdout)))
+        print(output.format_text(entries, health, now, now - started, output.use_color(sys.stdout)))
     return EXIT_CODES[health]
 
 

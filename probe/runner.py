@@ -106,6 +106,8 @@ def judge_sample(sample: Sample, warn: dict[str, Limit], fail: dict[str, Limit])
             if limit is not None and limit.breached(sample.value):
                 status, threshold = verdict, limit.describe(sample.unit)
                 break
+    elif sample.unknown_warns and (sample.measure in warn or sample.measure in fail):
+        status = Status.WARN
     return Observation(
         component=sample.component,
         measure=sample.measure,

@@ -41,7 +41,9 @@ class Clock:
         return self.now
 
 
-def result(status: Status, clock: Clock, output: str = "", ms: float = 15.0, **kw: Any) -> CheckResult:
+def result(
+    status: Status, clock: Clock, output: str = "", ms: float = 15.0, **kw: Any
+) -> CheckResult:
     return CheckResult(status, ms / 1000, output, clock.now, **kw)
 
 
@@ -85,7 +87,9 @@ async def get_json(client: TestClient[Any, Any], path: str, **kw: Any) -> tuple[
     return response.status, json.loads(await response.read())
 
 
-async def test_health_body_has_exact_keys_in_order(client: Any, store: ResultStore, clock: Clock) -> None:
+async def test_health_body_has_exact_keys_in_order(
+    client: Any, store: ResultStore, clock: Clock
+) -> None:
     clock.now += 3600.7
     record_all(store, clock)
     status, body = await get_json(client, "/health")
@@ -103,14 +107,21 @@ async def test_health_body_has_exact_keys_in_order(client: Any, store: ResultSto
     ]
 
 
-async def test_alias_paths_serve_the_same_bodies(client: Any, store: ResultStore, clock: Clock) -> None:
+async def test_alias_paths_serve_the_same_bodies(
+    client: Any, store: ResultStore, clock: Clock
+) -> None:
     record_all(store, clock)
-    for plain, alias in [("/health", "/api/health"), ("/ready", "/api/health/ready"),
-                         ("/live", "/api/health/live")]:
+    for plain, alias in [
+        ("/health", "/api/health"),
+        ("/ready", "/api/health/ready"),
+        ("/live", "/api/health/live"),
+    ]:
         assert await get_json(client, plain) == await get_json(client, alias)
 
 
-async def test_non_critical_failure_is_degraded_but_200(client: Any, store: ResultStore, clock: Clock) -> None:
+async def test_non_critical_failure_is_degraded_but_200(
+    client: Any, store: ResultStore, clock: Clock
+) -> None:
     record_all(store, clock, Status.FAIL)
     status, body = await get_json(client, "/health")
     assert status == 200
@@ -122,7 +133,9 @@ async def test_non_critical_failure_is_degraded_but_200(client: Any, store: Resu
     }
 
 
-async def test_critical_failure_is_unhealthy_503_and_not_ready(client: Any, store: ResultStore, clock: Clock) -> None:
+async def test_critical_failure_is_unhealthy_503_and_not_ready(
+    client: Any, store: ResultStore, clock: Clock
+) -> None:
     record_all(store, clock)
     store.record("database", result(Status.FAIL, clock, "connection refused (127.0.0.1:5433)"))
     status, body = await get_json(client, "/health")
@@ -135,13 +148,18 @@ async def test_critical_failure_is_unhealthy_503_and_not_ready(client: Any, stor
     assert [c["name"] for c in ready["checks"]] == ["database", "redis"]
 
 
-async def test_warn_is_degraded_and_still_ready(client: Any, store: ResultStore, clock: Clock) -> None:
+async def test_warn_is_degraded_and_still_ready(
+    client: Any, store: ResultStore, clock: Clock
+) -> None:
     record_all(store, clock)
     store.record("redis", result(Status.WARN, clock, "response_time 700ms > 500ms", ms=700))
     status, body = await get_json(client, "/health")
     assert (status, body["status"]) == (200, "degraded")
     assert body["checks"][1] == {
-        "name": "redis", "status": "warn", "responseTime": 700, "output": "response_time 700ms > 500ms"
+        "name": "redis",
+        "status": "warn",
+        "responseTime": 700,
+        "output": "response_time 700ms > 500ms",
     }
     status, ready = await get_json(client, "/ready")
     assert (status, ready["status"]) == (200, "ready")
@@ -191,20 +209,34 @@ async def test_unknown_path_and_wrong_method_are_json(client: Any) -> None:
     assert json.loads(await response.read())["error"] == "method POST not allowed"
 
 
-async def test_verbose_adds_observations_and_members(client: Any, store: ResultStore, clock: Clock) -> None:
+async def test_verbose_adds_observations_and_members(
+    client: Any, store: ResultStore, clock: Clock
+) -> None:
     record_all(store, clock, Status.FAIL)
     obs = Observation("", "response_time", 0.7, Unit.SECONDS, Status.WARN, "> 500ms")
-    store.record("redis", result(Status.WARN, clock, "response_time 700ms > 500ms",
-                                 observations=(obs,)))
+    store.record(
+        "redis", result(Status.WARN, clock, "response_time 700ms > 500ms", observations=(obs,))
+    )
     _, body = await get_json(client, "/health?verbose=1")
     assert body["checks"][1]["observations"] == [
-        {"component": None, "measure": "response_time", "value": 0.7,
-         "unit": "s", "status": "warn", "threshold": "> 500ms"}
+        {
+            "component": None,
+            "measure": "response_time",
+            "value": 0.7,
+            "unit": "s",
+            "status": "warn",
+            "threshold": "> 500ms",
+        }
     ]
     group = body["checks"][2]
     assert group["members"] == [
-        {"name": "paystack", "status": "fail", "responseTime": 15,
-         "output": "HTTP 503 (expected 200)", "observations": []}
+        {
+            "name": "paystack",
+            "status": "fail",
+            "responseTime": 15,
+            "output": "HTTP 503 (expected 200)",
+            "observations": [],
+        }
     ]
     _, plain = await get_json(client, "/health")
     assert "observations" not in plain["checks"][1]

@@ -39,8 +39,8 @@ class MemoryReading:
 
     @property
     def working_set_bytes(self) -> int:
-        """What cAdvisor, `docker stats` and the OOM killer care about: cache that can be
-        dropped at once (inactive file pages) is not counted."""
+        """Usage without the cache the kernel can drop at once (inactive file pages), as
+        cAdvisor and `docker stats` report it."""
         return max(0, self.usage_bytes - self.inactive_file_bytes)
 
 

@@ -50,11 +50,12 @@ def is_timeout(exc: BaseException) -> bool:
 
 
 def network_words(exc: BaseException, host: str, where: str) -> str | None:
-    """Words for the first DNS, TLS or socket error in the chain; None if there is none.
+    """Words for the DNS, TLS or socket error behind `exc`; None if there is none.
 
     `host` is the name that was looked up, `where` the `host:port` that was dialled.
+    The innermost cause speaks first: drivers wrap the socket error in their own.
     """
-    for cause in causes(exc):
+    for cause in reversed(list(causes(exc))):
         words = _words_for(cause, host, where)
         if words:
             return words
@@ -64,12 +65,13 @@ def network_words(exc: BaseException, host: str, where: str) -> str | None:
 def _words_for(exc: BaseException, host: str, where: str) -> str | None:
     if isinstance(exc, socket.gaierror):
         return f"DNS lookup failed for {host}"
+    # Wrappers such as aiohttp's subclass the ssl errors without their attributes.
     if isinstance(exc, ssl.SSLCertVerificationError):
-        reason = (exc.verify_message or exc.reason or "").rstrip(".")
-        return f"TLS certificate verify failed: {reason}" if reason else "TLS certificate verify failed"
+        reason = getattr(exc, "verify_message", None) or getattr(exc, "reason", None)
+        return f"TLS certificate verify failed: {reason or ''}".rstrip(": .")
     if isinstance(exc, ssl.SSLError):
-        reason = (exc.reason or "").replace("_", " ").lower()
-        return f"TLS handshake failed ({where}): {reason}" if reason else f"TLS handshake failed ({where})"
+        reason = str(getattr(exc, "reason", None) or "").replace("_", " ").lower()
+        return f"TLS handshake failed ({where}): {reason}".rstrip(": ")
     if isinstance(exc, OSError):
         return _os_error_words(exc, where)
     return None

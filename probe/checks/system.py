@@ -85,7 +85,7 @@ class SystemCheck(Check[SystemConfig]):
         self._last_cpu = _CpuMark(cgroup.read_cpu(self._root), clock())
         # Own cpu_times() baseline rather than psutil.cpu_percent(), whose baseline is
         # module-global and would be reset by any other caller in the process.
-        self._last_host_cpu = psutil.cpu_times()
+        self._last_host_cpu = _host_cpu_times()
 
     async def run(self) -> Report:
         disk_samples, failures = self._disk_samples()
@@ -99,7 +99,8 @@ class SystemCheck(Check[SystemConfig]):
         host = Sample("host_cpu", host_ratio, Unit.RATIO, "cpu", HOST)
         previous = self._last_cpu
         current = _CpuMark(cgroup.read_cpu(self._root), self._clock())
-        self._last_cpu = current
+        if current.at > previous.at or previous.reading is None:
+            self._last_cpu = current
         if current.reading is None:
             return [Sample("cpu", host_ratio, Unit.RATIO, "cpu", HOST), host]
         ratio, why_unknown = _cpu_ratio(previous, current.reading, current.at)
@@ -107,28 +108,29 @@ class SystemCheck(Check[SystemConfig]):
         return [Sample("cpu", ratio, Unit.RATIO, "cpu", note), host]
 
     def _host_cpu_ratio(self) -> float | None:
-        previous, current = self._last_host_cpu, psutil.cpu_times()
-        self._last_host_cpu = current
-        total = _cpu_total(current) - _cpu_total(previous)
-        if total <= 0:
+        total_before, idle_before = self._last_host_cpu
+        total_now, idle_now = _host_cpu_times()
+        total = total_now - total_before
+        if total <= 0:  # within one clock tick of the last run: keep the older baseline
             return None
-        busy = total - (_cpu_idle(current) - _cpu_idle(previous))
+        self._last_host_cpu = (total_now, idle_now)
+        busy = total - (idle_now - idle_before)
         return min(1.0, max(0.0, busy / total))
 
     # ------------------------------------------------------------ memory
 
     def _memory_samples(self) -> list[Sample]:
-        host = psutil.virtual_memory()
-        host_used = host.total - host.available
+        host_total, host_used = _host_memory()
         reading = cgroup.read_memory(self._root)
-        samples = _container_memory_samples(reading, host_used, host.total)
+        samples = _container_memory_samples(reading, host_used, host_total)
         samples += [
-            Sample("host_memory", host_used / host.total, Unit.RATIO, "memory", HOST),
+            Sample("host_memory", host_used / host_total, Unit.RATIO, "memory", HOST),
             Sample("host_memory_bytes", host_used, Unit.BYTES, "memory", HOST),
-            Sample("host_memory_limit_bytes", host.total, Unit.BYTES, "memory", HOST),
+            Sample("host_memory_limit_bytes", host_total, Unit.BYTES, "memory", HOST),
         ]
         if reading is not None and reading.oom_kills is not None:
-            samples.append(Sample("oom_kills", reading.oom_kills, Unit.COUNT, "memory", reading.source))
+            kills = Sample("oom_kills", reading.oom_kills, Unit.COUNT, "memory", reading.source)
+            samples.append(kills)
         return samples
 
     # ------------------------------------------------------------ disk
@@ -138,7 +140,7 @@ class SystemCheck(Check[SystemConfig]):
         failures: list[str] = []
         for path in self.config.disk_paths:
             ratio, problem = _disk_ratio(path)
-            samples.append(Sample("disk", ratio, Unit.RATIO, path, problem or HOST))
+            samples.append(Sample("disk", ratio, Unit.RATIO, path, problem))
             if problem:
                 failures.append(f"disk {path}: {problem}")
         return samples, failures
@@ -180,15 +182,22 @@ def _container_memory_samples(
     ]
 
 
-def _cpu_total(times: psutil._common.scputimes) -> float:
-    # Guest time is already counted in user/nice on Linux (as psutil.cpu_percent does).
+def _host_cpu_times() -> tuple[float, float]:
+    """(total, idle) CPU seconds of the whole host, counted the way psutil.cpu_percent does:
+    guest time is already inside user/nice, and iowait is idle time."""
+    times = psutil.cpu_times()
     guest = getattr(times, "guest", 0.0) + getattr(times, "guest_nice", 0.0)
-    return float(sum(times)) - guest
+    total = float(sum(times)) - guest
+    idle = float(times.idle + getattr(times, "iowait", 0.0))
+    return total, idle
 
 
-def _cpu_idle(times: psutil._common.scputimes) -> float:
-    # iowait is idle time the kernel accounts separately.
-    return float(times.idle + getattr(times, "iowait", 0.0))
+def _host_memory() -> tuple[int, int]:
+    """(total, used) bytes of host memory. Used is total minus MemAvailable: what the
+    kernel cannot hand out without swapping, the host's counterpart of a working set."""
+    memory = psutil.virtual_memory()
+    total, available = int(memory.total), int(memory.available)
+    return total, total - available
 
 
 def _disk_ratio(path: str) -> tuple[float | None, str]:

@@ -1,0 +1,149 @@
+"""Prometheus Alertmanager: `POST /api/v2/alerts` to every configured URL.
+
+Alertmanager expects clients to keep re-sending firing alerts (Prometheus does every
+minute with `endsAt` = now + 4 x resend interval); an alert that is not re-sent expires at
+its `endsAt`. So besides the notifications from the engine (fired, escalated, resolved),
+the service calls `resend` every `resend` seconds with all firing alerts.
+
+Every alert carries `alertname="ProbeCheckFailing"` and a `severity` label (`warning` or
+`critical`); routes and inhibitions match on `severity`, not on the name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from probe.alerts.delivery import DeliveryError, http_error
+from probe.alerts.notification import Alert, Kind, Notification, alert_key, utc_time
+from probe.alerts.slack import connection_words
+from probe.config import AlertmanagerNotifierConfig
+from probe.redact import Redactor, redact_url
+
+log = logging.getLogger("probe.alerts.alertmanager")
+
+ALERTNAME = "ProbeCheckFailing"
+TEST_ALERTNAME = "ProbeAlertTest"
+ENDS_AHEAD = 4  # firing alerts carry endsAt = now + ENDS_AHEAD x resend, like Prometheus
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def labels(alert: Alert, agent: str, severity: str | None = None) -> dict[str, str]:
+    found = {
+        "alertname": TEST_ALERTNAME if alert.kind is Kind.TEST else ALERTNAME,
+        "check": alert.check,
+        "severity": severity or alert.severity.value,
+        "agent": agent,
+    }
+    if alert.component:  # Alertmanager treats an empty label as absent; leave it out
+        found["component"] = alert.component
+    return found
+
+
+def _entry(alert: Alert, agent: str, ends: float, severity: str | None = None) -> dict[str, Any]:
+    key = alert_key(alert.check, alert.component)
+    return {
+        "labels": labels(alert, agent, severity),
+        "annotations": {
+            "summary": f"{key}: {alert.summary}",
+            "description": (
+                f"{(severity or alert.severity.value).upper()} on {agent}: {key}: "
+                f"{alert.summary} (since {utc_time(alert.since)})"
+            ),
+        },
+        "startsAt": rfc3339(alert.fired_at or alert.since),
+        "endsAt": rfc3339(ends),
+    }
+
+
+def build_alerts(notification: Notification, resend: float) -> list[dict[str, Any]]:
+    """The JSON array for one notification; pure."""
+    agent = notification.agent
+    body: list[dict[str, Any]] = []
+    for alert in notification.alerts:
+        if alert.kind is Kind.RESOLVED:
+            body.append(_entry(alert, agent, alert.at))
+            continue
+        body.append(_entry(alert, agent, alert.at + ENDS_AHEAD * resend))
+        if alert.kind is Kind.ESCALATED and alert.previous_severity is not None:
+            # The warning is a different alert to Alertmanager (other labels): close it.
+            body.append(_entry(alert, agent, alert.at, alert.previous_severity.value))
+    return body
+
+
+class AlertmanagerNotifier:
+    kind = "alertmanager"
+
+    def __init__(
+        self,
+        config: AlertmanagerNotifierConfig,
+        session: aiohttp.ClientSession,
+        redactor: Redactor,
+    ) -> None:
+        self.config = config
+        self.timeout = config.timeout
+        self.session = session
+        self.redact = redactor
+        self.endpoints = [f"{url.rstrip('/')}/api/v2/alerts" for url in config.urls]
+        self.description = "alertmanager " + ", ".join(redact_url(u) for u in config.urls)
+
+    async def send(self, notification: Notification) -> None:
+        """Accepted by at least one replica counts as sent: firing alerts are re-sent every
+        `resend` anyway, and a replica that missed a resolve lets it expire at `endsAt`."""
+        await self.post(build_alerts(notification, self.config.resend), notification.created)
+
+    async def resend(self, alerts: list[Alert], agent: str, now: float) -> None:
+        if not alerts:
+            return
+        notification = Notification(agent=agent, created=now, alerts=tuple(alerts))
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.send(notification)
+        except (DeliveryError, TimeoutError) as exc:
+            detail = exc.detail if isinstance(exc, DeliveryError) else "timed out"
+            log.warning(
+                "re-sending %d firing alerts to %s failed: %s",
+                len(alerts),
+                self.description,
+                detail,
+                extra={"notifier": "alertmanager", "detail": detail},
+            )
+
+    async def post(self, body: list[dict[str, Any]], now: float) -> None:
+        results = await asyncio.gather(*(self._post_one(url, body, now) for url in self.endpoints))
+        errors = [r for r in results if r is not None]
+        if len(errors) < len(results):
+            for url, error in zip(self.endpoints, results, strict=True):
+                if error is not None:
+                    log.warning(
+                        "alertmanager %s did not take the alerts: %s",
+                        redact_url(url),
+                        error.detail,
+                        extra={"notifier": "alertmanager", "detail": error.detail},
+                    )
+            return
+        retryable = any(e.retryable for e in errors)
+        detail = "; ".join(e.detail for e in errors)
+        retry_after = max((e.retry_after or 0.0 for e in errors), default=0.0) or None
+        raise DeliveryError(detail, retryable, retry_after)
+
+    async def _post_one(
+        self, url: str, body: list[dict[str, Any]], now: float
+    ) -> DeliveryError | None:
+        try:
+            async with self.session.post(url, json=body) as response:
+                if response.status < 300:
+                    return None
+                error = http_error(response.status, response.headers.get("Retry-After"), now)
+                text = (await response.text())[:200].strip()
+        except (aiohttp.ClientError, OSError) as exc:
+            return DeliveryError(self.redact(f"{redact_url(url)}: {connection_words(exc)}"))
+        detail = f"{redact_url(url)}: {error.detail}" + (f": {text}" if text else "")
+        return DeliveryError(self.redact(detail), error.retryable, error.retry_after)

@@ -1,0 +1,221 @@
+"""One queue and one task per notifier: retries with backoff, at-least-once, never blocking.
+
+A notification leaves its queue only when the notifier accepted it, when the receiver
+rejected it for good (4xx other than 429), or when it is older than `max_delivery_age`.
+Until then it stays queued, so a stop before delivery leaves it in the state file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Protocol
+
+from probe.alerts.notification import Notification
+from probe.units import format_duration
+
+log = logging.getLogger("probe.alerts.delivery")
+
+RETRY_AFTER_CAP = 60.0  # a receiver asking for more is asking too much of an alert
+
+
+class DeliveryError(Exception):
+    """A send that did not go through, in words a user can act on (no secrets)."""
+
+    def __init__(self, detail: str, retryable: bool = True, retry_after: float | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class Notifier(Protocol):
+    """What delivery needs from Slack, Alertmanager and any notifier to come."""
+
+    @property
+    def kind(self) -> str:
+        """The `notifier` label of probe_notifications_total: `slack`, `alertmanager`."""
+        ...
+
+    @property
+    def description(self) -> str:
+        """Where it sends to, safe to print: `slack webhook hooks.slack.com`."""
+        ...
+
+    @property
+    def timeout(self) -> float: ...
+
+    async def send(self, notification: Notification) -> None:
+        """Deliver or raise DeliveryError."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff with full jitter: delay n is uniform in [initial*factor^n / 2, ...]."""
+
+    initial: float = 1.0
+    maximum: float = 60.0
+    factor: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        ceiling = min(self.maximum, self.initial * self.factor**attempt)
+        return random.uniform(ceiling / 2, ceiling)
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
+
+
+def http_error(status: int, retry_after: str | None, now: float) -> DeliveryError:
+    """Sort an HTTP error status into retry (429, 5xx) or give up (other 4xx)."""
+    if status == 429:
+        wait = parse_retry_after(retry_after, now)
+        hint = f", retry after {format_duration(wait)}" if wait is not None else ""
+        return DeliveryError(f"rate limited (HTTP 429{hint})", True, wait)
+    if status >= 500:
+        return DeliveryError(f"HTTP {status}", True)
+    return DeliveryError(f"HTTP {status}", False)
+
+
+DeliveryListener = Callable[["Delivery", Notification, str], None]
+
+
+class Delivery:
+    """Sends queued notifications through one notifier, oldest first."""
+
+    def __init__(
+        self,
+        notifier: Notifier,
+        ident: str,
+        max_age: float,
+        clock: Callable[[], float] = time.time,
+        backoff: Backoff | None = None,
+        retry_after_cap: float = RETRY_AFTER_CAP,
+        on_result: DeliveryListener | None = None,
+    ) -> None:
+        self.notifier = notifier
+        self.ident = ident  # stable across restarts while the config keeps its order
+        self.max_age = max_age
+        self.clock = clock
+        self.backoff = backoff or Backoff()
+        self.retry_after_cap = retry_after_cap
+        self.on_result = on_result
+        self.queue: deque[Notification] = deque()
+        self.counts = {"sent": 0, "failed": 0, "dropped": 0}
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def put(self, notification: Notification) -> None:
+        self.queue.append(notification)
+        self._wakeup.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"delivery {self.ident}")
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait up to `timeout` for the queue to empty; True when it did."""
+        deadline = time.monotonic() + timeout
+        while self.queue and self._task is not None and not self._task.done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            await asyncio.sleep(min(0.02, remaining))
+        return not self.queue
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            if not self.queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            await self._deliver(self.queue[0])
+
+    async def _deliver(self, notification: Notification) -> None:
+        attempt = 0
+        while True:
+            age = self.clock() - notification.created
+            if age > self.max_age:
+                self._finish(notification, "dropped", f"older than {format_duration(self.max_age)}")
+                return
+            try:
+                async with asyncio.timeout(self.notifier.timeout):
+                    await self.notifier.send(notification)
+            except TimeoutError:
+                error = DeliveryError(f"timed out after {format_duration(self.notifier.timeout)}")
+            except DeliveryError as exc:
+                error = exc
+            else:
+                self._finish(notification, "sent", "")
+                return
+            if not error.retryable:
+                self._finish(notification, "dropped", error.detail)
+                return
+            self.counts["failed"] += 1
+            delay = self._delay(error, attempt)
+            log.warning(
+                "notification to %s failed: %s; retrying in %s",
+                self.notifier.description,
+                error.detail,
+                format_duration(delay),
+                extra={"notifier": self.ident, "attempt": attempt + 1, "detail": error.detail},
+            )
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    def _delay(self, error: DeliveryError, attempt: int) -> float:
+        if error.retry_after is not None:
+            return min(error.retry_after, self.retry_after_cap)
+        return self.backoff.delay(attempt)
+
+    def _finish(self, notification: Notification, result: str, detail: str) -> None:
+        if self.queue and self.queue[0] is notification:
+            self.queue.popleft()
+        self.counts[result] += 1
+        extra = {"notifier": self.ident, "alerts": len(notification.alerts), "result": result}
+        if result == "sent":
+            log.info("notification sent to %s", self.notifier.description, extra=extra)
+        else:
+            log.error(
+                "notification to %s dropped: %s",
+                self.notifier.description,
+                detail,
+                extra={**extra, "detail": detail},
+            )
+        if self.on_result is not None:
+            self.on_result(self, notification, result)
+
+
+def http_date(ts: float) -> str:
+    """An RFC 9110 HTTP date (used by tests and receivers)."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")

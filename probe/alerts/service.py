@@ -1,0 +1,360 @@
+"""Wiring: results -> engine -> grouping -> one delivery queue per notifier, plus the state file.
+
+Reload: the agent stops the old service and builds the new one with `previous=old`; the
+new one starts from `old.export_state()` (firing keys, undelivered notifications and
+counters), so no state file is needed for a reload. Without `previous` it starts from
+`agent.state_file` when set. Notifier queues are matched by position and type
+(`slack[0]`), so a reload that keeps the notifier list keeps their queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+import aiohttp
+
+from probe.alerts.alertmanager import AlertmanagerNotifier
+from probe.alerts.delivery import RETRY_AFTER_CAP, Backoff, Delivery, DeliveryError, Notifier
+from probe.alerts.engine import AlertEngine, Grouper
+from probe.alerts.notification import Alert, Kind, Notification, test_notification
+from probe.alerts.slack import SlackNotifier
+from probe.alerts.state import SavedState, load_state, save_state
+from probe.config import (
+    AlertmanagerNotifierConfig,
+    Config,
+    NotifierConfig,
+    SlackNotifierConfig,
+)
+from probe.model import CheckResult
+from probe.redact import Redactor
+
+log = logging.getLogger("probe.alerts")
+
+RESULTS = ("sent", "failed", "dropped")
+
+
+def _parents(config: Config) -> dict[str, str]:
+    """member -> top-level group, so overrides and silences on a group cover its members."""
+    parents: dict[str, str] = {}
+    for top in config.checks:
+        stack = list(top.members())
+        while stack:
+            member = stack.pop()
+            parents[member.name] = top.name
+            stack.extend(member.members())
+    return parents
+
+
+def _session(config: Config) -> aiohttp.ClientSession:
+    timeouts = [n.timeout for n in config.alerts.notifiers] or [10.0]
+    # slack-sdk ignores its own timeout when given a session; the session's is the one applied.
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=max(timeouts), sock_connect=min(5.0, max(timeouts)))
+    )
+
+
+def build_notifier(
+    config: NotifierConfig, session: aiohttp.ClientSession, redactor: Redactor
+) -> Notifier:
+    if isinstance(config, SlackNotifierConfig):
+        return SlackNotifier(config, session, redactor)
+    return AlertmanagerNotifier(config, session, redactor)
+
+
+def _usable(index: int, config: NotifierConfig) -> bool:
+    if not config.enabled:
+        return False
+    if not config.configured:
+        log.warning(
+            "slack notifier %d skipped: webhook_url and token are empty "
+            "(set SLACK_WEBHOOK_URL to enable it)",
+            index,
+            extra={"notifier": f"{config.type}[{index}]"},
+        )
+        return False
+    return True
+
+
+class AlertService:
+    def __init__(
+        self,
+        config: Config,
+        clock: Callable[[], float] = time.time,
+        *,
+        previous: AlertService | None = None,
+        backoff: Backoff | None = None,
+        retry_after_cap: float = RETRY_AFTER_CAP,
+        tick_interval: float | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.agent = config.agent.name
+        self.engine = AlertEngine(config.alerts, _parents(config))
+        self.grouper = Grouper(config.alerts.group_wait)
+        self.redactor = Redactor(config.secrets())
+        self.backoff = backoff
+        self.retry_after_cap = retry_after_cap
+        self.tick_interval = tick_interval or min(1.0, max(0.05, config.alerts.group_wait / 5))
+        self._previous = previous
+        self._deliveries: list[Delivery] = []
+        self._carried_counts: dict[tuple[str, str], int] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._saved_version = -1
+        self._save_scheduled = False
+        self._started = self._stopped = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        state = self._initial_state()
+        self._restore(state)
+        self._session = _session(self.config)
+        for index, notifier_config in enumerate(self.config.alerts.notifiers):
+            if _usable(index, notifier_config):
+                self._add_delivery(index, notifier_config, self._session, state)
+        unclaimed = {k: v for k, v in state.outbox.items() if k not in self._idents()}
+        for ident, queue in unclaimed.items():
+            log.warning(
+                "dropping %d undelivered notifications for notifier %s, no longer configured",
+                len(queue),
+                ident,
+                extra={"notifier": ident},
+            )
+        known = [c.name for c in self.config.all_checks()]
+        now = self.clock()
+        self._queue(self.engine.forget_unknown(known, now), now)
+        for delivery in self._deliveries:
+            delivery.start()
+        self._tasks.append(asyncio.create_task(self._tick_loop(), name="alerts tick"))
+        for delivery in self._deliveries:
+            if isinstance(delivery.notifier, AlertmanagerNotifier):
+                task = asyncio.create_task(self._resend_loop(delivery.notifier), name="am resend")
+                self._tasks.append(task)
+        self._save()
+
+    async def stop(self, flush_timeout: float = 5.0) -> None:
+        """Bounded flush: undelivered notifications stay in the exported/saved state."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if not self._started:
+            return
+        self._flush(self.grouper.drain())
+        await asyncio.gather(*(d.drain(flush_timeout) for d in self._deliveries))
+        for delivery in self._deliveries:
+            await delivery.stop()
+            if delivery.queue:
+                log.warning(
+                    "%d notifications for %s not delivered before stop; kept for the next start",
+                    len(delivery.queue),
+                    delivery.notifier.description,
+                    extra={"notifier": delivery.ident, "pending": len(delivery.queue)},
+                )
+        self._save()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # ------------------------------------------------------------ input
+
+    def observe(self, check: str, result: CheckResult) -> None:
+        """Called by the store for every new top-level result; never raises, never waits."""
+        try:
+            now = self.clock()
+            due = self.engine.observe(check, result, now)
+            self._queue(due, now)
+        except Exception:  # a bug here must not stop results from being recorded
+            log.exception("alert evaluation failed", extra={"check": check})
+
+    # ------------------------------------------------------------ readers
+
+    def firing(self) -> dict[str, int]:
+        return self.engine.firing_counts()
+
+    def notification_counts(self) -> dict[tuple[str, str], int]:
+        counts = dict(self._carried_counts)
+        for delivery in self._deliveries:
+            for result in RESULTS:
+                key = (delivery.notifier.kind, result)
+                counts[key] = counts.get(key, 0) + delivery.counts[result]
+        return counts
+
+    def export_state(self) -> SavedState:
+        outbox = {d.ident: list(d.queue) for d in self._deliveries}
+        pending = self.grouper.drain()
+        if pending:
+            notification = Notification(self.agent, self.clock(), tuple(pending))
+            for queue in outbox.values():
+                queue.append(notification)
+        return SavedState(alerts=self.engine.export(), outbox=outbox, saved_at=self.clock())
+
+    # ------------------------------------------------------------ internals
+
+    def _initial_state(self) -> SavedState:
+        if self._previous is not None:
+            self._carried_counts = self._previous.notification_counts()
+            return self._previous.export_state()
+        path = self.config.agent.state_file
+        loaded = load_state(path) if path else None
+        return loaded or SavedState()
+
+    def _restore(self, state: SavedState) -> None:
+        try:
+            self.engine.restore(state.alerts)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring unusable saved alert states: %s", exc)
+            self.engine.states.clear()
+        if self.engine.states:
+            log.info(
+                "restored %d alert states",
+                len(self.engine.states),
+                extra={"alerts": len(self.engine.states)},
+            )
+
+    def _add_delivery(
+        self,
+        index: int,
+        config: SlackNotifierConfig | AlertmanagerNotifierConfig,
+        session: aiohttp.ClientSession,
+        state: SavedState,
+    ) -> None:
+        notifier = build_notifier(config, session, self.redactor)
+        delivery = Delivery(
+            notifier,
+            ident=f"{config.type}[{index}]",
+            max_age=self.config.alerts.max_delivery_age,
+            clock=self.clock,
+            backoff=self.backoff,
+            retry_after_cap=self.retry_after_cap,
+            on_result=self._delivered,
+        )
+        delivery.queue.extend(state.outbox.get(delivery.ident, []))
+        self._deliveries.append(delivery)
+
+    def _idents(self) -> set[str]:
+        return {d.ident for d in self._deliveries}
+
+    def _queue(self, due: list[Alert], now: float) -> None:
+        for alert in due:
+            _log_alert(alert)
+        self.grouper.add(due, now)
+        self._flush(self.grouper.due(now))
+        self._save_soon()
+
+    def _flush(self, alerts: list[Alert]) -> None:
+        if not alerts:
+            return
+        notification = Notification(self.agent, self.clock(), tuple(alerts))
+        for delivery in self._deliveries:
+            delivery.put(notification)
+        self._save_soon(force=True)
+
+    def _delivered(self, delivery: Delivery, notification: Notification, result: str) -> None:
+        self._save_soon(force=True)
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_interval)
+            try:
+                now = self.clock()
+                self._queue(self.engine.tick(now), now)
+            except Exception:  # keep ticking: reminders must not die with one bad state
+                log.exception("alert tick failed")
+
+    async def _resend_loop(self, notifier: AlertmanagerNotifier) -> None:
+        while True:
+            await asyncio.sleep(notifier.config.resend)
+            now = self.clock()
+            await notifier.resend(self.engine.active(now), self.agent, now)
+
+    def _save_soon(self, force: bool = False) -> None:
+        """Coalesce the writes of one loop iteration (a group result moves many keys)."""
+        if not self.config.agent.state_file or self._save_scheduled:
+            return
+        if not force and self.engine.version == self._saved_version:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._save()
+            return
+        self._save_scheduled = True
+        loop.call_soon(self._save)
+
+    def _save(self) -> None:
+        self._save_scheduled = False
+        path = self.config.agent.state_file
+        if not path:
+            return
+        state = SavedState(
+            alerts=self.engine.export(),
+            outbox={d.ident: list(d.queue) for d in self._deliveries},
+            saved_at=self.clock(),
+        )
+        if self.grouper:
+            # Not yet handed to a queue: persist as if it had been, so a crash keeps it.
+            pending = Notification(self.agent, self.clock(), tuple(self.grouper.peek()))
+            for queue in state.outbox.values():
+                queue.append(pending)
+        if save_state(path, state):
+            self._saved_version = self.engine.version
+
+
+def _log_alert(alert: Alert) -> None:
+    level = logging.INFO if alert.kind is Kind.RESOLVED else logging.WARNING
+    log.log(
+        level,
+        "alert %s %s: %s",
+        alert.kind.value,
+        alert.key,
+        alert.summary,
+        extra={
+            "alert": alert.key,
+            "check": alert.check,
+            "component": alert.component,
+            "severity": alert.severity.value,
+            "kind": alert.kind.value,
+        },
+    )
+
+
+async def send_test(config: Config) -> list[tuple[str, bool, str]]:
+    """`probe alert-test`: one attempt per enabled notifier -> (description, delivered, detail)."""
+    redactor = Redactor(config.secrets())
+    reports: list[tuple[str, bool, str]] = []
+    async with _session(config) as session:
+        for index, notifier_config in enumerate(config.alerts.notifiers):
+            if not notifier_config.enabled:
+                continue
+            if not notifier_config.configured:
+                reports.append((f"slack[{index}]", False, "not configured: webhook_url is empty"))
+                continue
+            notifier = build_notifier(notifier_config, session, redactor)
+            reports.append(await _try_send(notifier, config.agent.name))
+    return reports
+
+
+async def _try_send(notifier: Notifier, agent: str) -> tuple[str, bool, str]:
+    notification = test_notification(agent, time.time())
+    try:
+        async with asyncio.timeout(notifier.timeout):
+            await notifier.send(notification)
+    except DeliveryError as exc:
+        return notifier.description, False, exc.detail
+    except TimeoutError:
+        return notifier.description, False, f"timed out after {notifier.timeout:g}s"
+    return notifier.description, True, "delivered"

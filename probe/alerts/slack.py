@@ -1,0 +1,188 @@
+"""Slack: incoming webhook or bot token + chat.postMessage, Block Kit with a colour bar.
+
+`build_payload` is pure; `SlackNotifier.send` only does the I/O. slack-sdk's own retry
+handlers are switched off (its 429 handler sleeps without a cap): delivery.py retries.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from probe.alerts.delivery import DeliveryError, http_error
+from probe.alerts.notification import (
+    Alert,
+    Kind,
+    Notification,
+    event_words,
+    headline,
+    plain_text,
+    status_word,
+)
+from probe.config import SlackNotifierConfig
+from probe.redact import Redactor
+
+COLOURS = {"critical": "#E01E5A", "warning": "#ECB22E", "resolved": "#2EB67D", "test": "#1D9BD1"}
+# Slack allows 50 blocks per message; keep room for the header and the overflow line.
+MAX_ALERTS_SHOWN = 40
+_HEADER_LIMIT = 150  # Slack's cap on plain_text in a header block
+
+
+def colour(alert: Alert) -> str:
+    return COLOURS[status_word(alert).lower()]
+
+
+def _slack_date(ts: float, fallback: str) -> str:
+    """Slack renders `<!date^...>` in each reader's own timezone; the fallback is UTC."""
+    return f"<!date^{int(ts)}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def _section(alert: Alert) -> dict[str, Any]:
+    title = f"*{status_word(alert)}*  `{alert.key}`"
+    if alert.kind is Kind.ESCALATED:
+        title += "  (escalated from warning)"
+    elif alert.kind is Kind.REMINDER:
+        title += "  (still firing)"
+    when = event_words(alert)
+    text = f"{title}\n{alert.summary}\n_{when}_"
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}
+
+
+def _header_emoji(notification: Notification) -> str:
+    kinds = {status_word(a) for a in notification.alerts}
+    if "CRITICAL" in kinds:
+        return ":red_circle:"
+    if "WARNING" in kinds:
+        return ":large_yellow_circle:"
+    if "RESOLVED" in kinds:
+        return ":large_green_circle:"
+    return ":bell:"
+
+
+def build_payload(notification: Notification) -> dict[str, Any]:
+    """One message: a header, then one coloured attachment (section) per alert."""
+    header = f"{_header_emoji(notification)} {headline(notification)}"[:_HEADER_LIMIT]
+    shown = notification.alerts[:MAX_ALERTS_SHOWN]
+    attachments: list[dict[str, Any]] = [
+        {
+            "color": colour(alert),
+            "fallback": f"{status_word(alert)} {alert.key}",
+            "blocks": [_section(alert)],
+        }
+        for alert in shown
+    ]
+    hidden = len(notification.alerts) - len(shown)
+    if hidden > 0:
+        worst = max(notification.alerts[len(shown) :], key=lambda a: a.severity.rank)
+        more = {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": f"and {hidden} more (see the plain text of this message)",
+                }
+            ],
+        }
+        attachments.append({"color": COLOURS[worst.severity.value], "blocks": [more]})
+    return {
+        "text": plain_text(notification),
+        "blocks": [{"type": "header", "text": {"type": "plain_text", "text": header}}],
+        "attachments": attachments,
+    }
+
+
+class SlackNotifier:
+    kind = "slack"
+
+    def __init__(
+        self, config: SlackNotifierConfig, session: aiohttp.ClientSession, redactor: Redactor
+    ) -> None:
+        self.config = config
+        self.timeout = config.timeout
+        self.redact = redactor
+        hook = config.webhook_url.get_secret_value()
+        self._webhook: AsyncWebhookClient | None = None
+        self._web: AsyncWebClient | None = None
+        if hook:
+            self._webhook = AsyncWebhookClient(hook, session=session, retry_handlers=[])
+            self.description = f"slack webhook {urlsplit(hook).hostname or ''}".rstrip()
+        else:
+            self._web = AsyncWebClient(
+                token=config.token.get_secret_value(),
+                base_url=config.api_url,
+                session=session,
+                retry_handlers=[],
+            )
+            self.description = f"slack {config.channel}"
+
+    async def send(self, notification: Notification) -> None:
+        payload = build_payload(notification)
+        try:
+            if self._webhook is not None:
+                await self._send_webhook(self._webhook, payload, notification.created)
+            elif self._web is not None:
+                await self._post_message(self._web, payload, notification.created)
+        except (aiohttp.ClientError, OSError) as exc:
+            raise DeliveryError(self.redact(connection_words(exc))) from None
+
+    async def _send_webhook(
+        self, client: AsyncWebhookClient, payload: dict[str, Any], now: float
+    ) -> None:
+        response = await client.send_dict(payload)
+        if response.status_code >= 400:
+            retry_after = response.headers.get("Retry-After") if response.headers else None
+            raise http_error(response.status_code, _header(retry_after), now)
+
+    async def _post_message(
+        self, client: AsyncWebClient, payload: dict[str, Any], now: float
+    ) -> None:
+        try:
+            await client.chat_postMessage(channel=self.config.channel, **payload)
+        except SlackApiError as exc:
+            status = exc.response.status_code
+            if status >= 400:
+                retry_after = exc.response.headers.get("Retry-After")
+                raise http_error(status, _header(retry_after), now) from None
+            error = _api_error(exc)
+            raise DeliveryError(f"Slack refused the message: {error}", retryable=False) from None
+
+
+def _header(value: Any) -> str | None:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    return None if value is None else str(value)
+
+
+def _api_error(exc: SlackApiError) -> str:
+    try:
+        return str(exc.response["error"])
+    except (KeyError, TypeError, ValueError):
+        return "unknown error"
+
+
+def connection_words(exc: BaseException) -> str:
+    """`connection refused (127.0.0.1:9)` rather than an exception class name."""
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"DNS lookup failed for {exc.host}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"{_os_words(exc.os_error)} ({exc.host}:{exc.port})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "server closed the connection"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"HTTP {exc.status}"
+    if isinstance(exc, OSError):
+        return _os_words(exc)
+    return "connection failed"
+
+
+def _os_words(exc: OSError | None) -> str:
+    # asyncio words a refusal "Connect call failed (...)"; the errno says it plainly.
+    if exc is not None and exc.errno:
+        return os.strerror(exc.errno).lower()
+    return "cannot connect"

@@ -1,0 +1,110 @@
+"""The alert state file: firing keys and undelivered notifications, written atomically.
+
+Written to a temp file in the same directory and renamed over the old one, so a crash
+mid-write leaves the previous state, never half a file. A file that cannot be read or
+parsed is logged and ignored: losing alert state must never stop the agent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from probe.alerts.notification import Notification
+
+log = logging.getLogger("probe.alerts.state")
+
+FORMAT_VERSION = 1
+
+
+@dataclass(slots=True)
+class SavedState:
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # AlertState.to_dict() each
+    outbox: dict[str, list[Notification]] = field(default_factory=dict)  # notifier id -> queue
+    saved_at: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "version": FORMAT_VERSION,
+                "saved_at": self.saved_at,
+                "alerts": self.alerts,
+                "outbox": {k: [n.to_dict() for n in v] for k, v in self.outbox.items()},
+            },
+            indent=1,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> SavedState:
+        data = json.loads(text)
+        if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+            raise ValueError("not a probe alert state file (unknown version)")
+        alerts = data.get("alerts", [])
+        outbox = data.get("outbox", {})
+        if not isinstance(alerts, list) or not isinstance(outbox, dict):
+            raise ValueError("alerts must be a list and outbox a map")
+        return cls(
+            alerts=[dict(a) for a in alerts],
+            outbox={str(k): [Notification.from_dict(n) for n in v] for k, v in outbox.items()},
+            saved_at=float(data.get("saved_at", 0.0)),
+        )
+
+
+def save_state(path: str | Path, state: SavedState) -> bool:
+    """Write atomically; on failure log and return False (the agent keeps running)."""
+    target = Path(path)
+    tmp_name = ""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(state.to_json())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, target)
+        return True
+    except OSError as exc:
+        log.error(
+            "cannot write alert state file %s: %s",
+            target,
+            exc.strerror or exc,
+            extra={"path": str(target)},
+        )
+        if tmp_name:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+        return False
+
+
+def load_state(path: str | Path) -> SavedState | None:
+    """The saved state, or None when there is none or it is unusable (logged)."""
+    target = Path(path)
+    try:
+        text = target.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        log.warning(
+            "ignoring unreadable alert state file %s: %s",
+            target,
+            reason,
+            extra={"path": str(target)},
+        )
+        return None
+    try:
+        return SavedState.from_json(text)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        log.warning(
+            "ignoring corrupt alert state file %s: %s; alerts start from scratch",
+            target,
+            exc,
+            extra={"path": str(target)},
+        )
+        return None

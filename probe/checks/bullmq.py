@@ -1,0 +1,417 @@
+"""BullMQ queues read straight from Redis, counted exactly as BullMQ counts them.
+
+One pipelined round trip reads every configured queue and `CLIENT LIST`; a second one,
+only when some queue has waiting jobs, reads the creation time of each queue's next job.
+The key layout and counting rules follow BullMQ's own `getCounts` Lua script and
+`Queue.getWorkers()`; /work/shared/notes/bullmq.md has the sources.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from pydantic import Field, field_validator, model_validator
+from redis.asyncio.client import Pipeline
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import (
+    AuthenticationError,
+    BusyLoadingError,
+    ConnectionError,
+    RedisError,
+    ResponseError,
+)
+
+from probe.checks.base import Check, CheckFailed, Report
+from probe.checks.errors import address, failure, network_words
+from probe.config import CheckConfig, Limits, StrictModel
+from probe.model import Sample, Unit
+from probe.redact import redact_url, url_secrets
+from probe.units import Limit
+
+# The states of `Queue.getJobCounts()`, spelled as BullMQ spells them; each is also the
+# measure name and the `state` label of `probe_queue_jobs`.
+JOB_STATES: tuple[str, ...] = (
+    "waiting",
+    "paused",
+    "prioritized",
+    "active",
+    "delayed",
+    "completed",
+    "failed",
+    "waiting-children",
+)
+QUEUE_MEASURES: frozenset[str] = frozenset(
+    {*JOB_STATES, "backlog", "oldest_waiting_age", "workers", "is_paused"}
+)
+
+_LIST_KEYS = (("waiting", "wait"), ("paused", "paused"), ("active", "active"))
+_ZSET_KEYS = ("prioritized", "delayed", "completed", "failed", "waiting-children")
+# BullMQ 4 left "0:<n>" markers at the tail of `wait`; getCounts skips one (v5 too).
+_LEGACY_MARKER = "0:"
+# A Python worker names all its connections; the blocking one is recognisable because
+# it only ever sets its name and then waits in BZPOPMIN (Redis 6 reports plain "client").
+_BLOCKING_CONNECTION_COMMANDS = frozenset(
+    {"bzpopmin", "client", "client|setname", "client|setinfo"}
+)
+CLIENT_LIST_REFUSED = "CLIENT LIST refused"
+
+
+class QueueLimits(StrictModel):
+    """Per-queue `warn`/`fail` limits, merged over the check's own."""
+
+    warn: Limits = Field(default_factory=dict)
+    fail: Limits = Field(default_factory=dict)
+
+    @field_validator("warn", "fail")
+    @classmethod
+    def _queue_measures(cls, value: dict[str, Limit]) -> dict[str, Limit]:
+        for measure in value:
+            if measure not in QUEUE_MEASURES:
+                known = ", ".join(sorted(QUEUE_MEASURES))
+                raise ValueError(f"unknown measure {measure!r} (known: {known})")
+        return value
+
+
+class BullMQConfig(CheckConfig):
+    measures: ClassVar[frozenset[str]] = CheckConfig.measures | QUEUE_MEASURES
+
+    type: Literal["bullmq"]
+    url: str
+    prefix: str = "bull"
+    queues: list[str] = Field(min_length=1)
+    queue_overrides: dict[str, QueueLimits] = Field(default_factory=dict)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_given(cls, value: str) -> str:
+        if not value:
+            raise ValueError("must not be empty (BullMQ's default is bull)")
+        return value
+
+    @field_validator("queues")
+    @classmethod
+    def _queue_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not name:
+                raise ValueError("queue names must not be empty")
+            if ":" in name:
+                # BullMQ itself refuses these ("Queue name cannot contain :").
+                raise ValueError(f"queue name {name!r} contains ':', which BullMQ does not allow")
+        duplicates = sorted({n for n in value if value.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"queue {duplicates[0]!r} is listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _overrides_name_queues(self) -> BullMQConfig:
+        for queue in self.queue_overrides:
+            if queue not in self.queues:
+                raise ValueError(
+                    f"queue_overrides.{queue}: no queue named {queue!r} in queues "
+                    f"({', '.join(self.queues)})"
+                )
+        return self
+
+    def limits_for(self, component: str) -> tuple[dict[str, Limit], dict[str, Limit]]:
+        override = self.queue_overrides.get(component)
+        if override is None:
+            return self.warn, self.fail
+        return {**self.warn, **override.warn}, {**self.fail, **override.fail}
+
+    def target(self) -> str:
+        return f"{redact_url(self.url)} prefix {self.prefix}"
+
+    def secrets(self) -> list[str]:
+        return url_secrets(self.url)
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    """What the first round trip found for one queue."""
+
+    name: str
+    counts: dict[str, int]
+    is_paused: bool
+    version: str  # meta.version, e.g. "bullmq:5.12.0"; empty when the writer sets none
+    # Per list (`wait`, then `paused`): the ids at its consuming end, next job first.
+    # Two, so that when the next job is taken between our round trips its successor,
+    # the new oldest, is already known.
+    next_jobs: tuple[tuple[str, ...], ...]
+
+    @property
+    def next_job_ids(self) -> list[str]:
+        return [job_id for ids in self.next_jobs for job_id in ids]
+
+    @property
+    def backlog(self) -> int:
+        return self.counts["waiting"] + self.counts["paused"] + self.counts["prioritized"]
+
+
+def queue_key_prefix(prefix: str, queue: str) -> str:
+    return f"{prefix}:{queue}:"
+
+
+def _queue_commands(pipe: Pipeline, keys: str) -> None:
+    """Eleven reads per queue; `_parse_queue` takes the replies in the same order."""
+    for _, key in _LIST_KEYS:
+        pipe.llen(keys + key)
+    for key in _ZSET_KEYS:
+        pipe.zcard(keys + key)
+    pipe.hmget(keys + "meta", ["paused", "version"])
+    # Two from the tail, so a legacy marker there still leaves us the next job's id.
+    pipe.lrange(keys + "wait", -2, -1)
+    pipe.lrange(keys + "paused", -2, -1)
+
+
+COMMANDS_PER_QUEUE = len(_LIST_KEYS) + len(_ZSET_KEYS) + 3
+
+
+def _parse_queue(name: str, replies: Sequence[Any]) -> QueueState:
+    lengths = dict(zip((state for state, _ in _LIST_KEYS), replies[:3], strict=True))
+    sizes = dict(zip(_ZSET_KEYS, replies[3:8], strict=True))
+    paused_flag, version = replies[8]
+    wait_tail, paused_tail = replies[9], replies[10]
+    counts = {
+        **{state: int(n) for state, n in sizes.items()},
+        "active": int(lengths["active"]),
+        "waiting": _without_marker(int(lengths["waiting"]), wait_tail),
+        "paused": _without_marker(int(lengths["paused"]), paused_tail),
+    }
+    next_jobs = tuple(ids for ids in (_next_job_ids(wait_tail), _next_job_ids(paused_tail)) if ids)
+    return QueueState(
+        name=name,
+        counts={state: counts[state] for state in JOB_STATES},
+        is_paused=paused_flag is not None,  # Queue.isPaused() is HEXISTS meta paused
+        version=version or "",
+        next_jobs=next_jobs,
+    )
+
+
+def _without_marker(length: int, tail: list[str]) -> int:
+    if tail and tail[-1].startswith(_LEGACY_MARKER):
+        return max(length - 1, 0)
+    return length
+
+
+def _next_job_ids(tail: list[str]) -> tuple[str, ...]:
+    """BullMQ LPUSHes new jobs and takes from the tail (RPOPLPUSH): the tail is next."""
+    return tuple(item for item in reversed(tail) if not item.startswith(_LEGACY_MARKER))
+
+
+def node_client_name(prefix: str, queue: str) -> str:
+    """How BullMQ for Node names a worker's connection (`QueueBase.clientName()`)."""
+    return f"{prefix}:{base64.b64encode(queue.encode()).decode()}"
+
+
+def count_workers(
+    clients: Sequence[dict[str, str]], prefix: str, queues: Sequence[str]
+) -> dict[str, int]:
+    """Workers per queue from `CLIENT LIST`.
+
+    Node workers name one connection `<prefix>:<base64(queue)>[:w:<name>]`, and each
+    such connection is one Worker, as `Queue.getWorkers()` counts them. Python workers
+    use the plain `<prefix>:<queue>[:w:<name>]` on every connection they open, so only
+    their blocking connection is counted, to get one per Worker here too.
+    """
+    node_names = {node_client_name(prefix, q): q for q in queues}
+    python_names = {f"{prefix}:{q}": q for q in queues}
+    found = dict.fromkeys(queues, 0)
+    for client in clients:
+        name = client.get("name") or ""
+        queue = _worker_queue(name, node_names)
+        if queue is None and client.get("cmd", "") in _BLOCKING_CONNECTION_COMMANDS:
+            queue = _worker_queue(name, python_names)
+        if queue is not None:
+            found[queue] += 1
+    return found
+
+
+def _worker_queue(name: str, bases: dict[str, str]) -> str | None:
+    if name in bases:
+        return bases[name]
+    start = name.find(":w:")
+    while start != -1:
+        if name[:start] in bases:
+            return bases[name[:start]]
+        start = name.find(":w:", start + 1)
+    return None
+
+
+# ---------------------------------------------------------------- the check
+
+
+class BullMQCheck(Check[BullMQConfig]):
+    config_model = BullMQConfig
+
+    def __init__(self, config: BullMQConfig) -> None:
+        super().__init__(config)
+        self._client: aioredis.Redis | None = None
+        parts = urlsplit(config.url)
+        self._host = parts.hostname or (parts.path if parts.scheme == "unix" else "localhost")
+        port = None if parts.scheme == "unix" else (parts.port or 6379)
+        self._where = address(self._host, port)
+
+    def _redis(self) -> aioredis.Redis:
+        if self._client is None:
+            timeout = self.config.timeout
+            self._client = aioredis.from_url(
+                self.config.url,
+                socket_connect_timeout=timeout,
+                socket_timeout=timeout,
+                # One retry, only so a pooled connection that Redis closed (restart,
+                # idle timeout) is replaced at once; the run's deadline still bounds it.
+                retry=Retry(NoBackoff(), 1),
+                decode_responses=True,
+                max_connections=2,
+            )
+        return self._client
+
+    async def run(self) -> Report:
+        client = self._redis()
+        try:
+            states, clients = await self._read_queues(client)
+            created = await self._read_next_job_times(client, states)
+        except (RedisError, OSError) as exc:
+            raise failure(exc, self._words(exc)) from None
+        workers = (
+            count_workers(clients, self.config.prefix, self.config.queues)
+            if clients is not None
+            else None
+        )
+        now_ms = time.time() * 1000
+        samples: list[Sample] = []
+        for state in states:
+            samples += _queue_samples(state, created, workers, now_ms)
+        return Report(samples=samples)
+
+    async def _read_queues(
+        self, client: aioredis.Redis
+    ) -> tuple[list[QueueState], list[dict[str, str]] | None]:
+        async with client.pipeline(transaction=False) as pipe:
+            for queue in self.config.queues:
+                _queue_commands(pipe, queue_key_prefix(self.config.prefix, queue))
+            pipe.client_list()
+            replies = await pipe.execute(raise_on_error=False)
+        *queue_replies, client_list = replies
+        states = []
+        for i, queue in enumerate(self.config.queues):
+            chunk = queue_replies[i * COMMANDS_PER_QUEUE : (i + 1) * COMMANDS_PER_QUEUE]
+            self._raise_first_error(queue, chunk)
+            states.append(_parse_queue(queue, chunk))
+        # Managed Redis (and ACLs) often refuse CLIENT; say so rather than report 0.
+        clients = None if isinstance(client_list, Exception) else client_list
+        return states, clients
+
+    async def _read_next_job_times(
+        self, client: aioredis.Redis, states: list[QueueState]
+    ) -> dict[tuple[str, str], float]:
+        wanted = [(s.name, job_id) for s in states for job_id in s.next_job_ids]
+        if not wanted:
+            return {}
+        async with client.pipeline(transaction=False) as pipe:
+            for queue, job_id in wanted:
+                pipe.hget(queue_key_prefix(self.config.prefix, queue) + job_id, "timestamp")
+            replies = await pipe.execute(raise_on_error=False)
+        created: dict[tuple[str, str], float] = {}
+        for key, reply in zip(wanted, replies, strict=True):
+            if isinstance(reply, Exception):
+                self._raise_first_error(key[0], [reply])
+            try:
+                created[key] = float(reply)
+            except (TypeError, ValueError):
+                continue  # the job finished between the two round trips
+        return created
+
+    def _raise_first_error(self, queue: str, replies: Sequence[Any]) -> None:
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                if "WRONGTYPE" in str(reply):
+                    raise CheckFailed(
+                        f"queue {queue}: a key under {self.config.prefix}:{queue}: is not "
+                        f"what BullMQ writes there (is prefix {self.config.prefix!r} right?)"
+                    )
+                raise CheckFailed(f"Redis refused a read of queue {queue}: {_first_line(reply)}")
+            if isinstance(reply, Exception):
+                raise reply
+
+    def _words(self, exc: BaseException) -> str | None:
+        words = network_words(exc, self._host, self._where)
+        if words:
+            return words
+        if isinstance(exc, AuthenticationError):
+            return f"authentication failed ({self._where}): {_first_line(exc)}"
+        if isinstance(exc, BusyLoadingError):
+            return f"Redis is loading its data set ({self._where})"
+        if isinstance(exc, ConnectionError):
+            return f"{_first_line(exc)[:1].lower()}{_first_line(exc)[1:]} ({self._where})"
+        if isinstance(exc, ResponseError):
+            return f"Redis refused the read ({self._where}): {_first_line(exc)}"
+        return None
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().rstrip(".")
+    return text.splitlines()[0] if text else "no details"
+
+
+def _queue_samples(
+    state: QueueState,
+    created: dict[tuple[str, str], float],
+    workers: dict[str, int] | None,
+    now_ms: float,
+) -> list[Sample]:
+    queue = state.name
+    samples = [
+        Sample("backlog", state.backlog, Unit.COUNT, queue),
+        _oldest_waiting_age(state, created, now_ms),
+        _workers_sample(queue, workers),
+    ]
+    samples += [Sample(s, state.counts[s], Unit.COUNT, queue) for s in JOB_STATES]
+    samples.append(Sample("is_paused", int(state.is_paused), Unit.COUNT, queue, state.version))
+    return samples
+
+
+def _oldest_waiting_age(
+    state: QueueState, created: dict[tuple[str, str], float], now_ms: float
+) -> Sample:
+    if not state.next_jobs:
+        return Sample("oldest_waiting_age", 0.0, Unit.SECONDS, state.name)
+    known = (_first_known(state.name, ids, created) for ids in state.next_jobs)
+    times = [t for t in known if t is not None]
+    if not times:
+        return Sample(
+            "oldest_waiting_age", None, Unit.SECONDS, state.name, "next job left while being read"
+        )
+    # Producers' clocks may run ahead of ours; a job is never younger than zero.
+    age = max(now_ms - min(times), 0.0) / 1000
+    return Sample("oldest_waiting_age", age, Unit.SECONDS, state.name)
+
+
+def _first_known(
+    queue: str, ids: tuple[str, ...], created: dict[tuple[str, str], float]
+) -> float | None:
+    for job_id in ids:
+        if (queue, job_id) in created:
+            return created[(queue, job_id)]
+    return None
+
+
+def _workers_sample(queue: str, workers: dict[str, int] | None) -> Sample:
+    if workers is None:
+        return Sample("workers", None, Unit.COUNT, queue, CLIENT_LIST_REFUSED, unknown_warns=True)
+    return Sample("workers", workers[queue], Unit.COUNT, queue)

@@ -1,0 +1,390 @@
+"""HTTP(S): one request, judged by status, body and JSON fields; certificate expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import contextlib
+import json
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+import aiohttp
+from pydantic import BeforeValidator, Field, field_validator
+
+from probe import __version__
+from probe.checks.base import Check, Report
+from probe.checks.errors import address, failure, network_words
+from probe.config import CheckConfig, StrictModel
+from probe.model import Sample, Unit
+from probe.redact import is_sensitive_header, redact_url, url_secrets
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+MAX_BODY = 1024 * 1024  # enough for any health endpoint; a huge page must not eat memory
+CERT_REFRESH = 3600.0  # certificates change rarely; a handshake per run would skew timing
+_MISSING = object()
+
+
+# ---------------------------------------------------------------- config
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRange:
+    low: int
+    high: int
+    text: str
+
+    def __contains__(self, status: object) -> bool:
+        return isinstance(status, int) and self.low <= status <= self.high
+
+
+def _parse_status(item: object) -> StatusRange:
+    error = f"expected a status like 200, '2xx' or '200-299', got {item!r}"
+    if isinstance(item, bool):
+        raise ValueError(error)
+    text = str(item).strip().lower()
+    if len(text) == 3 and text[0] in "12345" and text.endswith("xx"):
+        low = int(text[0]) * 100
+        return StatusRange(low, low + 99, text)
+    low_text, dash, high_text = text.partition("-")
+    try:
+        low, high = int(low_text), int(high_text) if dash else int(low_text)
+    except ValueError:
+        raise ValueError(error) from None
+    if not 100 <= low <= high <= 599:
+        raise ValueError(error)
+    return StatusRange(low, high, text)
+
+
+def _parse_statuses(raw: object) -> tuple[StatusRange, ...]:
+    items = raw if isinstance(raw, list | tuple) else [raw]
+    if not items:
+        raise ValueError("expected at least one status")
+    return tuple(item if isinstance(item, StatusRange) else _parse_status(item) for item in items)
+
+
+Statuses = Annotated[tuple[StatusRange, ...], BeforeValidator(_parse_statuses)]
+DEFAULT_STATUSES = (StatusRange(200, 399, "200-399"),)
+
+
+class Expect(StrictModel):
+    status: Statuses = DEFAULT_STATUSES
+    body_contains: str | None = None
+    # `json` is a BaseModel method name, hence the alias.
+    json_fields: dict[str, Any] = Field(default_factory=dict, alias="json")
+
+
+class HttpConfig(CheckConfig):
+    measures: ClassVar[frozenset[str]] = CheckConfig.measures | {"cert_expiry"}
+
+    type: Literal["http"]
+    url: str
+    method: str = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+    expect: Expect = Field(default_factory=Expect)
+    verify_tls: bool = True
+    ca_file: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"expected a URL like https://host/path, got {redact_url(value)!r}")
+        return value
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        if value.upper() not in METHODS:
+            raise ValueError(f"expected one of {', '.join(METHODS)}, got {value!r}")
+        return value.upper()
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"file not found: {value}")
+        return value
+
+    def target(self) -> str:
+        return redact_url(self.url)
+
+    def secrets(self) -> list[str]:
+        found = url_secrets(self.url)
+        for name, value in self.headers.items():
+            if is_sensitive_header(name) and value:
+                # `Bearer abc123`: the token alone may be echoed too.
+                found += [value, *value.split()[-1:]]
+        return found
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+    @property
+    def is_https(self) -> bool:
+        return urlsplit(self.url).scheme == "https"
+
+
+# ---------------------------------------------------------------- check
+
+
+class HttpCheck(Check[HttpConfig]):
+    config_model = HttpConfig
+
+    def __init__(self, config: HttpConfig) -> None:
+        super().__init__(config)
+        self._session: aiohttp.ClientSession | None = None
+        self._not_after: float | None = None  # unix time the server certificate expires
+        self._cert_read_at = 0.0
+
+    async def run(self) -> Report:
+        cert_task = asyncio.ensure_future(self._read_cert()) if self._cert_due() else None
+        try:
+            problem = await self._request()
+            cert_problem = await cert_task if cert_task else None
+        finally:
+            if cert_task and not cert_task.done():
+                cert_task.cancel()
+        samples = self._cert_samples(cert_problem if not problem else None)
+        return Report(samples=samples, failure=problem or "")
+
+    # -- the request
+
+    async def _request(self) -> str | None:
+        """Words for what is wrong with the response, or None when it is as expected."""
+        config = self.config
+        try:
+            async with self._get_session().request(
+                config.method, config.url, headers=config.headers, data=config.body
+            ) as response:
+                body = await _read_limited(response)
+                return _judge(response.status, body, config.expect)
+        except aiohttp.ClientError as exc:
+            raise failure(exc, self._words(exc)) from None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            config = self.config
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=config.timeout),
+                connector=aiohttp.TCPConnector(ssl=self._ssl_context(), limit=2),
+                headers={"User-Agent": f"probe/{__version__}"},
+            )
+        return self._session
+
+    def _ssl_context(self) -> ssl.SSLContext | bool:
+        if not self.config.verify_tls:
+            return False
+        if self.config.ca_file:
+            return ssl.create_default_context(cafile=self.config.ca_file)
+        return True
+
+    def _words(self, exc: BaseException) -> str | None:
+        host, where = self.config.host, address(self.config.host, self.config.port)
+        words = network_words(exc, host, where)
+        if words:
+            return words
+        if isinstance(exc, aiohttp.ServerDisconnectedError):
+            return f"server closed the connection ({where})"
+        if isinstance(exc, aiohttp.TooManyRedirects):
+            return f"too many redirects (last: {redact_url(str(exc.request_info.real_url))})"
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            return f"response body cut short ({where})"
+        if isinstance(exc, aiohttp.ClientResponseError):
+            return f"invalid HTTP response ({where}): {exc.message}"
+        return None
+
+    # -- the certificate
+
+    def _cert_due(self) -> bool:
+        if not self.config.is_https:
+            return False
+        return self._not_after is None or time.monotonic() - self._cert_read_at > CERT_REFRESH
+
+    async def _read_cert(self) -> str | None:
+        """Reads the server certificate's expiry; returns words when it could not."""
+        config = self.config
+        # No verification here: aiohttp verifies (or is told not to), and an expired or
+        # self-signed certificate still has an expiry worth reporting.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        try:
+            async with asyncio.timeout(config.timeout):
+                _, writer = await asyncio.open_connection(
+                    config.host, config.port, ssl=context, server_hostname=config.host
+                )
+        except TimeoutError:
+            return "timed out reading the certificate"
+        except OSError as exc:
+            where = address(config.host, config.port)
+            return network_words(exc, config.host, where) or "certificate could not be read"
+        try:
+            der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):  # a reset while closing changes nothing
+                await writer.wait_closed()
+        try:
+            self._not_after = der_not_after(der)
+        except ValueError:
+            return "certificate could not be read"
+        self._cert_read_at = time.monotonic()
+        return None
+
+    def _cert_samples(self, problem: str | None) -> list[Sample]:
+        if self._not_after is not None:
+            return [Sample("cert_expiry", self._not_after - time.time(), Unit.SECONDS)]
+        if problem:
+            return [Sample("cert_expiry", None, Unit.SECONDS, note=problem)]
+        return []
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+
+# ---------------------------------------------------------------- judging the response
+
+
+async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= MAX_BODY:
+            break
+    return b"".join(chunks)[:MAX_BODY]
+
+
+def _judge(status: int, body: bytes, expect: Expect) -> str | None:
+    if not any(status in allowed for allowed in expect.status):
+        wanted = ", ".join(allowed.text for allowed in expect.status)
+        return f"HTTP {status} (expected {wanted})"
+    problems: list[str] = []
+    text = body.decode("utf-8", errors="replace")
+    if expect.body_contains is not None and expect.body_contains not in text:
+        problems.append(f"body does not contain {json.dumps(expect.body_contains)}")
+    if expect.json_fields:
+        problems += _json_problems(text, expect.json_fields)
+    return "; ".join(problems) or None
+
+
+def _json_problems(text: str, expected: dict[str, Any]) -> list[str]:
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return ["body is not JSON"]
+    problems = []
+    for path, want in expected.items():
+        got = _lookup(document, path)
+        if got is _MISSING:
+            problems.append(f"json {path} is missing, expected {_show(want)}")
+        elif not _same(got, want):
+            problems.append(f"json {path} is {_show(got)}, expected {_show(want)}")
+    return problems
+
+
+def _lookup(document: Any, path: str) -> Any:
+    """`data.items.0.id`: keys into objects, indexes into arrays."""
+    node = document
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and _is_index(part, len(node)):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+def _is_index(part: str, length: int) -> bool:
+    return part.lstrip("-").isdigit() and -length <= int(part) < length
+
+
+def _same(got: Any, want: Any) -> bool:
+    # JSON true is not 1: Python's True == 1 must not make a wrong value pass.
+    return bool(got == want and isinstance(got, bool) == isinstance(want, bool))
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ---------------------------------------------------------------- certificate expiry
+
+
+def der_not_after(der: bytes) -> float:
+    """Unix time of a DER certificate's notAfter.
+
+    The standard library only decodes certificates it has verified, and this is the one
+    field needed, so a small DER walk beats adding the `cryptography` package:
+    Certificate -> tbsCertificate -> [version], serial, signature, issuer, validity.
+    """
+    certificate, _ = _der_item(der, 0, 0x30)
+    tbs, _ = _der_item(certificate, 0, 0x30)
+    offset = 0
+    if tbs[:1] == b"\xa0":  # explicit [0] version, absent in v1 certificates
+        offset = _der_skip(tbs, offset)
+    for _ in range(3):  # serialNumber, signature, issuer
+        offset = _der_skip(tbs, offset)
+    validity, _ = _der_item(tbs, offset, 0x30)
+    after = _der_skip(validity, 0)
+    return _der_time(validity, after)
+
+
+def _der_header(data: bytes, offset: int) -> tuple[int, int, int]:
+    """(tag, content start, content length) of the item at `offset`."""
+    if offset + 2 > len(data):
+        raise ValueError("truncated DER")
+    tag, length = data[offset], data[offset + 1]
+    start = offset + 2
+    if length & 0x80:
+        count = length & 0x7F
+        if not 0 < count <= 4 or start + count > len(data):
+            raise ValueError("bad DER length")
+        length = int.from_bytes(data[start : start + count], "big")
+        start += count
+    if start + length > len(data):
+        raise ValueError("truncated DER")
+    return tag, start, length
+
+
+def _der_item(data: bytes, offset: int, tag: int) -> tuple[bytes, int]:
+    found, start, length = _der_header(data, offset)
+    if found != tag:
+        raise ValueError(f"unexpected DER tag {found:#x}")
+    return data[start : start + length], start + length
+
+
+def _der_skip(data: bytes, offset: int) -> int:
+    _, start, length = _der_header(data, offset)
+    return start + length
+
+
+def _der_time(data: bytes, offset: int) -> float:
+    tag, start, length = _der_header(data, offset)
+    text = data[start : start + length].decode("ascii")
+    if tag == 0x17:  # UTCTime YYMMDDHHMMSSZ; years 50-99 are 19xx (RFC 5280)
+        year = int(text[:2])
+        text = f"{1900 + year if year >= 50 else 2000 + year}{text[2:]}"
+    elif tag != 0x18:  # GeneralizedTime YYYYMMDDHHMMSSZ
+        raise ValueError(f"unexpected DER tag {tag:#x}")
+    if len(text) != 15 or not text.endswith("Z"):
+        raise ValueError(f"unexpected certificate time {text!r}")
+    return float(calendar.timegm(time.strptime(text, "%Y%m%d%H%M%SZ")))

@@ -1,0 +1,183 @@
+"""PostgreSQL: run a query, then read connection usage and replication lag."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+import asyncpg
+from pydantic import field_validator
+
+from probe.checks.base import Check, CheckFailed, Report
+from probe.checks.errors import address, failure, is_timeout, network_words
+from probe.config import CheckConfig
+from probe.model import Sample, Unit
+from probe.redact import redact_url, url_secrets
+
+DEFAULT_PORT = 5432
+
+# One round trip for everything the check measures besides the user's query.
+# Only client backends count against max_connections (PG 10+ lists walwriter & co too).
+# On a standby with nothing left to replay the lag is 0: the replay timestamp alone keeps
+# growing while the primary is idle.
+_STATS_SQL = """
+SELECT
+  (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::float8
+    AS used,
+  current_setting('max_connections')::float8 AS max_connections,
+  pg_is_in_recovery() AS standby,
+  CASE WHEN NOT pg_is_in_recovery() THEN NULL
+       WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+       ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())
+  END::float8 AS lag
+"""
+
+# PostgresConnectionError is a PostgresError, but it means the socket, not the query.
+_LOST_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+_DRIVER_ERRORS = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
+
+
+class _QueryFailed(CheckFailed):
+    """The configured query failed; the connection itself is fine."""
+
+
+class _ConnectionLost(CheckFailed):
+    """The connection died under a query; worth one fresh attempt."""
+
+
+class PostgresConfig(CheckConfig):
+    measures: ClassVar[frozenset[str]] = CheckConfig.measures | {"connections", "replication_lag"}
+
+    type: Literal["postgres"]
+    dsn: str
+    query: str = "SELECT 1"
+
+    @field_validator("dsn")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("postgres", "postgresql"):
+            example = "postgresql://user:password@host:5432/db"
+            raise ValueError(f"expected a URL like {example}, got {redact_url(value)!r}")
+        return value
+
+    def target(self) -> str:
+        return redact_url(self.dsn)
+
+    def secrets(self) -> list[str]:
+        return url_secrets(self.dsn)
+
+    def host_and_address(self) -> tuple[str, str]:
+        """(host, host:port) for error words; multi-host DSNs show their host list."""
+        hosts = urlsplit(self.dsn).netloc.rpartition("@")[2] or "localhost"
+        if "," in hosts or hosts.startswith("[") or hosts.count(":") > 1:
+            return hosts, hosts
+        host, _, port = hosts.partition(":")
+        return host, address(host, int(port) if port.isdigit() else DEFAULT_PORT)
+
+
+class PostgresCheck(Check[PostgresConfig]):
+    config_model = PostgresConfig
+
+    def __init__(self, config: PostgresConfig) -> None:
+        super().__init__(config)
+        self._pool: asyncpg.Pool | None = None
+
+    async def run(self) -> Report:
+        pool = await self._get_pool()
+        try:
+            row = await self._attempt(pool)
+        except _ConnectionLost:
+            # A pooled connection the server dropped while idle (restart, failover, a
+            # pooler's idle timeout) fails on first use. One fresh attempt tells a stale
+            # socket from a dead server, and gives the words for the latter.
+            row = await self._attempt(pool)
+        return Report(samples=_samples(row))
+
+    async def _attempt(self, pool: asyncpg.Pool) -> Any:
+        try:
+            conn = await pool.acquire(timeout=self.config.timeout)
+        except _DRIVER_ERRORS as exc:
+            raise failure(exc, self._words(exc)) from None
+        try:
+            return await self._measure(conn)
+        except _QueryFailed:
+            raise
+        except BaseException:
+            # A connection cut off mid-query (timeout, cancel, server gone) is not worth
+            # resetting: that would wait on the same dead socket. The pool makes a new one.
+            # When the socket died, asyncpg has already handed the connection back.
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
+            raise
+        finally:
+            await pool.release(conn, timeout=self.config.timeout)
+
+    async def _measure(self, conn: Any) -> Any:
+        try:
+            await conn.execute(self.config.query)
+            return await conn.fetchrow(_STATS_SQL)
+        except _LOST_ERRORS as exc:
+            if is_timeout(exc):
+                raise TimeoutError() from None
+            raise _ConnectionLost(self._words(exc) or "connection lost") from None
+        except asyncpg.PostgresError as exc:
+            raise _QueryFailed(f"query failed: {exc.message}") from None
+        except _DRIVER_ERRORS as exc:
+            raise failure(exc, self._words(exc)) from None
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        # min_size=0: creating the pool connects to nothing, so a database that is down at
+        # start-up costs one failed run, and the pool reconnects when it is back.
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(
+                self.config.dsn,
+                min_size=0,
+                max_size=2,
+                timeout=self.config.timeout,
+                command_timeout=self.config.timeout,
+                # Transaction-mode poolers (pgbouncer, Supavisor) reject named prepared statements.
+                statement_cache_size=0,
+                server_settings={"application_name": "probe"},
+            )
+        return self._pool
+
+    def _words(self, exc: BaseException) -> str | None:
+        host, where = self.config.host_and_address()
+        if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.InterfaceError):
+            # `the database system is starting up` has words; a dropped socket has a cause.
+            words = network_words(exc, host, where) or getattr(exc, "message", None)
+            return str(words) if words else f"connection closed by server ({where})"
+        if isinstance(exc, asyncpg.PostgresError):
+            # The server's own words: `password authentication failed for user "app"`,
+            # `database "x" does not exist`. They never quote the password.
+            return str(exc.message)
+        return network_words(exc, host, where)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            async with asyncio.timeout(self.config.timeout):
+                await pool.close()
+        except (TimeoutError, *_DRIVER_ERRORS):
+            # A server that stopped answering must not hold up a shutdown or reload.
+            pool.terminate()
+
+
+def _samples(row: Any) -> list[Sample]:
+    samples = []
+    if row["max_connections"]:
+        ratio = row["used"] / row["max_connections"]
+        samples.append(Sample("connections", ratio, Unit.RATIO))
+    if row["standby"]:
+        note = "" if row["lag"] is not None else "no transaction replayed yet"
+        samples.append(Sample("replication_lag", row["lag"], Unit.SECONDS, note=note))
+    return samples

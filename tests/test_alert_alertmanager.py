@@ -1,0 +1,152 @@
+"""A real Alertmanager: alerts appear with the right labels and resolve."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from probe.alerts import AlertService, send_test
+from probe.alerts.alertmanager import build_alerts, rfc3339
+from probe.alerts.notification import Alert, Kind, Notification, Severity
+from tests.conftest import _wait_for_port, free_port
+from tests.test_alert_engine import HEALTHY, REFUSED, T0, make_config, no_workers
+
+BINARY = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
+MINIMAL_CONFIG = """\
+route:
+  receiver: "null"
+receivers:
+  - name: "null"
+"""
+
+
+@pytest.fixture(scope="module")
+def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not Path(BINARY).exists():
+        pytest.skip("prometheus-alertmanager is not installed (.ci/run installs it)")
+    workdir = tmp_path_factory.mktemp("alertmanager")
+    (workdir / "alertmanager.yml").write_text(MINIMAL_CONFIG)
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            BINARY,
+            f"--config.file={workdir / 'alertmanager.yml'}",
+            f"--storage.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def am_alerts(url: str, check: str) -> list[dict[str, Any]]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{url}/api/v2/alerts", params={"filter": f'check="{check}"'}) as response,
+    ):
+        assert response.status == 200
+        found: list[dict[str, Any]] = await response.json()
+        return found
+
+
+async def wait_for_alerts(url: str, check: str, count: int) -> list[dict[str, Any]]:
+    for _ in range(100):
+        found = await am_alerts(url, check)
+        if len(found) == count:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"expected {count} alerts for {check}, Alertmanager has {found}")
+
+
+def test_escalation_closes_the_warning_alert() -> None:
+    alert = Alert(
+        "queues",
+        "email",
+        Severity.CRITICAL,
+        Kind.ESCALATED,
+        "email workers 0 < 1",
+        T0,
+        T0 + 400,
+        fired_at=T0 + 300,
+        previous_severity=Severity.WARNING,
+    )
+    critical, warning = build_alerts(Notification("a", T0 + 400, (alert,)), resend=60)
+    assert critical["labels"]["severity"] == "critical"
+    assert critical["endsAt"] == rfc3339(T0 + 400 + 240)
+    assert warning["labels"]["severity"] == "warning" and warning["endsAt"] == rfc3339(T0 + 400)
+    assert critical["startsAt"] == rfc3339(T0 + 300)
+
+
+async def test_alerts_fire_and_resolve_in_a_real_alertmanager(alertmanager: str) -> None:
+    dead_port = free_port()
+    config = make_config(
+        alerts={
+            "for": {"fail": "0s"},
+            "group_wait": "0s",
+            # One replica down: the live one still gets everything.
+            "notifiers": [
+                {"type": "alertmanager", "urls": [alertmanager, f"http://127.0.0.1:{dead_port}"]}
+            ],
+        }
+    )
+    service = AlertService(config)  # real clock: Alertmanager judges endsAt by its own
+    await service.start()
+    try:
+        service.observe("database", REFUSED)
+        service.observe("queues", no_workers("email"))
+        (database,) = await wait_for_alerts(alertmanager, "database", 1)
+        (queue,) = await wait_for_alerts(alertmanager, "queues", 1)
+        assert database["labels"] == {
+            "alertname": "ProbeCheckFailing",
+            "check": "database",
+            "severity": "critical",
+            "agent": "botflow-probe",
+        }
+        assert queue["labels"]["component"] == "email"
+        assert queue["annotations"]["summary"] == "queues/email: email workers 0 < 1"
+        assert "CRITICAL on botflow-probe" in queue["annotations"]["description"]
+        assert database["status"]["state"] == "active"
+
+        service.observe("database", HEALTHY)
+        service.observe("database", HEALTHY)
+        await wait_for_alerts(alertmanager, "database", 0)  # resolved: no longer listed
+        assert len(await am_alerts(alertmanager, "queues")) == 1
+    finally:
+        await service.stop()
+    counts = service.notification_counts()
+    assert counts[("alertmanager", "sent")] == 3  # two firing + one resolved (grouped per call)
+    assert counts[("alertmanager", "dropped")] == 0
+
+
+async def test_send_test_to_alertmanager_and_to_a_refused_port(alertmanager: str) -> None:
+    dead_port = free_port()
+    config = make_config(
+        alerts={
+            "notifiers": [
+                {"type": "alertmanager", "urls": [alertmanager]},
+                {"type": "alertmanager", "urls": [f"http://127.0.0.1:{dead_port}"]},
+            ]
+        }
+    )
+    ok, refused = await send_test(config)
+    assert ok == (f"alertmanager {alertmanager}", True, "delivered")
+    assert refused[:2] == (f"alertmanager http://127.0.0.1:{dead_port}", False)
+    assert refused[2] == (
+        f"http://127.0.0.1:{dead_port}/api/v2/alerts: connection refused (127.0.0.1:{dead_port})"
+    )
+    test_alerts = await am_alerts(alertmanager, "probe")
+    assert [a["labels"]["alertname"] for a in test_alerts] == ["ProbeAlertTest"]

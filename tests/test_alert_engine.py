@@ -1,0 +1,321 @@
+"""The alert state machine, driven by sequences of results and a hand-moved clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from probe.alerts.engine import AlertEngine, Grouper, Phase, verdicts
+from probe.alerts.notification import Alert, Kind, Severity, alert_line
+from probe.checks.base import Check, CheckFailed, Report
+from probe.config import AgentConfig, AlertsConfig, CheckConfig, Config
+from probe.model import CheckResult, Observation, Status, Unit
+from probe.runner import CheckRunner
+
+T0 = 1_764_583_200.0  # 2025-12-01T10:00:00Z
+
+
+# ---------------------------------------------------------------- helpers shared by alert tests
+
+
+class GroupConfig(CheckConfig):
+    """A group with members, without depending on the group check module."""
+
+    checks: list[CheckConfig] = []
+
+    def members(self) -> list[CheckConfig]:
+        return self.checks
+
+
+def make_config(
+    alerts: dict[str, Any] | None = None,
+    checks: list[CheckConfig] | None = None,
+    agent: dict[str, Any] | None = None,
+) -> Config:
+    default_checks: list[CheckConfig] = [
+        CheckConfig(name=n, type="tcp") for n in ("database", "redis", "queues", "system", "app")
+    ]
+    return Config(
+        source="test",
+        agent=AgentConfig(**{"name": "botflow-probe", **(agent or {})}),
+        checks=checks if checks is not None else default_checks,
+        alerts=AlertsConfig.model_validate(alerts or {}),
+    )
+
+
+def obs(
+    component: str,
+    measure: str,
+    value: float,
+    status: Status = Status.PASS,
+    threshold: str | None = None,
+    unit: Unit = Unit.COUNT,
+) -> Observation:
+    return Observation(component, measure, value, unit, status, threshold)
+
+
+def result(status: Status, *observations: Observation, output: str = "") -> CheckResult:
+    return CheckResult(status, 0.01, output, T0, tuple(observations))
+
+
+def backlog(value: float, queue: str = "ai-assistant") -> CheckResult:
+    if value > 1000:
+        return result(Status.WARN, obs(queue, "backlog", value, Status.WARN, "> 1,000"))
+    return result(Status.PASS, obs(queue, "backlog", value))
+
+
+def no_workers(queue: str = "ai-assistant") -> CheckResult:
+    return result(Status.FAIL, obs(queue, "workers", 0, Status.FAIL, "< 1"))
+
+
+REFUSED = result(Status.FAIL, output="connection refused (127.0.0.1:5432)")
+HEALTHY = result(Status.PASS, obs("", "response_time", 0.003, unit=Unit.SECONDS))
+
+
+def feed(
+    engine: AlertEngine, check: str, results: list[CheckResult], start: float, step: float = 15.0
+) -> list[tuple[float, Alert]]:
+    """Feed one result every `step` seconds; return (time, alert) for every alert due."""
+    due = []
+    for i, res in enumerate(results):
+        now = start + i * step
+        due += [(now, a) for a in engine.observe(check, res, now)]
+    return due
+
+
+def engine_for(**alerts: Any) -> AlertEngine:
+    settings = {"for": {"warn": "5m", "fail": "1m"}, "resolve_after": 2, "repeat": "4h"}
+    settings.update(alerts)
+    return AlertEngine(AlertsConfig.model_validate(settings))
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_a_flap_shorter_than_for_sends_nothing() -> None:
+    engine = engine_for()
+    # 4m45s of backlog over the limit (20 results, 15s apart), then healthy.
+    due = feed(engine, "queues", [backlog(1240)] * 20 + [backlog(10)], T0)
+    assert due == []
+    assert engine.states == {}
+
+
+def test_warning_fires_once_non_pass_lasted_for() -> None:
+    engine = engine_for()
+    due = feed(engine, "queues", [backlog(1240)] * 30, T0)
+    assert len(due) == 1
+    at, alert = due[0]
+    assert at == T0 + 300
+    assert (alert.kind, alert.severity, alert.key) == (
+        Kind.FIRING,
+        Severity.WARNING,
+        "queues/ai-assistant",
+    )
+    assert alert.summary == "ai-assistant backlog 1,240 > 1,000"
+    assert alert.since == T0
+    assert engine.firing_counts() == {"warning": 1, "critical": 0}
+
+
+def test_critical_fires_after_the_fail_for() -> None:
+    engine = engine_for()
+    due = feed(engine, "queues", [no_workers()] * 6, T0)
+    assert [(t - T0, a.severity, a.summary) for t, a in due] == [
+        (60, Severity.CRITICAL, "ai-assistant workers 0 < 1")
+    ]
+
+
+def test_resolves_after_resolve_after_consecutive_passes() -> None:
+    engine = engine_for(resolve_after=3)
+    feed(engine, "queues", [no_workers()] * 5, T0)  # fires at T0+60
+    # A pass, a fail (resets the count), then three passes.
+    sequence = [backlog(5), no_workers(), backlog(5), backlog(5), backlog(5)]
+    due = feed(engine, "queues", sequence, T0 + 75)
+    assert len(due) == 1
+    at, alert = due[0]
+    assert at == T0 + 75 + 4 * 15
+    assert alert.kind is Kind.RESOLVED and alert.severity is Severity.CRITICAL
+    assert alert.lasted == at - T0
+    assert "lasted 2m15s" in alert_line(alert)
+    assert engine.firing_counts() == {"warning": 0, "critical": 0}
+
+
+def test_connection_refused_is_an_alert_on_the_whole_check() -> None:
+    engine = engine_for()
+    due = feed(engine, "database", [REFUSED] * 5, T0)
+    assert [(a.key, a.severity, a.summary) for _, a in due] == [
+        ("database", Severity.CRITICAL, "connection refused (127.0.0.1:5432)")
+    ]
+    due = feed(engine, "database", [HEALTHY, HEALTHY], T0 + 75)
+    assert [a.kind for _, a in due] == [Kind.RESOLVED]
+
+
+def test_a_failed_run_leaves_component_alerts_as_they_were() -> None:
+    """Redis down: the queue check cannot see its queues; their alerts neither fire nor resolve."""
+    engine = engine_for()
+    feed(engine, "queues", [no_workers()] * 5, T0)
+    feed(engine, "queues", [REFUSED] * 3, T0 + 75)
+    assert engine.states[("queues", "ai-assistant")].phase is Phase.FIRING
+    assert engine.states[("queues", "")].phase is Phase.PENDING
+
+
+def test_reminder_every_repeat_and_never_with_zero() -> None:
+    engine = engine_for()
+    feed(engine, "database", [REFUSED] * 5, T0)  # fires at T0+60
+    assert engine.tick(T0 + 60 + 4 * 3600 - 1) == []
+    reminders = engine.tick(T0 + 60 + 4 * 3600)
+    assert [(a.kind, a.key) for a in reminders] == [(Kind.REMINDER, "database")]
+    assert "still firing after 4h1m" in alert_line(reminders[0])
+    assert engine.tick(T0 + 60 + 4 * 3600 + 60) == []
+
+    quiet = engine_for(repeat=0)
+    feed(quiet, "database", [REFUSED] * 5, T0)
+    assert quiet.tick(T0 + 30 * 86400) == []
+
+
+def test_warning_to_critical_escalation_is_notified_at_once() -> None:
+    engine = engine_for()
+    due = feed(engine, "queues", [backlog(1240)] * 21, T0)  # warning fires at T0+300
+    assert [a.kind for _, a in due] == [Kind.FIRING]
+    due = feed(engine, "queues", [no_workers()] * 5, T0 + 315)
+    assert [(t - T0, a.kind, a.severity, a.previous_severity) for t, a in due] == [
+        (375, Kind.ESCALATED, Severity.CRITICAL, Severity.WARNING)
+    ]
+    # Back to a mere warning: no notification, and it stays critical until resolved.
+    assert feed(engine, "queues", [backlog(1240)] * 4, T0 + 390) == []
+    assert engine.firing_counts() == {"warning": 0, "critical": 1}
+
+
+def test_overrides_per_check_and_disabled_alerts() -> None:
+    engine = engine_for(
+        overrides={"queues": {"for": {"warn": "10m"}}, "system": {"enabled": False}}
+    )
+    slow = feed(engine, "queues", [backlog(1240)] * 45, T0)
+    assert [t - T0 for t, _ in slow] == [600]
+    usual = feed(
+        engine,
+        "redis",
+        [result(Status.WARN, obs("", "memory", 0.9, Status.WARN, "> 80%", Unit.RATIO))] * 30,
+        T0,
+    )
+    assert [t - T0 for t, _ in usual] == [300]
+    assert feed(engine, "system", [no_workers("memory")] * 100, T0) == []
+
+
+def test_silence_mutes_firing_and_notifies_when_it_ends_if_still_firing() -> None:
+    engine = engine_for(
+        silences=[
+            {"checks": ["database"], "start": "2025-12-01T10:00:00Z", "end": "2025-12-01T10:30:00Z"}
+        ]
+    )
+    assert feed(engine, "database", [REFUSED] * 20, T0) == []
+    assert engine.firing_counts()["critical"] == 1
+    assert engine.tick(T0 + 1799) == []
+    after = engine.tick(T0 + 1800)
+    assert [(a.kind, a.key) for a in after] == [(Kind.FIRING, "database")]
+
+
+def test_an_alert_that_fired_and_resolved_inside_a_silence_sends_nothing() -> None:
+    engine = engine_for(
+        silences=[
+            {"checks": ["database"], "start": "2025-12-01T10:00:00Z", "end": "2025-12-01T11:00:00Z"}
+        ]
+    )
+    assert feed(engine, "database", [REFUSED] * 10 + [HEALTHY] * 2, T0) == []
+    assert engine.states == {}
+    assert engine.tick(T0 + 3600) == []
+
+
+def test_group_members_have_their_own_keys_and_inherit_group_silences() -> None:
+    members = [CheckConfig(name=n, type="http") for n in ("paystack", "openai")]
+    group = GroupConfig(name="external_services", type="group", checks=members)
+    config = make_config(
+        alerts={
+            "for": {"fail": "0s"},
+            "silences": [
+                {
+                    "checks": ["external_services"],
+                    "start": "2025-12-01T10:00:00Z",
+                    "end": "2025-12-01T10:05:00Z",
+                }
+            ],
+        },
+        checks=[group],
+    )
+    engine = AlertEngine(
+        config.alerts, {"paystack": "external_services", "openai": "external_services"}
+    )
+    grouped = CheckResult(
+        Status.FAIL,
+        0.2,
+        "paystack: HTTP 503",
+        T0,
+        (obs("", "response_time", 0.2, unit=Unit.SECONDS),),
+        members=(("paystack", result(Status.FAIL, output="HTTP 503")), ("openai", HEALTHY)),
+    )
+    assert engine.observe("external_services", grouped, T0) == []  # silenced
+    assert set(engine.states) == {("paystack", "")}
+    later = engine.observe("external_services", grouped, T0 + 300)
+    assert [(a.key, a.summary) for a in later] == [("paystack", "HTTP 503")]
+
+
+def test_verdicts_group_observations_by_component() -> None:
+    found = verdicts(
+        result(
+            Status.FAIL,
+            obs("", "response_time", 0.01, unit=Unit.SECONDS),
+            obs("billing", "backlog", 10),
+            obs("email", "backlog", 1500, Status.WARN, "> 1,000"),
+            obs("email", "workers", 0, Status.FAIL, "< 1"),
+        )
+    )
+    assert {k: (v.status, v.summary) for k, v in found.items()} == {
+        "": (Status.PASS, ""),
+        "billing": (Status.PASS, ""),
+        "email": (Status.FAIL, "email workers 0 < 1; email backlog 1,500 > 1,000"),
+    }
+
+
+def test_grouper_batches_alerts_due_within_group_wait() -> None:
+    grouper = Grouper(group_wait=10)
+    first = Alert("redis", "", Severity.CRITICAL, Kind.FIRING, "connection refused", T0, T0)
+    second = Alert("queues", "email", Severity.CRITICAL, Kind.FIRING, "", T0, T0 + 4)
+    grouper.add([first], T0)
+    grouper.add([second], T0 + 4)
+    assert grouper.due(T0 + 9.9) == []
+    assert grouper.due(T0 + 10) == [first, second]
+    assert grouper.due(T0 + 30) == []
+
+
+class _Flaky(Check[CheckConfig]):
+    """Fails every other run, like an API dropping half its requests."""
+
+    config_model = CheckConfig
+    runs = 0
+
+    async def run(self) -> Report:
+        self.runs += 1
+        if self.runs % 2:
+            raise CheckFailed("HTTP 502")
+        return Report()
+
+
+@pytest.mark.parametrize("with_error_rate", [True, False])
+async def test_error_rate_turns_intermittent_failures_into_one_alert(with_error_rate: bool) -> None:
+    """Failing every other run flaps (never fires) unless `error_rate` is a threshold."""
+    now = [T0]
+    limits = (
+        {"warn": {"error_rate": "20%"}, "fail": {"error_rate": "90%"}} if with_error_rate else {}
+    )
+    config = CheckConfig.model_validate({"name": "app", "type": "http", **limits})
+    runner = CheckRunner(_Flaky(config), clock=lambda: now[0])
+    engine = engine_for(**{"for": {"warn": "2m", "fail": "1m"}})
+    due: list[Alert] = []
+    for _ in range(20):
+        due += engine.observe("app", await runner.run(), now[0])
+        now[0] += 15
+    if not with_error_rate:
+        assert due == []
+        return
+    assert [(a.key, a.severity, a.kind) for a in due] == [("app", Severity.WARNING, Kind.FIRING)]
+    assert "error_rate 5" in due[0].summary and "> 20%" in due[0].summary

@@ -1,0 +1,220 @@
+"""The group check: members from YAML, run concurrently, reported as one."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+import redis as redis_sync
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from probe.checks.registry import build_check
+from probe.config import ConfigError, load_config
+from probe.model import Status
+from probe.runner import CheckRunner
+from tests.conftest import free_port
+from tests.faultproxy import FaultProxy, Mode
+
+ServerFactory = Callable[..., Awaitable[TestServer]]
+LoadRunner = Callable[[str], CheckRunner]
+
+
+@pytest.fixture
+async def load_group(write_config: Any) -> AsyncIterator[LoadRunner]:
+    """YAML text -> load_config -> a runner for its first check (the group)."""
+    runners: list[CheckRunner] = []
+
+    def load(text: str) -> CheckRunner:
+        config = load_config(write_config(text), environ={})
+        runner = CheckRunner(build_check(config.checks[0]))
+        runners.append(runner)
+        return runner
+
+    yield load
+    for runner in runners:
+        await runner.close()
+
+
+@pytest.fixture
+async def web_server(aiohttp_server: ServerFactory) -> TestServer:
+    async def status(request: web.Request) -> web.Response:
+        return web.Response(status=int(request.match_info["code"]))
+
+    app = web.Application()
+    app.router.add_get("/status/{code}", status)
+    return await aiohttp_server(app)
+
+
+async def test_group_is_as_bad_as_its_worst_member(
+    load_group: LoadRunner, web_server: TestServer, redis_url: str
+) -> None:
+    base = str(web_server.make_url(""))
+    runner = load_group(
+        f"""
+checks:
+  - name: external_services
+    type: group
+    checks:
+      - {{ name: paystack, type: http, url: '{base}/status/401', expect: {{ status: [200, 401] }} }}
+      - {{ name: whatsapp, type: http, url: '{base}/status/503', expect: {{ status: [200, 401] }} }}
+      - {{ name: cache, type: redis, url: '{redis_url}', warn: {{ response_time: 0ms }} }}
+"""
+    )
+    result = await runner.run()
+
+    assert result.status is Status.FAIL
+    assert [name for name, _ in result.members] == ["paystack", "whatsapp", "cache"]
+    assert [member.status for _, member in result.members] == [
+        Status.PASS, Status.FAIL, Status.WARN,
+    ]  # fmt: skip
+    assert result.output.startswith("whatsapp: HTTP 503 (expected 200, 401); cache: response_time")
+    assert [o.measure for o in result.observations] == ["response_time"]
+    assert runner.config.target() == "3 checks"
+
+
+async def test_a_warning_member_makes_the_group_warn(
+    load_group: LoadRunner, web_server: TestServer
+) -> None:
+    base = str(web_server.make_url(""))
+    runner = load_group(
+        f"""
+checks:
+  - name: apis
+    type: group
+    checks:
+      - {{ name: a, type: http, url: '{base}/status/200' }}
+      - {{ name: b, type: http, url: '{base}/status/200', warn: {{ response_time: 0ms }} }}
+"""
+    )
+    result = await runner.run()
+
+    assert result.status is Status.WARN
+    assert result.output.startswith("b: response_time ")
+
+
+async def test_members_run_concurrently_and_time_out_by_name(load_group: LoadRunner) -> None:
+    proxies = [await FaultProxy("127.0.0.1", free_port()).start() for _ in range(2)]
+    for proxy in proxies:
+        proxy.set(Mode.BLACKHOLE)
+    runner = load_group(
+        f"""
+checks:
+  - name: apis
+    type: group
+    timeout: 1.5s
+    checks:
+      - {{ name: slow-a, type: http, url: 'http://127.0.0.1:{proxies[0].port}/' }}
+      - {{ name: slow-b, type: http, url: 'http://127.0.0.1:{proxies[1].port}/' }}
+"""
+    )
+    try:
+        started = time.monotonic()
+        result = await runner.run()
+        elapsed = time.monotonic() - started
+    finally:
+        for proxy in proxies:
+            await proxy.close()
+
+    assert result.status is Status.FAIL
+    assert result.output == "slow-a: timed out after 1.5s; slow-b: timed out after 1.5s"
+    assert elapsed < 2.8  # together, not one after the other
+
+
+async def test_members_inherit_the_groups_timing(write_config: Any) -> None:
+    path = write_config(
+        """
+defaults: { interval: 30s, timeout: 5s }
+checks:
+  - name: apis
+    type: group
+    interval: 60s
+    timeout: 8s
+    checks:
+      - { name: a, type: tcp, host: 127.0.0.1, port: 1 }
+      - { name: b, type: tcp, host: 127.0.0.1, port: 2, timeout: 2s }
+"""
+    )
+    group = load_config(path, environ={}).checks[0]
+
+    assert [(m.interval, m.timeout) for m in group.members()] == [(60.0, 8.0), (60.0, 2.0)]
+
+
+def test_config_errors_inside_and_on_the_group(write_config: Any) -> None:
+    path = write_config(
+        """
+checks:
+  - name: apis
+    type: group
+    timeout: 2s
+    warn: { cert_expiry: <14d }
+    checks:
+      - { name: a, type: tcp, host: 127.0.0.1, port: 1, timeout: 5s }
+      - { name: b, type: http, url: 'https://x/', stauts: 200 }
+"""
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+
+    problems = caught.value.problems
+    assert f"{path}: checks[0].checks[1].stauts: unknown key" in problems
+    assert any(
+        p.startswith(f"{path}: checks[0].warn: unknown measure 'cert_expiry'") for p in problems
+    )
+    slow_member = f"{path}: checks[0].checks[0]"
+    assert any(p.startswith(slow_member) or "'a' has a timeout (5s)" in p for p in problems)
+
+
+async def test_member_secrets_are_known_to_the_config_and_never_printed(
+    write_config: Any,
+) -> None:
+    canary = "canary-Pw-9052"
+    port = free_port()
+    path = write_config(
+        f"""
+checks:
+  - name: backends
+    type: group
+    checks:
+      - {{ name: db, type: postgres, dsn: 'postgresql://app:{canary}@127.0.0.1:{port}/app' }}
+"""
+    )
+    config = load_config(path, environ={})
+    runner = CheckRunner(build_check(config.checks[0]))
+    try:
+        result = await runner.run()
+    finally:
+        await runner.close()
+
+    assert canary in config.secrets()
+    assert result.output == f"db: connection refused (127.0.0.1:{port})"
+    assert canary not in repr(result)
+
+
+async def test_closing_the_group_closes_its_members(
+    load_group: LoadRunner, redis_server: tuple[str, int], redis_url: str
+) -> None:
+    runner = load_group(
+        f"""
+checks:
+  - name: caches
+    type: group
+    checks:
+      - {{ name: cache, type: redis, url: '{redis_url}' }}
+"""
+    )
+    assert (await runner.run()).status is Status.PASS
+    admin = redis_sync.Redis(*redis_server, decode_responses=True)
+    try:
+        assert sum(1 for c in admin.client_list() if c.get("name") == "probe") == 1
+        await runner.close()
+        await runner.close()
+        deadline = time.monotonic() + 5
+        while any(c.get("name") == "probe" for c in admin.client_list()):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+    finally:
+        admin.close()

@@ -1,0 +1,299 @@
+"""The postgres check against the machine's real PostgreSQL, directly and through a fault proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+
+from probe.checks.postgres import PostgresConfig
+from probe.checks.registry import build_check
+from probe.config import ConfigError, load_config
+from probe.model import CheckResult, Status
+from probe.runner import CheckRunner
+from tests.conftest import free_port
+from tests.faultproxy import FaultProxy, Mode
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+CANARY = "canary-Pw-7731"
+
+MakeRunner = Callable[..., CheckRunner]
+
+
+@pytest.fixture
+async def make_runner() -> AsyncIterator[MakeRunner]:
+    """Builds runners the way the agent does (config model -> registry -> runner)."""
+    runners: list[CheckRunner] = []
+
+    def make(**fields: Any) -> CheckRunner:
+        raw = {"name": "database", "type": "postgres", "timeout": 2, **fields}
+        runner = CheckRunner(build_check(PostgresConfig.model_validate(raw)))
+        runners.append(runner)
+        return runner
+
+    yield make
+    for runner in runners:
+        await runner.close()
+
+
+def observed(result: CheckResult) -> dict[str, float | None]:
+    return {o.measure: o.value for o in result.observations}
+
+
+def via_proxy(dsn: str, proxy: FaultProxy, password: str = "") -> str:
+    parts = urlsplit(dsn)
+    auth = f"{parts.username}:{password}@" if password else f"{parts.username}@"
+    return f"postgresql://{auth}{proxy.host}:{proxy.port}{parts.path}"
+
+
+async def probe_sessions(dsn: str) -> int:
+    """How many connections named `probe` the server sees in our database."""
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = 'probe' AND datname = current_database()"
+        )
+        return count
+    finally:
+        await conn.close()
+
+
+async def test_healthy_database_from_yaml_passes(write_config: Any, pg_dsn: str) -> None:
+    path = write_config(
+        f"""
+checks:
+  - name: database
+    type: postgres
+    dsn: {pg_dsn}
+    critical: true
+    warn: {{ response_time: 5s, connections: 90% }}
+"""
+    )
+    config = load_config(path, environ={})
+    runner = CheckRunner(build_check(config.checks[0]))
+    try:
+        result = await runner.run()
+    finally:
+        await runner.close()
+
+    assert result.status is Status.PASS
+    assert result.output == ""
+    values = observed(result)
+    assert values["response_time"] is not None and values["response_time"] > 0
+    assert values["connections"] is not None and 0 < values["connections"] < 1
+    assert "replication_lag" not in values  # a primary has no replication lag
+
+
+async def test_one_pooled_connection_named_probe_is_reused_and_closed(
+    make_runner: MakeRunner, pg_dsn: str
+) -> None:
+    runner = make_runner(dsn=pg_dsn)
+    for _ in range(3):
+        assert (await runner.run()).status is Status.PASS
+    assert await probe_sessions(pg_dsn) == 1
+
+    await runner.close()
+    await runner.close()  # safe twice
+    deadline = time.monotonic() + 5
+    while await probe_sessions(pg_dsn) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert await probe_sessions(pg_dsn) == 0
+
+
+async def test_custom_query_runs_and_its_error_is_reported(
+    make_runner: MakeRunner, pg_dsn: str
+) -> None:
+    ok = await make_runner(dsn=pg_dsn, query="SELECT count(*) FROM pg_class").run()
+    broken = await make_runner(dsn=pg_dsn, query="SELECT * FROM no_such_table").run()
+
+    assert ok.status is Status.PASS
+    assert broken.status is Status.FAIL
+    assert broken.output == 'query failed: relation "no_such_table" does not exist'
+
+
+async def test_closed_port_fails_fast_with_connection_refused(make_runner: MakeRunner) -> None:
+    port = free_port()
+    result = await make_runner(dsn=f"postgresql://postgres@127.0.0.1:{port}/postgres").run()
+
+    assert result.status is Status.FAIL
+    assert result.output == f"connection refused (127.0.0.1:{port})"
+    assert result.response_time < 1
+
+
+async def test_unknown_host_says_dns_lookup_failed(make_runner: MakeRunner) -> None:
+    result = await make_runner(dsn="postgresql://postgres@db.probe-test.invalid/postgres").run()
+
+    assert result.status is Status.FAIL
+    assert result.output == "DNS lookup failed for db.probe-test.invalid"
+
+
+async def test_proxy_that_drops_connections_fails_with_words(
+    make_runner: MakeRunner, pg_dsn: str, pg_proxy: FaultProxy
+) -> None:
+    pg_proxy.set(Mode.REFUSE)
+    result = await make_runner(dsn=via_proxy(pg_dsn, pg_proxy)).run()
+
+    assert result.status is Status.FAIL
+    assert result.output in (
+        f"connection reset by server (127.0.0.1:{pg_proxy.port})",
+        f"connection closed by server (127.0.0.1:{pg_proxy.port})",
+    )
+
+
+async def test_blackholed_server_times_out_without_holding_up_other_checks(
+    make_runner: MakeRunner, pg_dsn: str, pg_proxy: FaultProxy
+) -> None:
+    pg_proxy.set(Mode.BLACKHOLE)
+    stuck = make_runner(name="stuck", dsn=via_proxy(pg_dsn, pg_proxy), timeout=1)
+    healthy = make_runner(name="healthy", dsn=pg_dsn, timeout=1)
+
+    started = time.monotonic()
+    stuck_result, healthy_result = await asyncio.gather(stuck.run(), healthy.run())
+    elapsed = time.monotonic() - started
+
+    assert stuck_result.status is Status.FAIL
+    assert stuck_result.output == "timed out after 1s"
+    assert elapsed < 2.5  # one timeout, not asyncpg's default 60 s
+    assert healthy_result.status is Status.PASS
+    assert healthy_result.response_time < 1
+
+
+async def test_slow_server_warns_on_response_time(
+    make_runner: MakeRunner, pg_dsn: str, pg_proxy: FaultProxy
+) -> None:
+    pg_proxy.set(Mode.DELAY, delay=0.05)
+    runner = make_runner(dsn=via_proxy(pg_dsn, pg_proxy), timeout=5, warn={"response_time": "20ms"})
+    result = await runner.run()
+
+    assert result.status is Status.WARN
+    assert result.output.startswith("response_time ")
+    assert result.output.endswith("> 20ms")
+
+
+async def test_pooled_connection_recovers_when_the_server_comes_back(
+    make_runner: MakeRunner, pg_dsn: str, pg_proxy: FaultProxy
+) -> None:
+    runner = make_runner(dsn=via_proxy(pg_dsn, pg_proxy), timeout=1)
+    assert (await runner.run()).status is Status.PASS
+
+    pg_proxy.set(Mode.REFUSE)
+    assert (await runner.run()).status is Status.FAIL
+    pg_proxy.set(Mode.FORWARD)
+    assert (await runner.run()).status is Status.PASS
+
+    pg_proxy.set(Mode.BLACKHOLE)
+    assert (await runner.run()).output == "timed out after 1s"
+    pg_proxy.set(Mode.FORWARD)
+    assert (await runner.run()).status is Status.PASS
+
+
+async def test_connection_cut_while_idle_does_not_fail_the_next_run(
+    make_runner: MakeRunner, pg_dsn: str, pg_proxy: FaultProxy
+) -> None:
+    # A restart or a pooler's idle timeout closes the pooled socket between runs.
+    runner = make_runner(dsn=via_proxy(pg_dsn, pg_proxy))
+    assert (await runner.run()).status is Status.PASS
+    pg_proxy.drop_connections()
+
+    assert (await runner.run()).status is Status.PASS
+
+
+async def test_unknown_database_and_role_use_the_servers_words(
+    make_runner: MakeRunner, pg_dsn: str
+) -> None:
+    base = pg_dsn.rsplit("/", 1)[0]
+    no_db = await make_runner(dsn=f"{base}/probe_no_such_db").run()
+    no_role = await make_runner(dsn=pg_dsn.replace("postgres@", "probe_ghost_role@")).run()
+
+    assert no_db.output == 'database "probe_no_such_db" does not exist'
+    assert no_role.output == 'role "probe_ghost_role" does not exist'
+
+
+async def test_dsn_password_never_shows(make_runner: MakeRunner, pg_dsn: str) -> None:
+    base = pg_dsn.rsplit("/", 1)[0].replace("postgres@", f"postgres:{CANARY}@")
+    runner = make_runner(dsn=f"{base}/probe_no_such_db?password={CANARY}")
+    result = await runner.run()
+
+    assert result.status is Status.FAIL
+    assert CANARY not in result.output
+    assert CANARY not in runner.config.target()
+    assert runner.config.target().startswith("postgresql://postgres:***@127.0.0.1")
+    assert CANARY in runner.config.secrets()
+
+
+def test_dsn_must_be_a_postgres_url(write_config: Any) -> None:
+    path = write_config(
+        "checks:\n  - { name: db, type: postgres, dsn: 'mysql://u:hunter22@h/x' }\n"
+        "  - { name: db2, type: postgres, dsn: 'postgresql://h/x', warn: { memory: 80% } }\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+
+    problems = caught.value.problems
+    assert problems[0] == (
+        f"{path}: checks[0].dsn: expected a URL like postgresql://user:password@host:5432/db, "
+        "got 'mysql://u:***@h/x'"
+    )
+    assert problems[1].startswith(f"{path}: checks[1].warn: unknown measure 'memory'")
+
+
+# ---------------------------------------------------------------- password authentication
+
+
+@pytest.fixture(scope="module")
+def scram_server() -> Iterator[tuple[int, str]]:
+    """A throw-away cluster that asks for passwords: (port, superuser password)."""
+    initdb, pg_ctl = PG_BIN / "initdb", PG_BIN / "pg_ctl"
+    if not initdb.exists():
+        pytest.skip("PostgreSQL server binaries are not installed")
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres and not shutil.which("runuser"):
+        pytest.skip("need runuser to start PostgreSQL as a non-root user")
+    workdir = Path(tempfile.mkdtemp(prefix="probe-pg-"))
+    password, port = "right-password", free_port()
+    (workdir / "pw").write_text(password)
+    if as_postgres:
+        shutil.chown(workdir, "postgres")
+        shutil.chown(workdir / "pw", "postgres")
+    data = workdir / "data"
+    subprocess.run(
+        [*as_postgres, str(initdb), "-D", str(data), "-U", "postgres", "-N",
+         "--auth=scram-sha-256", f"--pwfile={workdir / 'pw'}"],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run(
+        [*as_postgres, str(pg_ctl), "-D", str(data), "-o", options, "-w", "start"],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield port, password
+    finally:
+        subprocess.run(
+            [*as_postgres, str(pg_ctl), "-D", str(data), "-m", "immediate", "-w", "stop"],
+            check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def test_wrong_password_says_authentication_failed(
+    make_runner: MakeRunner, scram_server: tuple[int, str]
+) -> None:
+    port, password = scram_server
+    wrong = await make_runner(dsn=f"postgresql://postgres:{CANARY}@127.0.0.1:{port}/postgres").run()
+    right = await make_runner(dsn=f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres").run()
+
+    assert wrong.status is Status.FAIL
+    assert wrong.output == 'password authentication failed for user "postgres"'
+    assert right.status is Status.PASS

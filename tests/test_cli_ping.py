@@ -1,0 +1,131 @@
+"""`probe ping`: the Docker HEALTHCHECK command; stdlib only, exit 0 on 2xx, 1 otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+
+from tests.cli_helpers import arun_cli, cli_env, run_cli
+from tests.conftest import free_port
+
+
+@pytest.fixture
+async def agent_like() -> AsyncIterator[str]:
+    """A real HTTP server with a healthy /live, a 503 /ready and a redirect."""
+
+    async def live(_: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def ready(_: web.Request) -> web.Response:
+        return web.json_response({"status": "not_ready"}, status=503)
+
+    async def moved(_: web.Request) -> web.Response:
+        raise web.HTTPFound("/live")
+
+    app = web.Application()
+    app.router.add_get("/live", live)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/moved", moved)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+async def test_2xx_exits_0_silently(agent_like: str) -> None:
+    out = await arun_cli("ping", f"{agent_like}/live")
+    assert (out.code, out.stdout, out.stderr) == (0, "", "")
+
+
+async def test_redirect_to_2xx_exits_0(agent_like: str) -> None:
+    assert (await arun_cli("ping", f"{agent_like}/moved")).code == 0
+
+
+async def test_503_exits_1_saying_http_503(agent_like: str) -> None:
+    out = await arun_cli("ping", f"{agent_like}/ready")
+    assert out.code == 1
+    assert out.stderr == f"probe ping: HTTP 503 from {agent_like}/ready\n"
+
+
+async def test_404_exits_1(agent_like: str) -> None:
+    out = await arun_cli("ping", f"{agent_like}/nope")
+    assert out.code == 1
+    assert "HTTP 404" in out.stderr
+
+
+def test_closed_port_exits_1_saying_connection_refused() -> None:
+    url = f"http://127.0.0.1:{free_port()}/live"
+    out = run_cli("ping", url)
+    assert out.code == 1
+    assert out.stderr == f"probe ping: connection refused ({url})\n"
+
+
+def test_silent_server_times_out() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/live"
+        out = run_cli("ping", url, "--timeout", "300ms")
+    assert out.code == 1
+    assert out.stderr == f"probe ping: timed out after 300ms ({url})\n"
+
+
+def test_default_url_follows_probe_listen() -> None:
+    port = free_port()
+    out = run_cli("ping", env={"PROBE_LISTEN": f"0.0.0.0:{port}"})
+    assert out.code == 1
+    assert f"connection refused (http://127.0.0.1:{port}/live)" in out.stderr
+
+
+def test_default_url_is_port_8080_live() -> None:
+    out = run_cli("ping", "--help")
+    assert out.code == 0
+    assert "http://127.0.0.1:8080/live" in out.stdout
+
+
+def test_bad_url_and_bad_timeout_exit_1_without_traceback() -> None:
+    for args in (["ftp://127.0.0.1/x"], ["http://"], ["--timeout", "soon"], ["a", "b"]):
+        out = run_cli("ping", *args)
+        assert out.code == 1, (args, out)
+        assert "Traceback" not in out.stderr
+        assert out.stderr.strip(), args
+
+
+async def test_imports_only_the_standard_library(agent_like: str) -> None:
+    # What `python -m probe ping` has loaded when it exits, seen from inside the process.
+    script = (
+        "import sys, runpy\n"
+        f"sys.argv = ['probe', 'ping', '{agent_like}/live']\n"
+        "try:\n"
+        "    runpy.run_module('probe', run_name='__main__')\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        script,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env(),
+    )
+    stdout, stderr = await proc.communicate()
+    assert proc.returncode == 0, stderr
+    loaded = set(stdout.decode().split())
+    assert "probe.ping" in loaded
+    heavy = {"pydantic", "yaml", "aiohttp", "asyncpg", "redis", "probe.config", "asyncio"}
+    assert not heavy & loaded
+    # Underscored names are site hooks from .pth files, loaded before any of our code.
+    top_level = {m.split(".")[0] for m in loaded if not m.startswith("_")}
+    third_party = top_level - set(sys.stdlib_module_names) - {"probe"}
+    assert third_party == set()

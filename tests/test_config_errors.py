@@ -1,0 +1,207 @@
+"""Every broken config gets one exact line naming the file and the key path, exit 2.
+
+Like blackbox_exporter's testdata/invalid-*.yml: each case pairs a file with its message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli_helpers import run_cli
+
+REDIS = 'type: redis, url: "redis://127.0.0.1:6379/0"'
+
+# (id, file text, the exact problem line after "<file>: ")
+CASES: list[tuple[str, str, str]] = [
+    (
+        "yaml-syntax",
+        "checks:\n  - name: a\n   type: redis\n",
+        "line 3, column 4: expected <block end>, but found '<block mapping start>'",
+    ),
+    (
+        "yaml-tab",
+        "checks:\n\t- a\n",
+        "line 2, column 1: found character '\\t' that cannot start any token",
+    ),
+    ("unknown-top-level-key", "checks: []\nagnet: {}\n", "agnet: unknown key"),
+    (
+        "unknown-check-key",
+        f"checks:\n  - {{name: a, {REDIS}, tiemout: 1s}}\n",
+        "checks[0].tiemout: unknown key",
+    ),
+    (
+        "wrong-type",
+        f"checks:\n  - {{name: a, {REDIS}, critical: maybe}}\n",
+        "checks[0].critical: expected true or false, got 'maybe'",
+    ),
+    (
+        "duplicate-check-names",
+        f"checks:\n  - {{name: a, {REDIS}}}\n  - {{name: a, {REDIS}}}\n",
+        "checks[1].name: duplicate check name 'a' (also checks[0])",
+    ),
+    (
+        "duplicate-yaml-keys",
+        "checks:\n  - name: a\n    type: redis\n    url: redis://h\n    url: redis://x\n",
+        "line 5, column 5: duplicate key 'url'",
+    ),
+    (
+        "timeout-not-below-interval",
+        f"checks:\n  - {{name: a, {REDIS}, interval: 5s, timeout: 5s}}\n",
+        "checks[0].timeout: timeout (5s) must be shorter than interval (5s)",
+    ),
+    (
+        "unset-variable",
+        "checks:\n  - {name: a, type: redis, url: '${PROBE_TEST_UNSET_URL}'}\n",
+        "checks[0].url: environment variable PROBE_TEST_UNSET_URL is not set "
+        "(set it, or give a default: ${PROBE_TEST_UNSET_URL:-value})",
+    ),
+    (
+        "bad-name",
+        f"checks:\n  - {{name: Redis, {REDIS}}}\n",
+        "checks[0].name: must match [a-z0-9_-]+, got 'Redis'",
+    ),
+    (
+        "unknown-check-type",
+        "checks:\n  - {name: a, type: mysql}\n",
+        "checks[0].type: unknown check type 'mysql' "
+        "(known: bullmq, group, http, postgres, redis, system, tcp)",
+    ),
+    (
+        "missing-check-type",
+        "checks:\n  - {name: a}\n",
+        "checks[0].type: unknown check type missing "
+        "(known: bullmq, group, http, postgres, redis, system, tcp)",
+    ),
+    (
+        "bad-duration",
+        f"checks:\n  - {{name: a, {REDIS}, timeout: fast}}\n",
+        "checks[0].timeout: expected a duration like 5s or 500ms, got 'fast'",
+    ),
+    (
+        "negative-duration",
+        f"checks:\n  - {{name: a, {REDIS}, timeout: -1s}}\n",
+        "checks[0].timeout: expected a duration like 5s or 500ms, got '-1s'",
+    ),
+    (
+        "bad-limit",
+        f"checks:\n  - {{name: a, {REDIS}, warn: {{response_time: lots}}}}\n",
+        "checks[0].warn: response_time: expected a limit like 1000, 500ms, 80% or <1, got 'lots'",
+    ),
+    (
+        "unknown-measure",
+        f"checks:\n  - {{name: a, {REDIS}, warn: {{backlog: 5}}}}\n",
+        "checks[0].warn: unknown measure 'backlog' (known: error_rate, memory, response_time)",
+    ),
+    (
+        "group-checks-not-a-list",
+        "checks:\n  - {name: g, type: group, checks: {name: a}}\n",
+        "checks[0].checks: expected a list of checks",
+    ),
+    (
+        "group-member-invalid",
+        "checks:\n  - {name: g, type: group, checks: [{name: a, type: tcp, host: h, port: x}]}\n",
+        "checks[0].checks[0].port: expected a whole number, got 'x'",
+    ),
+    (
+        "bad-listen",
+        "agent: {listen: '8080'}\nchecks: []\n",
+        "agent.listen: expected host:port like 0.0.0.0:8080, got '8080'",
+    ),
+    (
+        "unknown-notifier-type",
+        "alerts:\n  notifiers: [{type: email, to: x}]\n",
+        "alerts.notifiers[0]: unknown type 'email' (known: alertmanager, slack)",
+    ),
+    (
+        "slack-token-without-channel",
+        "alerts:\n  notifiers: [{type: slack, token: xoxb-1}]\n",
+        "alerts.notifiers[0]: token needs a channel",
+    ),
+    (
+        "silence-ends-before-start",
+        f"checks:\n  - {{name: a, {REDIS}}}\nalerts:\n  silences: [{{checks: [a], "
+        "start: 2026-12-01T03:00:00Z, end: 2026-12-01T02:00:00Z}]\n",
+        "alerts.silences[0]: end must be after start",
+    ),
+    (
+        "override-for-unknown-check",
+        f"checks:\n  - {{name: a, {REDIS}}}\nalerts:\n  overrides: {{b: {{for: {{warn: 1m}}}}}}\n",
+        "alerts.overrides.b: no check named 'b'",
+    ),
+    ("list-at-top-level", "- a\n- b\n", "expected a map at the top level, got a list"),
+    ("empty-file", "", "the file is empty; expected a map with a `checks:` list"),
+    (
+        "only-a-comment",
+        "# nothing here\n",
+        "the file is empty; expected a map with a `checks:` list",
+    ),
+    ("scalar-at-top-level", "hello\n", "expected a map at the top level, got a str"),
+    ("checks-not-a-list", "checks: {name: a}\n", "checks: expected a list, got {'name': 'a'}"),
+    (
+        "check-not-a-map",
+        "checks: [redis]\n",
+        "checks[0]: expected a map of key: value, got 'redis'",
+    ),
+    (
+        "missing-required-field",
+        "checks:\n  - {name: a, type: redis}\n",
+        "checks[0].url: required key is missing",
+    ),
+    (
+        "name-not-text",
+        f"checks:\n  - {{name: 5, {REDIS}}}\n",
+        "checks[0].name: expected text, got 5 (quote it)",
+    ),
+    (
+        "unknown-defaults-key",
+        "defaults: {intervall: 5s}\nchecks: []\n",
+        "defaults.intervall: unknown key",
+    ),
+    (
+        "resolve-after-zero",
+        "alerts: {resolve_after: 0}\n",
+        "alerts.resolve_after: must be at least 1, got 0",
+    ),
+    (
+        "nul-character",
+        "checks: []\x00\n",
+        "character 11: unacceptable character #x0000: special characters are not allowed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "problem"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_validate_names_file_and_key(text: str, problem: str, write_config: Any) -> None:
+    path = write_config(text)
+    out = run_cli("validate", "-c", str(path))
+    assert out.code == 2, out
+    assert out.stdout == ""
+    assert out.stderr.splitlines() == [f"{path}: {problem}"]
+
+
+def test_every_problem_is_reported_in_one_pass(write_config: Any) -> None:
+    text = (
+        "checks:\n"
+        f"  - {{name: a, {REDIS}, timeout: fast}}\n"
+        "  - {name: B, type: mysql}\n"
+        f"  - {{name: c, {REDIS}, tiemout: 1s}}\n"
+    )
+    path = write_config(text)
+    out = run_cli("validate", "-c", str(path))
+    assert out.code == 2
+    assert [line.split(": ")[1] for line in out.stderr.splitlines()] == [
+        "checks[0].timeout",
+        "checks[1].type",
+        "checks[2].tiemout",
+    ]
+
+
+def test_binary_garbage(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.yaml"
+    path.write_bytes(b"\x00\x01\xff\xfe\x80 garbage")
+    out = run_cli("validate", "-c", str(path))
+    assert out.code == 2
+    assert out.stderr == f"{path}: not a UTF-8 text file (byte 2)\n"
