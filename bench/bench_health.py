@@ -76,8 +76,19 @@ def wait_up(port: int) -> None:
 
 def wrk(port: int, duration: int) -> float:
     out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", "-c50", f"-d{duration}s", f"http://127.0.0.1:{port}/health"],
-        capture_output=True, text=True, check=True,
+        [
+            "taskset",
+            "-c",
+            "1",
+            "wrk",
+            "-t1",
+            "-c50",
+            f"-d{duration}s",
+            f"http://127.0.0.1:{port}/health",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if not match:
@@ -108,13 +119,21 @@ def main() -> None:
         probe_rps, bare_rps = [], []
         for _ in range(args.rounds):
             port = free_port()
-            probe_rps.append(serve_and_measure([PROBE_SERVER, str(config), str(port), str(body)], port, args.duration))
+            probe_rps.append(
+                serve_and_measure(
+                    [PROBE_SERVER, str(config), str(port), str(body)], port, args.duration
+                )
+            )
             port = free_port()
-            bare_rps.append(serve_and_measure([BARE_SERVER, str(port), str(body)], port, args.duration))
+            bare_rps.append(
+                serve_and_measure([BARE_SERVER, str(port), str(body)], port, args.duration)
+            )
         body_size = body.stat().st_size
     best_probe, best_bare = max(probe_rps), max(bare_rps)
     print(f"/health body: {body_size} bytes, 10 checks")
-    print(f"probe server: {', '.join(f'{r:,.0f}' for r in probe_rps)} req/s (best {best_probe:,.0f})")
+    print(
+        f"probe server: {', '.join(f'{r:,.0f}' for r in probe_rps)} req/s (best {best_probe:,.0f})"
+    )
     print(f"bare aiohttp: {', '.join(f'{r:,.0f}' for r in bare_rps)} req/s (best {best_bare:,.0f})")
     print(f"ratio probe/bare: {best_probe / best_bare:.2f}x (target >= 0.9x)")
 

@@ -132,6 +132,27 @@ async def test_alerts_fire_and_resolve_in_a_real_alertmanager(alertmanager: str)
     assert counts[("alertmanager", "dropped")] == 0
 
 
+async def test_firing_alerts_are_re_sent_before_they_expire(alertmanager: str) -> None:
+    """endsAt is 4 x resend ahead; without the re-sends the alert would expire in 0.8s."""
+    config = make_config(
+        alerts={
+            "for": {"fail": "0s"},
+            "group_wait": "0s",
+            "notifiers": [{"type": "alertmanager", "urls": [alertmanager], "resend": "200ms"}],
+        }
+    )
+    service = AlertService(config)
+    await service.start()
+    try:
+        service.observe("redis", REFUSED)
+        await wait_for_alerts(alertmanager, "redis", 1)
+        await asyncio.sleep(1.5)
+        (alert,) = await am_alerts(alertmanager, "redis")
+        assert alert["status"]["state"] == "active"
+    finally:
+        await service.stop()
+
+
 async def test_send_test_to_alertmanager_and_to_a_refused_port(alertmanager: str) -> None:
     dead_port = free_port()
     config = make_config(

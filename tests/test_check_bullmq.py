@@ -76,11 +76,11 @@ async def open_queue(stack: AsyncExitStack, url: str, name: str, prefix: str = "
 async def start_worker(
     stack: AsyncExitStack,
     url: str,
-    name: str,
+    queue_name: str,
     handler: Callable[[Any, str], Awaitable[Any]],
     **opts: Any,
 ) -> Worker:
-    worker = Worker(name, handler, {"connection": url, **opts})
+    worker = Worker(queue_name, handler, {"connection": url, **opts})
     stack.push_async_callback(worker.close)
     return worker
 
@@ -118,12 +118,12 @@ async def finish_some_jobs(stack: AsyncExitStack, url: str, queue: Queue, prefix
 async def hold_one_job(stack: AsyncExitStack, url: str, queue: Queue, prefix: str) -> None:
     """A worker that takes one job and keeps it active until the test ends."""
     release = asyncio.Event()
-    stack.callback(release.set)  # runs before the worker's close (LIFO), so close is quick
 
     async def process(job: Any, token: str) -> None:
         await release.wait()
 
     await start_worker(stack, url, queue.name, process, prefix=prefix, concurrency=1)
+    stack.callback(release.set)  # pushed last, so it runs before the worker's close
 
     async def one_active() -> bool:
         return bool((await queue.getJobCounts("active"))["active"] == 1)
@@ -280,9 +280,9 @@ async def test_python_workers_are_counted_once_each(bull_url: str, stack: AsyncE
     async def idle(job: Any, token: str) -> None:
         return None
 
+    await hold_one_job_after_add(stack, bull_url, queue)  # one worker, busy
     await start_worker(stack, bull_url, "analytics", idle)
     await start_worker(stack, bull_url, "analytics", idle, name="ocr-box-1")
-    await hold_one_job_after_add(stack, bull_url, queue)  # a third worker, busy
 
     async def named() -> bool:
         return len(await queue.get_workers()) >= 6  # each Python worker names 2 connections
@@ -391,16 +391,6 @@ async def test_refused_client_list_without_a_workers_limit_passes(
 # ---------------------------------------------------------------- round trips
 
 
-async def server_stats(url: str) -> dict[str, Any]:
-    conn = aioredis.from_url(url)
-    try:
-        stats: dict[str, Any] = await conn.info("stats")
-        stats.update(await conn.info("commandstats"))
-        return stats
-    finally:
-        await conn.aclose()
-
-
 def calls(stats: dict[str, Any], command: str) -> int:
     entry = stats.get(f"cmdstat_{command}")
     return int(entry["calls"]) if entry else 0
@@ -414,7 +404,8 @@ async def test_one_round_trip_for_all_queues(
     bull_url: str, stack: AsyncExitStack, with_waiting: int, round_trips: int
 ) -> None:
     """Round trips are counted on the server: each request the probe sends is one read
-    event (`total_reads_processed`), and nothing else talks to this Redis meanwhile."""
+    event (`total_reads_processed`), and nothing else talks to this Redis meanwhile
+    (the admin connection is set up before the counters are reset)."""
     async with AsyncExitStack() as producers:  # closed before measuring: no other traffic
         for name in QUEUES[:with_waiting]:
             queue = await open_queue(producers, bull_url, name)
@@ -422,16 +413,16 @@ async def test_one_round_trip_for_all_queues(
     runner = CheckRunner(BullMQCheck(make_config(bull_url, QUEUES)))
     stack.push_async_callback(runner.close)
     await runner.run()  # connects; the connection's setup commands are not what we count
-    conn = aioredis.from_url(bull_url)
-    await conn.config_resetstat()
-    await conn.aclose()
+    admin = aioredis.from_url(bull_url)
+    stack.push_async_callback(admin.aclose)
+    await admin.config_resetstat()
 
     result = await runner.run()
-    stats = await server_stats(bull_url)
+    reads = (await admin.info("stats"))["total_reads_processed"]
+    stats = await admin.info("commandstats")
 
     assert result.status is Status.PASS
-    # + 1: the INFO that read the stats is itself one read
-    assert stats["total_reads_processed"] == round_trips + 1
+    assert reads == round_trips + 1  # + 1: the INFO that read the counter
     assert calls(stats, "llen") == 3 * len(QUEUES)
     assert calls(stats, "zcard") == 5 * len(QUEUES)
     assert calls(stats, "hmget") == len(QUEUES)
@@ -487,18 +478,29 @@ async def test_recovers_when_redis_comes_back(
     redis_proxy: FaultProxy, bull_url: str, stack: AsyncExitStack
 ) -> None:
     url = f"redis://127.0.0.1:{redis_proxy.port}/{DB}"
-    runner = CheckRunner(BullMQCheck(make_config(url, ["email"])))
+    queue = await open_queue(stack, bull_url, "email")
+    await queue.add("x", {})
+    config = make_config(url, ["email"], timeout="300ms", interval="1s")
+    runner = CheckRunner(BullMQCheck(config))
     stack.push_async_callback(runner.close)
     assert (await runner.run()).status is Status.PASS
 
     redis_proxy.set(Mode.REFUSE)  # cuts the pooled connection, then closes new ones
     down = await runner.run()
+    redis_proxy.set(Mode.DELAY, delay=1.0)  # replies arrive after the deadline
+    slow = await runner.run()
     redis_proxy.set(Mode.FORWARD)
     up = await runner.run()
 
     assert down.status is Status.FAIL
-    assert down.output == f"connection closed by server (127.0.0.1:{redis_proxy.port})"
+    where = f"127.0.0.1:{redis_proxy.port}"
+    assert down.output in (
+        f"connection closed by server ({where})",
+        f"connection reset by server ({where})",
+    )
+    assert slow.output == "timed out after 300ms"
     assert up.status is Status.PASS
+    assert values(up, "email")["waiting"] == 1  # no late reply from the slow run read here
 
 
 # ---------------------------------------------------------------- config and thresholds
@@ -549,7 +551,7 @@ async def test_thresholds_and_queue_overrides_from_yaml(
             "checks[0].queue_overrides.email.warn: unknown measure 'bogus'",
         ),
         ("queues: ['bull:email']", "queue name 'bull:email' contains ':'"),
-        ("queues: []", "checks[0].queues: List should have at least 1 item"),
+        ("queues: []", "checks[0].queues: needs at least 1 item"),
         ("queues: [email, email]", "queue 'email' is listed twice"),
         ("queues: [email]\n    warn: { workerz: '<1' }", "unknown measure 'workerz'"),
     ],
@@ -557,8 +559,8 @@ async def test_thresholds_and_queue_overrides_from_yaml(
 def test_config_problems_name_the_key(
     write_config: WriteConfig, fragment: str, problem: str
 ) -> None:
-    text = f"checks:\n  - name: queues\n    type: bullmq\n    url: redis://127.0.0.1:6379/0\n    {fragment}\n"
-    path = write_config(text)
+    head = "checks:\n  - name: queues\n    type: bullmq\n    url: redis://127.0.0.1:6379/0\n"
+    path = write_config(f"{head}    {fragment}\n")
 
     with pytest.raises(ConfigError) as caught:
         load_config(path, environ={})

@@ -143,29 +143,54 @@ checks:
     assert [(m.interval, m.timeout) for m in group.members()] == [(60.0, 8.0), (60.0, 2.0)]
 
 
-def test_config_errors_inside_and_on_the_group(write_config: Any) -> None:
+@pytest.mark.parametrize(
+    ("group_keys", "member", "problem"),
+    [
+        (
+            "warn: { cert_expiry: <14d }",
+            "{ name: a, type: tcp, host: 127.0.0.1, port: 1 }",
+            "checks[0].warn: unknown measure 'cert_expiry' (known: error_rate, response_time)",
+        ),
+        (
+            "timeout: 2s",
+            "{ name: a, type: tcp, host: 127.0.0.1, port: 1, timeout: 5s }",
+            "checks[0]: member 'a' has a timeout (5s) longer than the group's (2s)",
+        ),
+        (
+            "timeout: 2s",
+            "{ name: a, type: http, url: 'https://x/', stauts: 200 }",
+            "checks[0].checks[0].stauts: unknown key",
+        ),
+    ],
+)
+def test_config_errors_on_and_inside_the_group(
+    write_config: Any, group_keys: str, member: str, problem: str
+) -> None:
+    path = write_config(
+        f"checks:\n  - name: apis\n    type: group\n    {group_keys}\n"
+        f"    checks:\n      - {member}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+
+    assert caught.value.problems == [f"{path}: {problem}"]
+
+
+def test_disabled_members_are_left_out(write_config: Any) -> None:
     path = write_config(
         """
 checks:
   - name: apis
     type: group
-    timeout: 2s
-    warn: { cert_expiry: <14d }
     checks:
-      - { name: a, type: tcp, host: 127.0.0.1, port: 1, timeout: 5s }
-      - { name: b, type: http, url: 'https://x/', stauts: 200 }
+      - { name: a, type: tcp, host: 127.0.0.1, port: 1, enabled: false }
+      - { name: b, type: tcp, host: 127.0.0.1, port: 2 }
 """
     )
-    with pytest.raises(ConfigError) as caught:
-        load_config(path, environ={})
+    group = load_config(path, environ={}).checks[0]
 
-    problems = caught.value.problems
-    assert f"{path}: checks[0].checks[1].stauts: unknown key" in problems
-    assert any(
-        p.startswith(f"{path}: checks[0].warn: unknown measure 'cert_expiry'") for p in problems
-    )
-    slow_member = f"{path}: checks[0].checks[0]"
-    assert any(p.startswith(slow_member) or "'a' has a timeout (5s)" in p for p in problems)
+    assert [m.name for m in group.members()] == ["b"]
+    assert group.target() == "1 check"
 
 
 async def test_member_secrets_are_known_to_the_config_and_never_printed(

@@ -170,7 +170,7 @@ async def test_method_headers_and_body_are_sent(
     runner = make_runner(
         url=url(server, "/echo"),
         method="post",
-        headers={"X-Probe": "yes", "Content-Type": "application/json"},
+        headers={"X-Probe": "yes", "X-Version": 2, "Content-Type": "application/json"},
         body='{"ping": 1}',
     )
     result = await runner.run()
@@ -179,6 +179,7 @@ async def test_method_headers_and_body_are_sent(
     assert result.status is Status.PASS
     assert request["method"] == "POST"
     assert request["headers"]["X-Probe"] == "yes"
+    assert request["headers"]["X-Version"] == "2"
     assert request["headers"]["User-Agent"].startswith("probe/")
     assert request["body"] == '{"ping": 1}'
 
@@ -358,9 +359,7 @@ async def test_expired_certificate_says_so(
 
 
 @pytest.mark.parametrize("name", ["short", "long", "expired"])
-def test_certificate_expiry_matches_openssl(
-    certs: dict[str, tuple[Path, Path]], name: str
-) -> None:
+def test_certificate_expiry_matches_openssl(certs: dict[str, tuple[Path, Path]], name: str) -> None:
     cert, _ = certs[name]
     der = ssl.PEM_cert_to_DER_cert(cert.read_text())
 

@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -248,52 +249,79 @@ def test_dsn_must_be_a_postgres_url(write_config: Any) -> None:
     assert problems[1].startswith(f"{path}: checks[1].warn: unknown measure 'memory'")
 
 
-# ---------------------------------------------------------------- password authentication
+# ---------------------------------------------------------------- a private primary + standby
+
+
+@dataclass(frozen=True)
+class Cluster:
+    primary: int  # port
+    standby: int  # port of a streaming replica of the primary
+    password: str  # the superuser's
 
 
 @pytest.fixture(scope="module")
-def scram_server() -> Iterator[tuple[int, str]]:
-    """A throw-away cluster that asks for passwords: (port, superuser password)."""
-    initdb, pg_ctl = PG_BIN / "initdb", PG_BIN / "pg_ctl"
-    if not initdb.exists():
+def cluster() -> Iterator[Cluster]:
+    """A throw-away primary that asks for passwords, and a standby streaming from it."""
+    if not (PG_BIN / "initdb").exists():
         pytest.skip("PostgreSQL server binaries are not installed")
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_postgres and not shutil.which("runuser"):
-        pytest.skip("need runuser to start PostgreSQL as a non-root user")
     workdir = Path(tempfile.mkdtemp(prefix="probe-pg-"))
-    password, port = "right-password", free_port()
-    (workdir / "pw").write_text(password)
+    made = Cluster(primary=free_port(), standby=free_port(), password="right-password")
+    (workdir / "pw").write_text(made.password)
     if as_postgres:
         shutil.chown(workdir, "postgres")
         shutil.chown(workdir / "pw", "postgres")
-    data = workdir / "data"
-    subprocess.run(
-        [*as_postgres, str(initdb), "-D", str(data), "-U", "postgres", "-N",
-         "--auth=scram-sha-256", f"--pwfile={workdir / 'pw'}"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        [*as_postgres, str(pg_ctl), "-D", str(data), "-o", options, "-w", "start"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+
+    def run(*args: str) -> None:
+        env = {**os.environ, "PGPASSWORD": made.password}
+        subprocess.run([*as_postgres, *args], check=True, capture_output=True, env=env)
+
+    def start(data: Path, port: int) -> None:
+        options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        # With a log file the server does not hold our output pipe open.
+        log = str(workdir / f"{data.name}.log")
+        run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", log, "-o", options, "-w", "start")
+
+    primary, standby = workdir / "primary", workdir / "standby"
     try:
-        yield port, password
+        run(str(PG_BIN / "initdb"), "-D", str(primary), "-U", "postgres", "-N",
+            "--auth=scram-sha-256", f"--pwfile={workdir / 'pw'}")  # fmt: skip
+        start(primary, made.primary)
+        run(str(PG_BIN / "pg_basebackup"), "-D", str(standby), "-R", "-h", "127.0.0.1",
+            "-p", str(made.primary), "-U", "postgres", "-c", "fast", "--no-sync")  # fmt: skip
+        start(standby, made.standby)
+        yield made
     finally:
-        subprocess.run(
-            [*as_postgres, str(pg_ctl), "-D", str(data), "-m", "immediate", "-w", "stop"],
-            check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        for data in (standby, primary):
+            if (data / "postmaster.pid").exists():
+                run(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def test_wrong_password_says_authentication_failed(
-    make_runner: MakeRunner, scram_server: tuple[int, str]
+    make_runner: MakeRunner, cluster: Cluster
 ) -> None:
-    port, password = scram_server
-    wrong = await make_runner(dsn=f"postgresql://postgres:{CANARY}@127.0.0.1:{port}/postgres").run()
-    right = await make_runner(dsn=f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres").run()
+    base = f"127.0.0.1:{cluster.primary}/postgres"
+    wrong = await make_runner(dsn=f"postgresql://postgres:{CANARY}@{base}").run()
+    right = await make_runner(dsn=f"postgresql://postgres:{cluster.password}@{base}").run()
 
     assert wrong.status is Status.FAIL
     assert wrong.output == 'password authentication failed for user "postgres"'
+    assert CANARY not in wrong.output
     assert right.status is Status.PASS
+
+
+async def test_standby_reports_replication_lag(make_runner: MakeRunner, cluster: Cluster) -> None:
+    auth = f"postgres:{cluster.password}@127.0.0.1"
+    primary = make_runner(name="primary", dsn=f"postgresql://{auth}:{cluster.primary}/postgres")
+    standby = make_runner(
+        name="standby",
+        dsn=f"postgresql://{auth}:{cluster.standby}/postgres",
+        warn={"replication_lag": "1m"},
+    )
+    primary_result, standby_result = await primary.run(), await standby.run()
+
+    assert "replication_lag" not in observed(primary_result)
+    lag = observed(standby_result)["replication_lag"]
+    assert standby_result.status is Status.PASS
+    assert lag is not None and 0 <= lag < 60

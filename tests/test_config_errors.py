@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from probe.cli import main
 from tests.cli_helpers import run_cli
 
 REDIS = 'type: redis, url: "redis://127.0.0.1:6379/0"'
@@ -174,12 +175,24 @@ CASES: list[tuple[str, str, str]] = [
 
 
 @pytest.mark.parametrize(("text", "problem"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_validate_names_file_and_key(text: str, problem: str, write_config: Any) -> None:
+def test_validate_names_file_and_key(
+    text: str, problem: str, write_config: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # In-process `probe validate` (the same main() the console script calls): a child
+    # process per case would cost seconds and prove nothing more.
     path = write_config(text)
+    assert main(["validate", "-c", str(path)]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err.splitlines() == [f"{path}: {problem}"]
+
+
+def test_a_broken_file_in_a_real_process(write_config: Any) -> None:
+    path = write_config("checks:\n  - {name: a, type: redis, url: redis://h, timeout: fast}\n")
     out = run_cli("validate", "-c", str(path))
-    assert out.code == 2, out
-    assert out.stdout == ""
-    assert out.stderr.splitlines() == [f"{path}: {problem}"]
+    assert out.code == 2
+    expected = "checks[0].timeout: expected a duration like 5s or 500ms, got 'fast'"
+    assert out.stderr == f"{path}: {expected}\n"
 
 
 def test_every_problem_is_reported_in_one_pass(write_config: Any) -> None:

@@ -175,6 +175,13 @@ class Delivery:
                 error = DeliveryError(f"timed out after {format_duration(self.notifier.timeout)}")
             except DeliveryError as exc:
                 error = exc
+            except Exception:  # a client library surprise must not kill this queue's task
+                log.exception(
+                    "unexpected error sending to %s",
+                    self.notifier.description,
+                    extra={"notifier": self.ident},
+                )
+                error = DeliveryError("unexpected error (see the log)")
             else:
                 self._finish(notification, "sent", "")
                 return

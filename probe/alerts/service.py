@@ -172,7 +172,13 @@ class AlertService:
     # ------------------------------------------------------------ input
 
     def observe(self, check: str, result: CheckResult) -> None:
-        """Called by the store for every new top-level result; never raises, never waits."""
+        """Called by the store for every new top-level result; never raises, never waits.
+
+        Results before `start()` or after `stop()` are ignored: the state is not loaded
+        yet, or already handed on to the next service.
+        """
+        if not self._started or self._stopped:
+            return
         try:
             now = self.clock()
             due = self.engine.observe(check, result, now)
@@ -293,7 +299,12 @@ class AlertService:
             self._save()
             return
         self._save_scheduled = True
-        loop.call_soon(self._save)
+        loop.call_soon(self._scheduled_save)
+
+    def _scheduled_save(self) -> None:
+        # After stop() the file belongs to the next service; stop() wrote the final state.
+        if not self._stopped:
+            self._save()
 
     def _save(self) -> None:
         self._save_scheduled = False

@@ -22,7 +22,7 @@ class GroupConfig(CheckConfig):
     nested: ClassVar[bool] = True
 
     type: Literal["group"]
-    checks: list[CheckConfig] = Field(min_length=1)
+    checks: list[CheckConfig] = Field(default_factory=list)  # disabled members are left out
 
     @model_validator(mode="after")
     def _members_fit_in_group(self) -> GroupConfig:

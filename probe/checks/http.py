@@ -71,6 +71,21 @@ Statuses = Annotated[tuple[StatusRange, ...], BeforeValidator(_parse_statuses)]
 DEFAULT_STATUSES = (StatusRange(200, 399, "200-399"),)
 
 
+def _header_values(raw: object) -> object:
+    """YAML reads `X-Api-Version: 2` as a number; a header value is text."""
+    if not isinstance(raw, dict):
+        return raw
+    return {
+        name: str(value)
+        if isinstance(value, int | float) and not isinstance(value, bool)
+        else value
+        for name, value in raw.items()
+    }
+
+
+Headers = Annotated[dict[str, str], BeforeValidator(_header_values)]
+
+
 class Expect(StrictModel):
     status: Statuses = DEFAULT_STATUSES
     body_contains: str | None = None
@@ -84,7 +99,7 @@ class HttpConfig(CheckConfig):
     type: Literal["http"]
     url: str
     method: str = "GET"
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: Headers = Field(default_factory=dict)
     body: str | None = None
     expect: Expect = Field(default_factory=Expect)
     verify_tls: bool = True
