@@ -34,10 +34,12 @@ from redis.asyncio.client import Pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from probe.checks.bullmq import BullMQCheck, BullMQConfig  # noqa: E402
-from probe.runner import CheckRunner  # noqa: E402
+from probe.checks.bullmq import BullMQCheck, BullMQConfig
+from probe.runner import CheckRunner
 
-APP_QUEUES = ["billing", "email", "whatsapp", "ai-assistant", "receipt-ocr", "analytics", "webhooks"]
+APP_QUEUES = [
+    "billing", "email", "whatsapp", "ai-assistant", "receipt-ocr", "analytics", "webhooks"
+]  # fmt: skip
 
 
 def free_port() -> int:
@@ -88,11 +90,11 @@ class PipelineCounter:
             self.count += 1
             return await original(pipe, *args, **kwargs)
 
-        Pipeline.execute = counted  # type: ignore[method-assign]
+        setattr(Pipeline, "execute", counted)  # noqa: B010 - bench-only instrumentation
         return self
 
     def __exit__(self, *exc: object) -> None:
-        Pipeline.execute = self._original  # type: ignore[method-assign]
+        setattr(Pipeline, "execute", self._original)  # noqa: B010
 
 
 async def seed(url: str, names: list[str], jobs_per_queue: int) -> None:
@@ -116,14 +118,12 @@ async def name_worker_connections(url: str, queues: list[str], n: int) -> list[a
     return conns
 
 
-async def server_counters(url: str) -> tuple[int, int]:
-    admin = aioredis.from_url(url)
-    try:
-        reads = int((await admin.info("stats"))["total_reads_processed"])
-        commands = sum(int(v["calls"]) for v in (await admin.info("commandstats")).values())
-        return reads, commands
-    finally:
-        await admin.aclose()
+async def server_counters(admin: aioredis.Redis) -> tuple[int, int]:
+    """(read events, commands) so far, not counting the INFO calls made here."""
+    reads = int((await admin.info("stats"))["total_reads_processed"])
+    stats = await admin.info("commandstats")
+    commands = sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+    return reads, commands
 
 
 async def timed(call: Callable[[], Awaitable[Any]], runs: int) -> list[float]:
@@ -145,18 +145,20 @@ async def measure(url: str, queues: list[str], runs: int) -> None:
     report = await check.run()  # connect outside the timings
     with PipelineCounter() as trips:
         await check.run()
-    before = await server_counters(url)
+    admin = aioredis.from_url(url)
+    before = await server_counters(admin)
     await check.run()
-    after = await server_counters(url)
-    # The INFO calls of server_counters add 2 reads and 2 commands of their own to `after`.
-    reads, commands = after[0] - before[0] - 2, after[1] - before[1] - 2
+    after = await server_counters(admin)
+    await admin.aclose()
+    # - 2: the two INFO requests of the first server_counters() read after its counter.
+    reads, commands = after[0] - before[0] - 2, after[1] - before[1]
 
     collect = await timed(check.run, runs)
     judged = await timed(runner.run, runs)
     await runner.close()
 
-    print(f"{len(queues):>5} queues: {len(report.samples):>6} samples, "
-          f"{trips.count} round trips, {commands} commands, {reads} server read events")  # fmt: skip
+    print(f"{len(queues):>5} queues: {len(report.samples):>6} samples, {trips.count} round "
+          f"trips, {commands} commands, {reads} server read events")  # fmt: skip
     for label, times in (("collection", collect), ("collection + judging", judged)):
         ms = sorted(t * 1000 for t in times)
         p90 = ms[int(len(ms) * 0.9) - 1]

@@ -53,7 +53,7 @@ CONFIG = """
 agent: { name: bench, version: 1.2.3 }
 checks:
 """ + "".join(
-    f"  - {{ name: check-{i}, type: tcp, host: 127.0.0.1, port: 9, critical: {str(i < 2).lower()} }}\n"
+    f"  - {{ name: check-{i}, type: tcp, host: 127.0.0.1, port: 9, critical: {i < 2} }}\n"
     for i in range(10)
 )
 

@@ -360,7 +360,7 @@ _UniqueKeyLoader.yaml_implicit_resolvers = {
 
 def _parse_yaml(text: str, where: str) -> dict[str, Any]:
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -482,7 +482,9 @@ def _validate(raw: dict[str, Any], source: str) -> Config:
     seen: dict[str, str] = {}
     for path, check in _walk_with_paths(checks, "checks"):
         if check.name in seen:
-            problems.append(f"{path}.name: duplicate check name {check.name!r} (also {seen[check.name]})")
+            problems.append(
+                f"{path}.name: duplicate check name {check.name!r} (also {seen[check.name]})"
+            )
         else:
             seen[check.name] = path
     for key in top.alerts.overrides:
@@ -522,14 +524,18 @@ def _validate_checks(
         model = config_model(kind)
         if model.nested:
             members_raw = entry.get("checks")
-            if not isinstance(members_raw, list) or not all(isinstance(m, dict) for m in members_raw):
+            if not isinstance(members_raw, list) or not all(
+                isinstance(m, dict) for m in members_raw
+            ):
                 problems.append(f"{here}.checks: expected a list of checks")
                 continue
             member_defaults: dict[str, Any] = {
                 k: entry[k] for k in ("interval", "timeout", "window") if k in entry
             }
             found_before = len(problems)
-            entry["checks"] = _validate_checks(members_raw, f"{here}.checks", member_defaults, problems)
+            entry["checks"] = _validate_checks(
+                members_raw, f"{here}.checks", member_defaults, problems
+            )
             if len(problems) > found_before:
                 continue  # the members' own lines say what is wrong; the group adds nothing
         try:

@@ -83,9 +83,7 @@ class RedactingFilter(logging.Filter):
                 setattr(record, key, self.redactor(value))
         if record.exc_info and record.exc_info[1] is not None:
             # Tracebacks may quote a DSN; keep the type and place, lose the text.
-            record.exc_text = self.redactor(
-                logging.Formatter().formatException(record.exc_info)
-            )
+            record.exc_text = self.redactor(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         return True
 

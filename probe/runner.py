@@ -19,6 +19,10 @@ log = logging.getLogger("probe.runner")
 
 Clock = Callable[[], float]
 
+# A group's members are bounded by their own timeouts (never longer than the group's);
+# the group itself gets this much more, so the members' deadlines always fire first.
+NESTED_GRACE_SECONDS = 0.25
+
 
 class CheckRunner:
     """Owns one check and what is needed to judge it across runs (the error-rate window)."""
@@ -42,11 +46,12 @@ class CheckRunner:
 
     async def run(self) -> CheckResult:
         timeout = self.config.timeout
+        deadline = timeout + (NESTED_GRACE_SECONDS if self.config.nested else 0.0)
         started = time.perf_counter()
         failure = ""
         report = Report()
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(deadline):
                 report = await self.check.run()
             failure = report.failure
         except TimeoutError:
@@ -131,6 +136,8 @@ def _output(
     bad_members = [(n, r) for n, r in members if r.status is not Status.PASS]
     bad_members.sort(key=lambda item: -item[1].status.rank)
     parts += [f"{name}: {result.output}" for name, result in bad_members]
-    bad = sorted((o for o in observations if o.status is not Status.PASS), key=lambda o: -o.status.rank)
+    bad = sorted(
+        (o for o in observations if o.status is not Status.PASS), key=lambda o: -o.status.rank
+    )
     parts += [o.describe() for o in bad]
     return "; ".join(parts)

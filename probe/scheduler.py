@@ -108,8 +108,8 @@ class Scheduler:
     def _on_event(self, event: JobExecutionEvent) -> None:
         if event.code == EVENT_JOB_MAX_INSTANCES:
             # The runner's timeout should make this impossible; if it happens, say so.
-            log.warning("check run skipped: the previous run is still going",
-                        extra={"job": event.job_id})
+            log.warning(
+                "check run skipped: the previous run is still going", extra={"job": event.job_id}
+            )
         elif not isinstance(event.exception, asyncio.CancelledError):
             log.error("scheduled job failed: %s", event.exception, extra={"job": event.job_id})
-

@@ -57,9 +57,7 @@ class _Slot:
     config: CheckConfig
     latest: CheckResult | None = None
     history: deque[CheckResult] = field(default_factory=lambda: deque(maxlen=HISTORY_SIZE))
-    failures: deque[CheckResult] = field(
-        default_factory=lambda: deque(maxlen=FAILURE_HISTORY_SIZE)
-    )
+    failures: deque[CheckResult] = field(default_factory=lambda: deque(maxlen=FAILURE_HISTORY_SIZE))
     stats: RunStats = field(default_factory=RunStats)
 
 

@@ -33,7 +33,7 @@ def format_duration(seconds: float) -> str:
         return f"{round(seconds * 1000)}ms"
     if seconds < 60:
         return f"{seconds:.1f}".rstrip("0").rstrip(".") + "s"
-    whole = int(round(seconds))
+    whole = round(seconds)
     for size, unit, sub_size, sub_unit in (
         (86400, "d", 3600, "h"),
         (3600, "h", 60, "m"),

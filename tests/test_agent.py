@@ -95,7 +95,7 @@ async def test_blackholed_database_fails_after_timeout_while_endpoints_answer(
         blackholed_at = time.monotonic()
 
         async def database_failed() -> dict[str, Any] | None:
-            status, body, elapsed = await get(session, f"{base}/health")
+            _, body, elapsed = await get(session, f"{base}/health")
             assert elapsed < 0.5, "endpoints must answer from cache while a check hangs"
             live_status, _, _ = await get(session, f"{base}/live")
             assert live_status == 200
@@ -214,7 +214,11 @@ async def test_sigterm_stops_cleanly_and_logs_are_json(
     config = write_config(f"""
 agent: {{ listen: "127.0.0.1:{port}" }}
 checks:
-  - {{ name: redis, type: redis, url: "redis://127.0.0.1:{redis_server[1]}/0", interval: 2s, timeout: 1s }}
+  - name: redis
+    type: redis
+    url: "redis://127.0.0.1:{redis_server[1]}/0"
+    interval: 2s
+    timeout: 1s
 """)
     process = spawn(config)
     try:

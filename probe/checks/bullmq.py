@@ -2,8 +2,8 @@
 
 One pipelined round trip reads every configured queue and `CLIENT LIST`; a second one,
 only when some queue has waiting jobs, reads the creation time of each queue's next job.
-The key layout and counting rules follow BullMQ's own `getCounts` Lua script and
-`Queue.getWorkers()`; /work/shared/notes/bullmq.md has the sources.
+The key layout and counting rules are BullMQ's own: `getCounts-1.lua` for the counts,
+`queue-keys.ts` for the keys, `Queue.getWorkers()` for the workers.
 """
 
 from __future__ import annotations

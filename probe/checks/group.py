@@ -13,10 +13,6 @@ from probe.config import CheckConfig
 from probe.runner import CheckRunner
 from probe.units import format_duration
 
-# Members finish this much before the group's own deadline, so a member that times out
-# is reported by name instead of the whole group saying `timed out`.
-_MEMBER_HEADROOM = 0.04
-
 
 class GroupConfig(CheckConfig):
     nested: ClassVar[bool] = True
@@ -50,9 +46,9 @@ class GroupCheck(Check[GroupConfig]):
 
     def __init__(self, config: GroupConfig) -> None:
         super().__init__(config)
-        self._runners = [
-            CheckRunner(build_check(_within(member, config.timeout))) for member in config.checks
-        ]
+        # Members keep their own exact deadlines; the runner gives a group a little grace
+        # on top, so a member that times out is reported by name with its own words.
+        self._runners = [CheckRunner(build_check(member)) for member in config.checks]
 
     async def run(self) -> Report:
         results = await asyncio.gather(*(runner.run() for runner in self._runners))
@@ -63,10 +59,3 @@ class GroupCheck(Check[GroupConfig]):
         for runner in self._runners:
             await runner.close()
 
-
-def _within(member: CheckConfig, group_timeout: float) -> CheckConfig:
-    """The member's config with a deadline that ends just before the group's."""
-    latest = max(group_timeout - _MEMBER_HEADROOM, group_timeout * 0.9)
-    if member.timeout <= latest:
-        return member
-    return member.model_copy(update={"timeout": latest})
