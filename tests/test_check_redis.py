@@ -52,7 +52,9 @@ def observed(result: CheckResult) -> dict[str, float | None]:
 
 
 def probe_clients(admin: redis_sync.Redis) -> int:
-    return sum(1 for c in admin.client_list() if c.get("name") == "probe")
+    """Connections to db 0 other than the admin's own."""
+    own = str(admin.client_id())
+    return sum(1 for c in admin.client_list() if c["id"] != own and c.get("db") == "0")
 
 
 async def test_healthy_redis_from_yaml_passes(write_config: Any, redis_url: str) -> None:
@@ -100,17 +102,18 @@ async def test_memory_limit_without_maxmemory_says_why_it_is_unknown(
 async def test_one_client_connection_is_reused_and_closed(
     make_runner: MakeRunner, redis_url: str, admin: redis_sync.Redis
 ) -> None:
+    before = probe_clients(admin)
     runner = make_runner(url=redis_url)
     for _ in range(3):
         assert (await runner.run()).status is Status.PASS
-    assert probe_clients(admin) == 1
+    assert probe_clients(admin) == before + 1
 
     await runner.close()
     await runner.close()  # safe twice
     deadline = time.monotonic() + 5
-    while probe_clients(admin) and time.monotonic() < deadline:
+    while probe_clients(admin) > before and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    assert probe_clients(admin) == 0
+    assert probe_clients(admin) == before
 
 
 async def test_closed_port_fails_fast_with_connection_refused(make_runner: MakeRunner) -> None:
@@ -211,7 +214,8 @@ async def test_wrong_password_says_authentication_failed_without_the_password(
 
     assert result.status is Status.FAIL
     assert result.output == (
-        "authentication failed: invalid username-password pair or user is disabled"
+        f"authentication failed (127.0.0.1:{port}): "
+        "invalid username-password pair or user is disabled"
     )
     assert CANARY not in runner.config.target()
     assert runner.config.target() == f"redis://probe-test:***@{host}:{port}/0"

@@ -14,23 +14,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from pydantic import Field, field_validator, model_validator
 from redis.asyncio.client import Pipeline
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import (
-    AuthenticationError,
-    BusyLoadingError,
-    ConnectionError,
-    RedisError,
-    ResponseError,
-)
+from redis.exceptions import RedisError, ResponseError
 
+from probe.checks import redis_client
 from probe.checks.base import Check, CheckFailed, Report
-from probe.checks.errors import address, failure, network_words
+from probe.checks.errors import failure, first_line
 from probe.config import CheckConfig, Limits, StrictModel
 from probe.model import Sample, Unit
 from probe.redact import redact_url, url_secrets
@@ -257,26 +249,14 @@ class BullMQCheck(Check[BullMQConfig]):
     def __init__(self, config: BullMQConfig) -> None:
         super().__init__(config)
         self._client: aioredis.Redis | None = None
-        parts = urlsplit(config.url)
-        self._host = parts.hostname or (parts.path if parts.scheme == "unix" else "localhost")
-        port = None if parts.scheme == "unix" else (parts.port or 6379)
-        self._where = address(self._host, port)
 
     def _redis(self) -> aioredis.Redis:
         if self._client is None:
-            timeout = self.config.timeout
-            self._client = aioredis.from_url(
-                self.config.url,
-                socket_connect_timeout=timeout,
-                # Reads are bounded per round trip in `_execute` instead: a per-reply
-                # timeout costs an asyncio timer for each of the 11 replies per queue
-                # (a third of the time of a 1,000-queue collection).
-                socket_timeout=None,
-                # One retry, only so a pooled connection that Redis closed (restart,
-                # idle timeout) is replaced at once; the run's deadline still bounds it.
-                retry=Retry(NoBackoff(), 1),
-                decode_responses=True,
-                max_connections=2,
+            # Reads are bounded per round trip in `_execute` instead of per reply: a
+            # per-reply timeout costs an asyncio timer for each of the 11 replies per
+            # queue (a third of the time of a 1,000-queue collection).
+            self._client = redis_client.connect(
+                self.config.url, self.config.timeout, socket_timeout=None
             )
         return self._client
 
@@ -287,7 +267,7 @@ class BullMQCheck(Check[BullMQConfig]):
             created = await self._read_next_job_times(client, states)
         except (RedisError, OSError, TimeoutError) as exc:
             await self.close()
-            raise failure(exc, self._words(exc)) from None
+            raise failure(exc, redis_client.words(exc, self.config.url)) from None
         except asyncio.CancelledError:
             # Cut off mid-reply (the run's deadline): the connection may still hold
             # unread replies, so it must never be used again.
@@ -355,33 +335,14 @@ class BullMQCheck(Check[BullMQConfig]):
                         f"queue {queue}: a key under {self.config.prefix}:{queue}: is not "
                         f"what BullMQ writes there (is prefix {self.config.prefix!r} right?)"
                     )
-                raise CheckFailed(f"Redis refused a read of queue {queue}: {_first_line(reply)}")
+                raise CheckFailed(f"Redis refused a read of queue {queue}: {first_line(reply)}")
             if isinstance(reply, Exception):
                 raise reply
-
-    def _words(self, exc: BaseException) -> str | None:
-        words = network_words(exc, self._host, self._where)
-        if words:
-            return words
-        if isinstance(exc, AuthenticationError):
-            return f"authentication failed ({self._where}): {_first_line(exc)}"
-        if isinstance(exc, BusyLoadingError):
-            return f"Redis is loading its data set ({self._where})"
-        if isinstance(exc, ConnectionError):
-            return f"{_first_line(exc)[:1].lower()}{_first_line(exc)[1:]} ({self._where})"
-        if isinstance(exc, ResponseError):
-            return f"Redis refused the read ({self._where}): {_first_line(exc)}"
-        return None
 
     async def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().rstrip(".")
-    return text.splitlines()[0] if text else "no details"
 
 
 def _queue_samples(

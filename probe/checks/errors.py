@@ -106,5 +106,10 @@ def failure(exc: BaseException, words: str | None) -> Exception:
 def _last_resort(exc: BaseException) -> str:
     # Reached only for errors no mapping knows; the text is the driver's own (never the
     # class name) and the runner's redactor still scrubs any secret out of it.
+    return first_line(exc, "unexpected error from the driver")
+
+
+def first_line(exc: BaseException, default: str = "no details") -> str:
+    """The first line of an error's own message, without a trailing full stop."""
     text = str(exc).strip().rstrip(".")
-    return text.splitlines()[0] if text else "unexpected error from the driver"
+    return text.splitlines()[0] if text else default

@@ -58,4 +58,3 @@ class GroupCheck(Check[GroupConfig]):
     async def close(self) -> None:
         for runner in self._runners:
             await runner.close()
-

@@ -8,17 +8,13 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from pydantic import field_validator
 from redis import exceptions as rx
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
+from probe.checks import redis_client
 from probe.checks.base import Check, Report
-from probe.checks.errors import address, failure, network_words
+from probe.checks.errors import failure
 from probe.config import CheckConfig
 from probe.model import Sample, Unit
 from probe.redact import redact_url, url_secrets
-
-DEFAULT_PORT = 6379
-_SCHEMES = ("redis", "rediss", "unix")
 
 
 class RedisConfig(CheckConfig):
@@ -30,7 +26,7 @@ class RedisConfig(CheckConfig):
     @field_validator("url")
     @classmethod
     def _redis_url(cls, value: str) -> str:
-        if urlsplit(value).scheme not in _SCHEMES:
+        if urlsplit(value).scheme not in redis_client.SCHEMES:
             raise ValueError(
                 f"expected a URL like redis://:password@host:6379/0, got {redact_url(value)!r}"
             )
@@ -41,17 +37,6 @@ class RedisConfig(CheckConfig):
 
     def secrets(self) -> list[str]:
         return url_secrets(self.url)
-
-    def host_and_address(self) -> tuple[str, str]:
-        parts = urlsplit(self.url)
-        if parts.scheme == "unix":
-            return parts.path, parts.path
-        host = parts.hostname or "localhost"
-        try:
-            port = parts.port or DEFAULT_PORT
-        except ValueError:
-            port = DEFAULT_PORT
-        return host, address(host, port)
 
 
 class RedisCheck(Check[RedisConfig]):
@@ -70,8 +55,8 @@ class RedisCheck(Check[RedisConfig]):
                 _, info = await pipe.execute()
         except rx.TimeoutError:
             raise TimeoutError() from None
-        except (rx.RedisError, OSError) as exc:
-            raise failure(exc, self._words(exc)) from None
+        except redis_client.DRIVER_ERRORS as exc:
+            raise failure(exc, redis_client.words(exc, self.config.url)) from None
         return Report(samples=self._memory(info))
 
     def _memory(self, info: dict[str, Any]) -> list[Sample]:
@@ -84,42 +69,12 @@ class RedisCheck(Check[RedisConfig]):
         return []
 
     def _get_client(self) -> aioredis.Redis:
-        # Explicit timeouts, and never a retry after a timeout: redis-py would otherwise
-        # wait well past the check's deadline on a silent server. One immediate retry on a
-        # connection error lets a pooled socket that Redis closed while idle (restart,
-        # `timeout` setting) reconnect instead of failing a run while Redis is fine.
         if self._client is None:
             timeout = self.config.timeout
-            self._client = aioredis.from_url(
-                self.config.url,
-                socket_connect_timeout=timeout,
-                socket_timeout=timeout,
-                retry=Retry(NoBackoff(), 1, supported_errors=(rx.ConnectionError,)),
-                retry_on_timeout=False,
-                max_connections=2,
-                client_name="probe",
-            )
+            self._client = redis_client.connect(self.config.url, timeout, socket_timeout=timeout)
         return self._client
-
-    def _words(self, exc: BaseException) -> str | None:
-        host, where = self.config.host_and_address()
-        if isinstance(exc, rx.AuthenticationError | rx.AuthorizationError):
-            return f"authentication failed: {_first_line(exc)}"
-        if isinstance(exc, rx.ResponseError):
-            return f"redis error: {_first_line(exc)}"
-        words = network_words(exc, host, where)
-        if words:
-            return words
-        if isinstance(exc, rx.ConnectionError):
-            return f"connection closed by server ({where})"
-        return None
 
     async def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().rstrip(".")
-    return text.splitlines()[0] if text else "no details"

@@ -1,0 +1,68 @@
+"""The Redis client both Redis-backed checks (`redis`, `bullmq`) use, and its failure words."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from redis import exceptions as rx
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from probe.checks.errors import address, first_line, network_words
+
+DEFAULT_PORT = 6379
+SCHEMES = ("redis", "rediss", "unix")
+# Everything a Redis call can raise that means "this run failed", besides TimeoutError.
+DRIVER_ERRORS = (rx.RedisError, OSError)
+
+
+def connect(url: str, timeout: float, socket_timeout: float | None) -> aioredis.Redis:
+    """A small client with explicit deadlines.
+
+    redis-py's defaults would wait well past a check's deadline on a silent server, so
+    connecting is bounded by the check's timeout and a timeout is never retried. One
+    immediate retry on a connection error lets a pooled socket that Redis closed while
+    idle (restart, `timeout` setting) reconnect instead of failing a run while Redis is
+    fine; the run's own deadline still bounds it.
+    """
+    return aioredis.from_url(
+        url,
+        socket_connect_timeout=timeout,
+        socket_timeout=socket_timeout,
+        retry=Retry(NoBackoff(), 1, supported_errors=(rx.ConnectionError,)),
+        retry_on_timeout=False,
+        max_connections=2,
+        # No client name: CLIENT SETNAME is refused to ACL users of managed Redis, and
+        # that would fail every run.
+        decode_responses=True,
+    )
+
+
+def host_and_address(url: str) -> tuple[str, str]:
+    """(host, host:port) for error words; a unix socket is its path."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path, parts.path
+    host = parts.hostname or "localhost"
+    try:
+        port = parts.port or DEFAULT_PORT
+    except ValueError:
+        port = DEFAULT_PORT
+    return host, address(host, port)
+
+
+def words(exc: BaseException, url: str) -> str | None:
+    host, where = host_and_address(url)
+    if isinstance(exc, rx.AuthenticationError | rx.AuthorizationError):
+        return f"authentication failed ({where}): {first_line(exc)}"
+    if isinstance(exc, rx.BusyLoadingError):
+        return f"Redis is loading its data set ({where})"
+    if isinstance(exc, rx.ResponseError):
+        return f"Redis refused the command ({where}): {first_line(exc)}"
+    found = network_words(exc, host, where)
+    if found:
+        return found
+    if isinstance(exc, rx.ConnectionError):
+        return f"connection closed by server ({where})"
+    return None
