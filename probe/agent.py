@@ -111,11 +111,13 @@ class Agent:
         self.redactor.update(config.secrets())
         self.config = config
         self.store.reconfigure(config)
-        await self.scheduler.replace(self._runners(config))
+        # Alerts first: results of runs that finish while the checks are swapped must
+        # reach a running alert service, not the stopped one.
         old_alerts = self.alerts
         await old_alerts.stop(flush_timeout=NOTIFICATION_FLUSH)
         self.alerts = AlertService(config, clock=self.clock, previous=old_alerts)
         await self.alerts.start()
+        await self.scheduler.replace(self._runners(config))
         log.info("config reloaded", extra={"checks": len(config.checks), "config": config.source})
 
     async def stop(self) -> None:

@@ -169,7 +169,7 @@ def plain_text(notification: Notification) -> str:
     return "\n".join(lines)
 
 
-def test_notification(agent: str, now: float) -> Notification:
+def alert_test_notification(agent: str, now: float) -> Notification:
     alert = Alert(
         check="probe",
         component="alert-test",

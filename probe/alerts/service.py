@@ -20,7 +20,7 @@ import aiohttp
 from probe.alerts.alertmanager import AlertmanagerNotifier
 from probe.alerts.delivery import RETRY_AFTER_CAP, Backoff, Delivery, DeliveryError, Notifier
 from probe.alerts.engine import AlertEngine, Grouper
-from probe.alerts.notification import Alert, Kind, Notification, test_notification
+from probe.alerts.notification import Alert, Kind, Notification, alert_test_notification
 from probe.alerts.slack import SlackNotifier
 from probe.alerts.state import SavedState, load_state, save_state
 from probe.config import (
@@ -360,7 +360,7 @@ async def send_test(config: Config) -> list[tuple[str, bool, str]]:
 
 
 async def _try_send(notifier: Notifier, agent: str) -> tuple[str, bool, str]:
-    notification = test_notification(agent, time.time())
+    notification = alert_test_notification(agent, time.time())
     try:
         async with asyncio.timeout(notifier.timeout):
             await notifier.send(notification)
