@@ -285,13 +285,6 @@ def _walk(checks: list[CheckConfig]) -> Iterator[CheckConfig]:
         yield from _walk(check.members())
 
 
-class _TopLevel(StrictModel):
-    agent: AgentConfig = Field(default_factory=AgentConfig)
-    defaults: Defaults = Field(default_factory=Defaults)
-    checks: list[dict[str, Any]] = Field(default_factory=list)
-    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
-
-
 # ---------------------------------------------------------------- loading
 
 
@@ -453,6 +446,7 @@ def _pydantic_problems(exc: ValidationError, prefix: str) -> list[str]:
 # pydantic error type -> our words; `got` is the value from the file.
 _PLAIN_WORDS = {
     "dict_type": "expected a map of key: value, got {got!r}",
+    "model_type": "expected a map of key: value, got {got!r}",
     "list_type": "expected a list, got {got!r}",
     "bool_parsing": "expected true or false, got {got!r}",
     "bool_type": "expected true or false, got {got!r}",
@@ -470,15 +464,28 @@ _PLAIN_WORDS = {
 }
 
 
-def _validate(raw: dict[str, Any], source: str) -> Config:
-    problems: list[str] = []
-    try:
-        top = _TopLevel.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError([f"{source}: {p}" for p in _pydantic_problems(exc, "")]) from None
+_SECTIONS: dict[str, type[StrictModel]] = {
+    "agent": AgentConfig,
+    "defaults": Defaults,
+    "alerts": AlertsConfig,
+}
 
-    inherited = top.defaults.model_dump()
-    checks = _validate_checks(top.checks, "checks", inherited, problems)
+
+def _validate(raw: dict[str, Any], source: str) -> Config:
+    # Each section is validated on its own, so one broken section does not hide the
+    # problems of the others: the user fixes the file in one pass.
+    problems = [f"{key}: unknown key" for key in raw if key not in (*_SECTIONS, "checks")]
+    sections: dict[str, Any] = {}
+    for key, model in _SECTIONS.items():
+        value = raw.get(key)
+        try:
+            sections[key] = model.model_validate({} if value is None else value)
+        except ValidationError as exc:
+            problems.extend(_pydantic_problems(exc, key))
+    defaults: Defaults = sections.get("defaults", Defaults())
+    checks = _validate_checks(
+        _check_list(raw.get("checks"), problems), "checks", defaults.model_dump(), problems
+    )
     seen: dict[str, str] = {}
     for path, check in _walk_with_paths(checks, "checks"):
         if check.name in seen:
@@ -487,16 +494,42 @@ def _validate(raw: dict[str, Any], source: str) -> Config:
             )
         else:
             seen[check.name] = path
-    for key in top.alerts.overrides:
-        if key not in seen:
-            problems.append(f"alerts.overrides.{key}: no check named {key!r}")
-    for i, silence in enumerate(top.alerts.silences):
-        for name in silence.checks:
-            if name not in seen:
-                problems.append(f"alerts.silences[{i}].checks: no check named {name!r}")
+    alerts: AlertsConfig | None = sections.get("alerts")
+    if alerts is not None:
+        problems += _unknown_check_references(alerts, seen)
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
-    return Config(source=source, agent=top.agent, checks=checks, alerts=top.alerts)
+    return Config(source=source, agent=sections["agent"], checks=checks, alerts=sections["alerts"])
+
+
+def _check_list(value: Any, problems: list[str]) -> list[dict[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.append(f"checks: expected a list of checks, got {value!r}")
+        return []
+    entries = []
+    for i, item in enumerate(value):
+        if isinstance(item, dict):
+            entries.append(item)
+        else:
+            problems.append(f"checks[{i}]: expected a map of key: value, got {item!r}")
+    return entries
+
+
+def _unknown_check_references(alerts: AlertsConfig, known: dict[str, str]) -> list[str]:
+    problems = [
+        f"alerts.overrides.{key}: no check named {key!r}"
+        for key in alerts.overrides
+        if key not in known
+    ]
+    for i, silence in enumerate(alerts.silences):
+        problems += [
+            f"alerts.silences[{i}].checks: no check named {name!r}"
+            for name in silence.checks
+            if name not in known
+        ]
+    return problems
 
 
 def _walk_with_paths(checks: list[CheckConfig], path: str) -> Iterator[tuple[str, CheckConfig]]:

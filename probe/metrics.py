@@ -22,6 +22,8 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
+from probe.checks.bullmq import JOB_STATES
+from probe.checks.system import HOST as HOST_SOURCE
 from probe.model import CheckResult, Health, Observation, Status
 from probe.store import DURATION_BUCKETS, ResultStore
 
@@ -30,16 +32,7 @@ log = logging.getLogger("probe.metrics")
 _FROM_LAST_RUN = "Values come from the last scheduled run, not from the scrape."
 
 # BullMQ's own getJobCounts() states; each becomes probe_queue_jobs{state}.
-QUEUE_STATES = (
-    "active",
-    "completed",
-    "delayed",
-    "failed",
-    "paused",
-    "prioritized",
-    "waiting",
-    "waiting-children",
-)
+QUEUE_STATES = JOB_STATES
 SEVERITIES = ("warning", "critical")
 NOTIFICATION_RESULTS = ("sent", "failed", "dropped")
 
@@ -285,13 +278,12 @@ _SYSTEM_SERIES: dict[tuple[str, str], tuple[str, str]] = {
 }
 # A system check's notes start with the source it read; outside any cgroup its `cpu`
 # and `memory` fall back to host figures, which the host scope already carries.
-_HOST_SOURCE = "host"
 
 
 def system_series(obs: Observation) -> tuple[str, str] | None:
     """Which probe_cpu_* / probe_memory_* series a system observation feeds, if any."""
     series = _SYSTEM_SERIES.get((obs.component, obs.measure))
-    if series is not None and series[1] == "container" and obs.note.startswith(_HOST_SOURCE):
+    if series is not None and series[1] == "container" and obs.note.startswith(HOST_SOURCE):
         return None
     return series
 

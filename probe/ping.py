@@ -138,7 +138,7 @@ def ping(url: str, timeout: float) -> tuple[bool, str]:
     except socket.gaierror:
         return False, f"DNS lookup failed ({url})"
     except ConnectionResetError:
-        return False, f"connection reset ({url})"
+        return False, f"connection reset by server ({url})"
     except (OSError, ValueError, UnicodeError) as exc:
         words = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return False, f"{(words or 'request failed').lower()} ({url})"

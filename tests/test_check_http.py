@@ -249,7 +249,7 @@ async def test_server_that_hangs_up_is_named(make_runner: MakeRunner, server: Te
 
     assert result.status is Status.FAIL
     assert result.output in (
-        f"server closed the connection (127.0.0.1:{proxy.port})",
+        f"connection closed by server (127.0.0.1:{proxy.port})",
         f"connection reset by server (127.0.0.1:{proxy.port})",
     )
 

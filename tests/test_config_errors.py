@@ -140,7 +140,11 @@ CASES: list[tuple[str, str, str]] = [
         "the file is empty; expected a map with a `checks:` list",
     ),
     ("scalar-at-top-level", "hello\n", "expected a map at the top level, got a str"),
-    ("checks-not-a-list", "checks: {name: a}\n", "checks: expected a list, got {'name': 'a'}"),
+    (
+        "checks-not-a-list",
+        "checks: {name: a}\n",
+        "checks: expected a list of checks, got {'name': 'a'}",
+    ),
     (
         "check-not-a-map",
         "checks: [redis]\n",
@@ -197,6 +201,8 @@ def test_a_broken_file_in_a_real_process(write_config: Any) -> None:
 
 def test_every_problem_is_reported_in_one_pass(write_config: Any) -> None:
     text = (
+        "agent: {listen: nowhere}\n"
+        "alerts: {notifiers: [{type: alertmanager, urls: []}]}\n"
         "checks:\n"
         f"  - {{name: a, {REDIS}, timeout: fast}}\n"
         "  - {name: B, type: mysql}\n"
@@ -206,6 +212,8 @@ def test_every_problem_is_reported_in_one_pass(write_config: Any) -> None:
     out = run_cli("validate", "-c", str(path))
     assert out.code == 2
     assert [line.split(": ")[1] for line in out.stderr.splitlines()] == [
+        "agent.listen",
+        "alerts.notifiers[0].urls",
         "checks[0].timeout",
         "checks[1].type",
         "checks[2].tiemout",

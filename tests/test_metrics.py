@@ -444,12 +444,6 @@ async def test_a_real_prometheus_scrapes_every_check(
     assert found == set(CHECKS), log_text
 
 
-def test_queue_states_are_the_ones_the_bullmq_check_reports() -> None:
-    from probe.checks.bullmq import JOB_STATES
-
-    assert set(QUEUE_STATES) == set(JOB_STATES)
-
-
 # ---------------------------------------------------------------- the running agent
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -97,7 +98,7 @@ class AlertmanagerNotifier:
     async def send(self, notification: Notification) -> None:
         """Accepted by at least one replica counts as sent: firing alerts are re-sent every
         `resend` anyway, and a replica that missed a resolve lets it expire at `endsAt`."""
-        await self.post(build_alerts(notification, self.config.resend), notification.created)
+        await self.post(build_alerts(notification, self.config.resend), time.time())
 
     async def resend(self, alerts: list[Alert], agent: str, now: float) -> None:
         if not alerts:

@@ -6,7 +6,7 @@ handlers are switched off (its 429 handler sleeps without a cap): delivery.py re
 
 from __future__ import annotations
 
-import os
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +25,7 @@ from probe.alerts.notification import (
     plain_text,
     status_word,
 )
+from probe.checks.errors import address, network_words
 from probe.config import SlackNotifierConfig
 from probe.redact import Redactor
 
@@ -125,9 +126,9 @@ class SlackNotifier:
         payload = build_payload(notification)
         try:
             if self._webhook is not None:
-                await self._send_webhook(self._webhook, payload, notification.created)
+                await self._send_webhook(self._webhook, payload, time.time())
             elif self._web is not None:
-                await self._post_message(self._web, payload, notification.created)
+                await self._post_message(self._web, payload, time.time())
         except (aiohttp.ClientError, OSError) as exc:
             raise DeliveryError(self.redact(connection_words(exc))) from None
 
@@ -167,22 +168,14 @@ def _api_error(exc: SlackApiError) -> str:
 
 
 def connection_words(exc: BaseException) -> str:
-    """`connection refused (127.0.0.1:9)` rather than an exception class name."""
+    """`connection refused (127.0.0.1:9)`, in the same words the checks use."""
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return f"DNS lookup failed for {exc.host}"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"{_os_words(exc.os_error)} ({exc.host}:{exc.port})"
+        where = address(exc.host, exc.port)
+        return network_words(exc, exc.host, where) or f"cannot connect ({where})"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "server closed the connection"
+        return "connection closed by server"
     if isinstance(exc, aiohttp.ClientResponseError):
         return f"HTTP {exc.status}"
-    if isinstance(exc, OSError):
-        return _os_words(exc)
-    return "connection failed"
-
-
-def _os_words(exc: OSError | None) -> str:
-    # asyncio words a refusal "Connect call failed (...)"; the errno says it plainly.
-    if exc is not None and exc.errno:
-        return os.strerror(exc.errno).lower()
-    return "cannot connect"
+    return network_words(exc, "", "") or "connection failed"

@@ -212,7 +212,7 @@ class HttpCheck(Check[HttpConfig]):
         if words:
             return words
         if isinstance(exc, aiohttp.ServerDisconnectedError):
-            return f"server closed the connection ({where})"
+            return f"connection closed by server ({where})"
         if isinstance(exc, aiohttp.TooManyRedirects):
             return f"too many redirects (last: {redact_url(str(exc.request_info.real_url))})"
         if isinstance(exc, aiohttp.ClientPayloadError):
