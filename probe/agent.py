@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ from aiohttp import web
 
 from probe.alerts.service import AlertService
 from probe.checks.registry import build_check
-from probe.config import Config, ConfigError, load_config
+from probe.config import Config, ConfigError, load_config, load_or_report
 from probe.metrics import build_registry
 from probe.model import CheckResult
 from probe.redact import Redactor
@@ -136,11 +135,8 @@ def run_agent(config_path: Path, log_format: str) -> int:
     """`probe run`: 0 after a clean stop, 2 on a config error, 1 if it cannot start."""
     from probe.logs import setup_logging
 
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    config = load_or_report(config_path)
+    if config is None:
         return 2
     redactor = Redactor(config.secrets())
     setup_logging(log_format, redactor)

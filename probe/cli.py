@@ -243,15 +243,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _validate(config_arg: str | None) -> int:
-    from probe.config import ConfigError, load_config, resolve_path
+    from probe.config import load_or_report, resolve_path
     from probe.output import format_validate
 
     path = resolve_path(config_arg)
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    config = load_or_report(path)
+    if config is None:
         return ERROR_CODES["validate"]
     print(format_validate(config, path))
     return 0
@@ -260,14 +257,11 @@ def _validate(config_arg: str | None) -> int:
 def _alert_test(config_arg: str | None) -> int:
     import asyncio
 
-    from probe.config import ConfigError, load_config, resolve_path
+    from probe.config import load_or_report, resolve_path
 
     path = resolve_path(config_arg)
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    config = load_or_report(path)
+    if config is None:
         return ERROR_CODES["alert-test"]
     active = [n for n in config.alerts.notifiers if n.enabled and n.configured]
     if not active:

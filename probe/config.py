@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from importlib import resources
@@ -309,6 +310,16 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
     if problems:
         raise ConfigError([f"{path}: {p}" for p in problems])
     return _validate(expanded, str(path))
+
+
+def load_or_report(path: Path) -> Config | None:
+    """For commands: the config, or None after printing each problem on stderr."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
 
 
 def _read(path: Path) -> str:

@@ -8,16 +8,11 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from probe.redact import RedactingFilter, Redactor
-
-_STANDARD_KEYS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
-    "message",
-    "asctime",
-}
+from probe.redact import STANDARD_RECORD_KEYS, RedactingFilter, Redactor
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD_KEYS}
+    return {k: v for k, v in record.__dict__.items() if k not in STANDARD_RECORD_KEYS}
 
 
 def _timestamp(record: logging.LogRecord) -> str:

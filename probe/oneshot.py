@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 
 from probe.config import CheckConfig, Config, ConfigError, load_config, resolve_path
+from probe.health import overall
 from probe.model import CheckResult, Health, Status
 from probe.redact import RedactingFilter, Redactor
 from probe.runner import CheckRunner
@@ -117,7 +118,7 @@ def main(config_arg: str | None, fmt: str, only: Sequence[str], timeout: float |
     results = asyncio.run(run_checks(selected, redactor, timeout))
     now = time.time()
     entries = output.entries_for(selected, results, now)
-    health = output.overall(entries)
+    health = overall(entries)
     if fmt == "json":
         print(output.format_json(entries, config.agent.version, started, now))
     elif fmt == "nagios":

@@ -26,10 +26,6 @@ def entries_for(
     return [health.effective(c, results.get(c.name), now) for c in checks]
 
 
-def overall(entries: list[Entry]) -> Health:
-    return health.overall(entries)
-
-
 def use_color(stream: TextIO) -> bool:
     """Colour only on a terminal, and never when NO_COLOR is set (no-color.org)."""
     return stream.isatty() and not os.environ.get("NO_COLOR")

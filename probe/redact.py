@@ -79,7 +79,7 @@ class RedactingFilter(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, None
         for key, value in list(record.__dict__.items()):
-            if key not in _STANDARD_RECORD_KEYS and isinstance(value, str):
+            if key not in STANDARD_RECORD_KEYS and isinstance(value, str):
                 setattr(record, key, self.redactor(value))
         if record.exc_info and record.exc_info[1] is not None:
             # Tracebacks may quote a DSN; keep the type and place, lose the text.
@@ -88,7 +88,8 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-_STANDARD_RECORD_KEYS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+# Attributes every LogRecord has; anything else on a record is a field passed in `extra`.
+STANDARD_RECORD_KEYS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
     "asctime",
 }
