@@ -24,12 +24,14 @@ from prometheus_client.registry import Collector
 
 from probe.checks.bullmq import JOB_STATES
 from probe.checks.system import HOST as HOST_SOURCE
+from probe.config import CheckConfig
 from probe.model import CheckResult, Health, Observation, Status
 from probe.store import DURATION_BUCKETS, ResultStore
 
 log = logging.getLogger("probe.metrics")
 
 _FROM_LAST_RUN = "Values come from the last scheduled run, not from the scrape."
+NAN = float("nan")
 
 # BullMQ's own getJobCounts() states; each becomes probe_queue_jobs{state}.
 QUEUE_STATES = JOB_STATES
@@ -102,8 +104,7 @@ class StoreCollector(Collector):
         )
         runs = CounterMetricFamily(
             "probe_check_runs",
-            "Scheduled runs of the check since the agent started, by status. Counted when a "
-            "run finishes, not at the scrape.",
+            f"Scheduled runs of the check since the agent started, by status. {_FROM_LAST_RUN}",
             labels=["check", "status"],
         )
         last_run = GaugeMetricFamily(
@@ -162,22 +163,20 @@ class StoreCollector(Collector):
             f"{_FROM_LAST_RUN}",
             labels=["queue"],
         )
-        # Two bullmq checks watching a queue of the same name would give duplicate series
-        # (the contract has no label to tell them apart): the first in config order wins.
-        seen: set[tuple[str, str, str]] = set()
-        for obs in self._observations_of("bullmq"):
-            if obs.measure in QUEUE_STATES:
-                family, labels = jobs, [obs.component, obs.measure]
-            elif obs.measure == "oldest_waiting_age":
-                family, labels = oldest, [obs.component]
-            elif obs.measure == "workers":
-                family, labels = workers, [obs.component]
-            else:
-                continue
-            key = (family.name, obs.component, obs.measure)
-            if key not in seen:
-                seen.add(key)
-                family.add_metric(labels, _value(obs))
+        # Every configured queue has all its series from the first scrape; a value not
+        # measured (no run yet, Redis down) is NaN, never a made-up 0. Two bullmq checks
+        # watching a queue of the same name would give duplicate series (the contract has
+        # no label to tell them apart): the first in config order wins.
+        seen: set[str] = set()
+        for config, values in self._latest_values("bullmq"):
+            for queue in getattr(config, "queues", []):
+                if queue in seen:
+                    continue
+                seen.add(queue)
+                for state in QUEUE_STATES:
+                    jobs.add_metric([queue, state], values.get((queue, state), NAN))
+                oldest.add_metric([queue], values.get((queue, "oldest_waiting_age"), NAN))
+                workers.add_metric([queue], values.get((queue, "workers"), NAN))
         return [jobs, oldest, workers]
 
     def _system_metrics(self) -> list[Metric]:
@@ -199,26 +198,36 @@ class StoreCollector(Collector):
                 ("probe_memory_usage_ratio", "Memory in use as a share of the limit."),
             )
         }
-        seen: set[tuple[str, str]] = set()
-        for obs in self._observations_of("system"):
-            series = system_series(obs)
-            if series is not None and series not in seen:  # first system check wins
-                seen.add(series)
-                metric, scope = series
-                families[metric].add_metric([scope], _value(obs))
+        # The first system check feeds every series, NaN until measured; on a host with
+        # no cgroup the container scope stays NaN (the host scope carries the figures).
+        systems = list(self._latest_values("system"))
+        if systems:
+            values = systems[0][1]
+            for key, (metric, scope) in _SYSTEM_SERIES.items():
+                families[metric].add_metric([scope], values.get(key, NAN))
         return list(families.values())
 
-    def _observations_of(self, check_type: str) -> Iterator[Observation]:
-        """Observations with a value from the latest result of every check of one type."""
+    def _latest_values(
+        self, check_type: str
+    ) -> Iterator[tuple[CheckConfig, dict[tuple[str, str], float]]]:
+        """Each check of one type with its latest measured values by (component, measure)."""
         for name in self.store.check_names():
             try:
-                if self.store.check_config(name).type != check_type:
-                    continue
+                config = self.store.check_config(name)
                 latest: CheckResult | None = self.store.latest(name)
             except KeyError:
                 continue
-            if latest is not None:
-                yield from (o for o in latest.observations if o.value is not None)
+            if config.type != check_type:
+                continue
+            observations = latest.observations if latest is not None else ()
+            yield (
+                config,
+                {
+                    (o.component, o.measure): float(o.value)
+                    for o in observations
+                    if o.value is not None and not _host_figure_in_container_series(o)
+                },
+            )
 
     # ------------------------------------------------------------ alerts and build
 
@@ -232,7 +241,7 @@ class StoreCollector(Collector):
         notifications = CounterMetricFamily(
             "probe_notifications",
             "Notifications handed to each notifier since the agent started, by result "
-            "(sent, failed, dropped).",
+            f"(sent, failed, dropped). {_FROM_LAST_RUN}",
             labels=["notifier", "result"],
         )
         by_severity = dict.fromkeys(SEVERITIES, 0)
@@ -255,7 +264,8 @@ class StoreCollector(Collector):
     def _build_metrics(self) -> list[Metric]:
         info = GaugeMetricFamily(
             "probe_build_info",
-            "Always 1; `version` is agent.version from the config (the app's version).",
+            "Always 1; `version` is agent.version from the config (the app's version). "
+            f"{_FROM_LAST_RUN}",
             labels=["version"],
         )
         info.add_metric([self.store.config.agent.version], 1.0)
@@ -276,20 +286,13 @@ _SYSTEM_SERIES: dict[tuple[str, str], tuple[str, str]] = {
     ("memory", "host_memory_bytes"): ("probe_memory_usage_bytes", "host"),
     ("memory", "host_memory_limit_bytes"): ("probe_memory_limit_bytes", "host"),
 }
-# A system check's notes start with the source it read; outside any cgroup its `cpu`
-# and `memory` fall back to host figures, which the host scope already carries.
 
 
-def system_series(obs: Observation) -> tuple[str, str] | None:
-    """Which probe_cpu_* / probe_memory_* series a system observation feeds, if any."""
+def _host_figure_in_container_series(obs: Observation) -> bool:
+    """Outside any cgroup a system check's `cpu` and `memory` fall back to host figures,
+    which the host scope already carries; they must not pose as the container's."""
     series = _SYSTEM_SERIES.get((obs.component, obs.measure))
-    if series is not None and series[1] == "container" and obs.note.startswith(HOST_SOURCE):
-        return None
-    return series
-
-
-def _value(obs: Observation) -> float:
-    return float(obs.value) if obs.value is not None else float("nan")
+    return series is not None and series[1] == "container" and obs.note.startswith(HOST_SOURCE)
 
 
 def _cumulative_buckets(counts: list[int], total: int) -> list[tuple[str, float]]:

@@ -69,13 +69,13 @@ class Observation:
     threshold: str | None = None  # the breached limit as text, e.g. "> 1,000"
     note: str = ""
 
-    def describe(self) -> str:
+    def describe(self, with_component: bool = True) -> str:
         """`ai-assistant backlog 1,240 > 1,000` style words."""
         from probe.units import format_value
 
         # `memory memory 37%` reads as a stutter: a component named after its measure
         # (the system check's `cpu` and `memory`) is said once.
-        named = self.component and self.component != self.measure
+        named = with_component and self.component and self.component != self.measure
         subject = f"{self.component} {self.measure}" if named else self.measure
         shown = format_value(self.value, self.unit) if self.value is not None else "unknown"
         text = f"{subject} {shown}"
@@ -84,6 +84,24 @@ class Observation:
         if self.note and self.value is None:
             text += f" ({self.note})"
         return text
+
+
+def problem_words(observations: tuple[Observation, ...] | list[Observation]) -> list[str]:
+    """Words for the non-pass observations, worst first, one clause per component:
+    `ai-assistant: backlog 1,240 > 1,000, oldest_waiting_age 7m12s > 5m`."""
+    bad = sorted(
+        (o for o in observations if o.status is not Status.PASS), key=lambda o: -o.status.rank
+    )
+    by_component: dict[str, list[Observation]] = {}
+    for obs in bad:
+        by_component.setdefault(obs.component, []).append(obs)
+    words: list[str] = []
+    for component, found in by_component.items():
+        if component and len(found) > 1:
+            words.append(f"{component}: " + ", ".join(o.describe(False) for o in found))
+        else:
+            words += [o.describe() for o in found]
+    return words
 
 
 @dataclass(frozen=True, slots=True)

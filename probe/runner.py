@@ -11,7 +11,7 @@ from typing import Any
 
 from probe.checks.base import Check, CheckFailed, Report
 from probe.config import CheckConfig
-from probe.model import CheckResult, Observation, Sample, Status, Unit, worst
+from probe.model import CheckResult, Observation, Sample, Status, Unit, problem_words, worst
 from probe.redact import Redactor
 from probe.units import Limit, format_duration
 
@@ -141,8 +141,5 @@ def _output(
     bad_members = [(n, r) for n, r in members if r.status is not Status.PASS]
     bad_members.sort(key=lambda item: -item[1].status.rank)
     parts += [f"{name}: {result.output}" for name, result in bad_members]
-    bad = sorted(
-        (o for o in observations if o.status is not Status.PASS), key=lambda o: -o.status.rank
-    )
-    parts += [o.describe() for o in bad]
+    parts += problem_words(observations)
     return "; ".join(parts)

@@ -44,8 +44,11 @@ class Endpoints:
         token = self.store.config.agent.auth_token.get_secret_value()
         if not token:
             return True
-        given = request.headers.get("Authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        # The scheme is case-insensitive (RFC 7235); the token is compared in constant time.
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        )
 
     async def health(self, request: web.Request) -> web.Response:
         if "verbose" in request.query and _is_truthy(request.query.get("verbose")):

@@ -164,7 +164,7 @@ async def test_send_test_to_alertmanager_and_to_a_refused_port(alertmanager: str
         }
     )
     ok, refused = await send_test(config)
-    assert ok == (f"alertmanager {alertmanager}", True, "delivered")
+    assert ok == (f"alertmanager {alertmanager}", True, "")
     assert refused[:2] == (f"alertmanager http://127.0.0.1:{dead_port}", False)
     assert refused[2] == (
         f"http://127.0.0.1:{dead_port}/api/v2/alerts: connection refused (127.0.0.1:{dead_port})"

@@ -272,7 +272,7 @@ def test_verdicts_group_observations_by_component() -> None:
     assert {k: (v.status, v.summary) for k, v in found.items()} == {
         "": (Status.PASS, ""),
         "billing": (Status.PASS, ""),
-        "email": (Status.FAIL, "email workers 0 < 1; email backlog 1,500 > 1,000"),
+        "email": (Status.FAIL, "email: workers 0 < 1, backlog 1,500 > 1,000"),
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,7 +15,7 @@ from probe.alerts.notification import Alert, Kind, Notification, Severity
 from probe.alerts.slack import build_payload
 from probe.model import CheckResult, Status
 from tests.conftest import free_port
-from tests.slack_receiver import SlackReceiver
+from tests.slack_receiver import Answer, SlackReceiver
 from tests.test_alert_engine import REFUSED, T0, backlog, make_config, no_workers, obs, result
 
 QUEUES = ["billing", "email", "whatsapp", "ai-assistant", "receipt-ocr", "analytics", "webhooks"]
@@ -233,9 +234,18 @@ async def test_send_test_reports_each_notifier(receiver: SlackReceiver) -> None:
         }
     )
     reports = await send_test(config)
-    assert reports[0] == ("slack webhook 127.0.0.1", True, "delivered")
+    assert reports[0] == ("slack webhook 127.0.0.1", True, "")
     assert reports[1][:2] == ("slack webhook 127.0.0.1", False)
     assert reports[1][2] == f"connection refused (127.0.0.1:{closed_port})"
     assert reports[2] == ("slack[2]", False, "not configured: webhook_url is empty")
     body = receiver.delivered[0]
     assert "TEST probe/alert-test: test notification from botflow-probe" in body["text"]
+
+
+async def test_send_test_waits_out_one_rate_limit(receiver: SlackReceiver) -> None:
+    receiver.plan(Answer(429, retry_after="1"))
+    started = time.monotonic()
+    reports = await send_test(make_config(alerts={"notifiers": [webhook(receiver)]}))
+    assert reports == [("slack webhook 127.0.0.1", True, "")]
+    assert time.monotonic() - started >= 0.9
+    assert [r.status for r in receiver.received] == [429, 200]

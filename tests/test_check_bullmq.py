@@ -535,7 +535,7 @@ async def test_thresholds_and_queue_overrides_from_yaml(
     result = await runner.run()
 
     assert result.status is Status.WARN
-    assert result.output == "ai-assistant backlog 4 > 2; ai-assistant oldest_waiting_age 1h > 1m"
+    assert result.output == "ai-assistant: backlog 4 > 2, oldest_waiting_age 1h > 1m"
     assert observed(result, "analytics")["backlog"].status is Status.PASS
 
 

@@ -248,3 +248,19 @@ checks:
             await asyncio.sleep(0.05)
     finally:
         admin.close()
+
+
+def test_critical_on_a_member_is_a_config_error(write_config: Any) -> None:
+    path = write_config(
+        "checks:\n"
+        "  - name: partners\n"
+        "    type: group\n"
+        "    checks:\n"
+        "      - { name: bank, type: tcp, host: 127.0.0.1, port: 9, critical: true }\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [
+        f"{path}: checks[0]: member 'bank' sets critical: true, which only top-level checks "
+        "can; set it on the group"
+    ]

@@ -401,7 +401,7 @@ def test_target_and_secrets_hide_credentials() -> None:
             "name": "api",
             "type": "http",
             "url": "https://user:url-secret@api.example.com/v1?token=query-secret",
-            "headers": {"Authorization": "Bearer tok-secret", "apikey": "anon-key", "X-Id": "7"},
+            "headers": {"X-Auth-Token": "Bearer tok-secret", "apikey": "anon-key", "X-Id": "7"},
         }
     )
 
@@ -420,3 +420,21 @@ async def test_concurrent_checks_share_nothing(make_runner: MakeRunner, server: 
     results = await asyncio.gather(*(r.run() for r in runners))
 
     assert [r.status for r in results] == [Status.PASS] * 5
+
+
+def test_credentials_in_both_url_and_authorization_header_is_a_config_error(
+    write_config: Any,
+) -> None:
+    path = write_config(
+        "checks:\n"
+        "  - name: api\n"
+        "    type: http\n"
+        "    url: http://user:pw@127.0.0.1:9/\n"
+        "    headers: { Authorization: Bearer x }\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [
+        f"{path}: checks[0]: url has user:password and headers has Authorization; "
+        "use only one of them"
+    ]

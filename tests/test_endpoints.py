@@ -256,6 +256,9 @@ async def test_verbose_and_metrics_need_the_token(write_config: Any, aiohttp_cli
     assert (await client.get("/metrics", headers=auth)).status == 200
     wrong = {"Authorization": "Bearer nope"}
     assert (await client.get("/metrics", headers=wrong)).status == 401
+    lower = {"Authorization": "bearer s3cret-token"}
+    assert (await client.get("/metrics", headers=lower)).status == 200
+    assert (await client.get("/metrics", headers={"Authorization": "s3cret-token"})).status == 401
     for path in ("/health", "/health?verbose=1", "/ready", "/live"):
         assert b"s3cret-token" not in await (await client.get(path, headers=auth)).read()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -186,8 +187,16 @@ def test_every_series_of_a_configured_check_exists_before_the_first_run(config: 
     assert scrape.value("probe_alerts_firing", severity="warning") == 0
     assert scrape.value("probe_alerts_firing", severity="critical") == 0
     assert scrape.value("probe_build_info", version="9.9.9-test") == 1
-    # Queue sizes are unknown until the first run, so there is no made-up 0.
-    assert scrape.samples["probe_queue_jobs"] == []
+    # Queue and system series exist too, as NaN (unknown) rather than a made-up 0.
+    jobs = scrape.samples["probe_queue_jobs"]
+    assert {labels["queue"] for _, labels, _ in jobs} == set(QUEUES)
+    assert {labels["state"] for _, labels, _ in jobs} == set(QUEUE_STATES)
+    assert all(math.isnan(value) for _, _, value in jobs)
+    for name in ("probe_queue_oldest_waiting_age_seconds", "probe_queue_workers"):
+        assert {labels["queue"] for _, labels, _ in scrape.samples[name]} == set(QUEUES)
+    for name in ("probe_cpu_usage_ratio", "probe_memory_usage_ratio"):
+        assert {labels["scope"] for _, labels, _ in scrape.samples[name]} == {"container", "host"}
+        assert all(math.isnan(value) for _, _, value in scrape.samples[name])
 
 
 # ---------------------------------------------------------------- after one round

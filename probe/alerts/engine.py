@@ -26,7 +26,7 @@ from typing import Any
 
 from probe.alerts.notification import Alert, Kind, Severity
 from probe.config import AlertsConfig
-from probe.model import CheckResult, Observation, Status, worst
+from probe.model import CheckResult, Observation, Status, problem_words, worst
 
 Key = tuple[str, str]  # (check, component)
 
@@ -123,11 +123,8 @@ def verdicts(result: CheckResult) -> dict[str, Verdict]:
         by_component[observation.component].append(observation)
     found: dict[str, Verdict] = {}
     for component, observations in by_component.items():
-        bad = sorted(
-            (o for o in observations if o.status is not Status.PASS), key=lambda o: -o.status.rank
-        )
         status = worst([o.status for o in observations])
-        found[component] = Verdict(status, "; ".join(o.describe() for o in bad))
+        found[component] = Verdict(status, "; ".join(problem_words(observations)))
     explained = any(o.status is Status.FAIL for o in result.observations)
     if result.status is Status.FAIL and not result.members and not explained:
         found[""] = Verdict(Status.FAIL, result.output or "check failed")

@@ -31,6 +31,7 @@ from probe.config import (
 )
 from probe.model import CheckResult
 from probe.redact import Redactor
+from probe.units import format_duration
 
 log = logging.getLogger("probe.alerts")
 
@@ -359,13 +360,26 @@ async def send_test(config: Config) -> list[tuple[str, bool, str]]:
     return reports
 
 
+# `probe alert-test` is run by a person waiting at a terminal: one retry, soon.
+TEST_RETRY_WAIT_CAP = 10.0
+
+
 async def _try_send(notifier: Notifier, agent: str) -> tuple[str, bool, str]:
     notification = alert_test_notification(agent, time.time())
-    try:
-        async with asyncio.timeout(notifier.timeout):
-            await notifier.send(notification)
-    except DeliveryError as exc:
-        return notifier.description, False, exc.detail
-    except TimeoutError:
-        return notifier.description, False, f"timed out after {notifier.timeout:g}s"
-    return notifier.description, True, "delivered"
+    detail, wait = "", 0.0
+    for attempt in range(2):
+        if attempt:
+            await asyncio.sleep(wait)
+        try:
+            async with asyncio.timeout(notifier.timeout):
+                await notifier.send(notification)
+            return notifier.description, True, ""
+        except DeliveryError as exc:
+            detail = exc.detail
+            if not exc.retryable:
+                break
+            wait = min(exc.retry_after or 1.0, TEST_RETRY_WAIT_CAP)
+        except TimeoutError:
+            detail = f"timed out after {format_duration(notifier.timeout)}"
+            break
+    return notifier.description, False, detail

@@ -23,6 +23,13 @@ class GroupConfig(CheckConfig):
     @model_validator(mode="after")
     def _members_fit_in_group(self) -> GroupConfig:
         for member in self.checks:
+            if member.critical:
+                # /ready and the overall status judge top-level checks; a flag that would
+                # silently do nothing must not pass validation.
+                raise ValueError(
+                    f"member {member.name!r} sets critical: true, which only top-level "
+                    "checks can; set it on the group"
+                )
             if member.timeout > self.timeout:
                 raise ValueError(
                     f"member {member.name!r} has a timeout ({format_duration(member.timeout)}) "

@@ -14,7 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from probe import __version__
 from probe.checks.base import Check, Report
@@ -126,6 +126,16 @@ class HttpConfig(CheckConfig):
         if value is not None and not Path(value).is_file():
             raise ValueError(f"file not found: {value}")
         return value
+
+    @model_validator(mode="after")
+    def _one_kind_of_credentials(self) -> HttpConfig:
+        has_userinfo = urlsplit(self.url).username is not None
+        if has_userinfo and any(name.lower() == "authorization" for name in self.headers):
+            # aiohttp refuses the request; say so now rather than fail every run.
+            raise ValueError(
+                "url has user:password and headers has Authorization; use only one of them"
+            )
+        return self
 
     def target(self) -> str:
         return redact_url(self.url)

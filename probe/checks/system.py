@@ -21,6 +21,7 @@ Each sample's note starts with its source: `cgroup v2`, `cgroup v1` or `host`.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from probe.config import CheckConfig
 from probe.model import Sample, Unit
 
 HOST = "host"
+MIN_CPU_WINDOW = 0.5  # seconds of CPU accounting a ratio needs to mean anything
 
 Clock = Callable[[], float]
 
@@ -88,6 +90,11 @@ class SystemCheck(Check[SystemConfig]):
         self._last_host_cpu = _host_cpu_times()
 
     async def run(self) -> Report:
+        elapsed = self._clock() - self._last_cpu.at
+        if elapsed < MIN_CPU_WINDOW:
+            # A window of a few milliseconds (the first run right after start-up, or
+            # `probe check`) measures scheduler ticks, not load: let it grow first.
+            await asyncio.sleep(MIN_CPU_WINDOW - elapsed)
         disk_samples, failures = self._disk_samples()
         samples = [*self._cpu_samples(), *self._memory_samples(), *disk_samples]
         return Report(samples=samples, failure="; ".join(failures))
@@ -157,7 +164,8 @@ def _cpu_ratio(previous: _CpuMark, reading: CpuReading, now: float) -> tuple[flo
         return None, "no time has passed since the last sample"
     if used < 0:
         return None, "usage counter went backwards"
-    return used / elapsed / allowed_cores(reading), ""
+    # CFS lets a burst overshoot the quota within a period; the ratio stays a ratio.
+    return min(used / elapsed / allowed_cores(reading), 1.0), ""
 
 
 def allowed_cores(reading: CpuReading) -> float:
