@@ -27,8 +27,9 @@ from probe.store import ResultStore
 
 log = logging.getLogger("probe.agent")
 
-SHUTDOWN_CHECK_WAIT = 3.0  # seconds running checks get to finish on SIGTERM
-NOTIFICATION_FLUSH = 5.0  # seconds pending alerts get to go out on SIGTERM
+# Together well inside Docker's 10 s stop grace period.
+SHUTDOWN_CHECK_WAIT = 2.0  # seconds running checks get to finish on SIGTERM
+NOTIFICATION_FLUSH = 4.0  # seconds pending alerts get to go out on SIGTERM
 
 
 class Agent:
@@ -101,7 +102,11 @@ class Agent:
             for problem in exc.problems:
                 log.error("reload rejected, keeping the running config: %s", problem)
             return False
-        await self.apply(config)
+        try:
+            await self.apply(config)
+        except Exception:  # a reload must never take the running agent down
+            log.exception("reload failed; the agent keeps running with what it has")
+            return False
         return True
 
     async def apply(self, config: Config) -> None:

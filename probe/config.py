@@ -14,6 +14,7 @@ from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -27,10 +28,12 @@ from pydantic import (
     model_validator,
 )
 
-from probe.redact import url_secrets
+from probe.redact import redact_url, url_secrets
 from probe.units import Limit, parse_duration, parse_limit
 
 DEFAULT_CONFIG_PATH = Path("config/probe.yaml")
+MIN_LIVE_TIMEOUT = 3.0  # seconds; a few scheduler heartbeats (one per second)
+MAX_CONFIG_BYTES = 1024 * 1024  # far above any real config; stops `-c /dev/zero` early
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 
 
@@ -142,6 +145,15 @@ class AgentConfig(StrictModel):
     state_file: str = ""
     auth_token: SecretStr = SecretStr("")
 
+    @field_validator("live_timeout")
+    @classmethod
+    def _longer_than_heartbeats(cls, value: float) -> float:
+        # The scheduler ticks every second; anything shorter would report a healthy agent
+        # as stalled and have it restarted forever.
+        if value < MIN_LIVE_TIMEOUT:
+            raise ValueError(f"must be at least {MIN_LIVE_TIMEOUT:g}s, got {value:g}s")
+        return value
+
     @field_validator("listen")
     @classmethod
     def _host_port(cls, value: str) -> str:
@@ -207,6 +219,14 @@ class SlackNotifierConfig(StrictModel):
     api_url: str = "https://slack.com/api/"
     timeout: Duration = 10.0
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_is_http(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if url and not _is_http_url(url):
+            raise ValueError("expected an https:// URL like https://hooks.slack.com/services/...")
+        return value
+
     @model_validator(mode="after")
     def _one_way_to_post(self) -> SlackNotifierConfig:
         has_hook = bool(self.webhook_url.get_secret_value())
@@ -236,8 +256,26 @@ class AlertmanagerNotifierConfig(StrictModel):
 
     configured: ClassVar[bool] = True
 
+    @field_validator("urls")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not _is_http_url(url):
+                shown = redact_url(url)
+                raise ValueError(f"expected URLs like http://alertmanager:9093, got {shown!r}")
+        return value
+
     def secrets(self) -> list[str]:
         return [s for url in self.urls for s in url_secrets(url)]
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 NotifierConfig = Annotated[
@@ -324,7 +362,8 @@ def load_or_report(path: Path) -> Config | None:
 
 def _read(path: Path) -> str:
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            data = file.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError([f"{path}: file not found"]) from None
     except IsADirectoryError:
@@ -333,6 +372,8 @@ def _read(path: Path) -> str:
         raise ConfigError([f"{path}: permission denied"]) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{path}: larger than 1 MiB; is this the config file?"])
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -345,6 +386,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults` merges are allowed to be overridden
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
@@ -435,8 +478,11 @@ def _pydantic_problems(exc: ValidationError, prefix: str) -> list[str]:
         for part in error["loc"]:
             if isinstance(part, int):
                 location += f"[{part}]"
-            elif part not in ("function-after", "function-before", "slack", "alertmanager"):
+            elif part not in _NOT_KEYS:
                 location = _join(location, part)
+        # A value in a secret-bearing field is never printed back, even when it is wrong.
+        secret = any(part in SECRET_KEYS for part in error["loc"])
+        got = "***" if secret else error.get("input")
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key"
@@ -444,18 +490,26 @@ def _pydantic_problems(exc: ValidationError, prefix: str) -> list[str]:
             message = "required key is missing"
         elif error["type"] == "union_tag_invalid":
             message = f"unknown type {error['input'].get('type')!r} (known: alertmanager, slack)"
+        elif error["type"] == "union_tag_not_found":
+            message = "required key `type` is missing (known: alertmanager, slack)"
         elif error["type"] in _PLAIN_WORDS:
-            message = _PLAIN_WORDS[error["type"]].format(
-                got=error.get("input"), **error.get("ctx", {})
-            )
+            message = _PLAIN_WORDS[error["type"]].format(got=got, **error.get("ctx", {}))
         elif message.startswith("timeout (") and error["type"] == "value_error":
             location = _join(location, "timeout")  # a cross-field rule, about this key
         problems.append(f"{location}: {message}" if location else message)
     return problems
 
 
+# Parts of a pydantic error location that are not keys of the file.
+_NOT_KEYS = frozenset({"function-after", "function-before", "slack", "alertmanager", "[key]"})
+# Keys whose values may hold credentials: never echoed in an error.
+SECRET_KEYS = frozenset(
+    {"dsn", "url", "urls", "webhook_url", "token", "auth_token", "headers", "password"}
+)
+
 # pydantic error type -> our words; `got` is the value from the file.
 _PLAIN_WORDS = {
+    "model_attributes_type": "expected a map of key: value, got {got!r}",
     "dict_type": "expected a map of key: value, got {got!r}",
     "model_type": "expected a map of key: value, got {got!r}",
     "list_type": "expected a list, got {got!r}",
@@ -559,7 +613,7 @@ def _validate_checks(
     for i, raw in enumerate(raws):
         here = f"{path}[{i}]"
         kind = raw.get("type")
-        if kind not in CHECK_TYPES:
+        if not isinstance(kind, str) or kind not in CHECK_TYPES:
             known = ", ".join(sorted(CHECK_TYPES))
             got = "missing" if kind is None else repr(kind)
             problems.append(f"{here}.type: unknown check type {got} (known: {known})")

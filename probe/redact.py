@@ -8,8 +8,13 @@ from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlsplit
 
 MASK = "***"
-_USERINFO_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^@\s]*@")
-_QUERY_SECRET = re.compile(r"((?:password|passwd|token|secret|key)=)[^&\s]*", re.IGNORECASE)
+# `user:password@` after `//`, after any `/`, or at the very start: typos such as
+# `redis//:pw@host` and `postgres:/app:pw@host` must not print the password either. The
+# password runs to the last `@` before the path, so an unescaped `@` in it stays hidden.
+_USERINFO_PASSWORD = re.compile(r"((?:^|/)[^/@:\s]*:)[^/\s]*@")
+_QUERY_SECRET = re.compile(
+    r"((?:password|passwd|token|secret|key|sig|signature|credential)=)[^&\s]*", re.IGNORECASE
+)
 SENSITIVE_HEADER_HINTS = ("authorization", "token", "key", "secret", "cookie", "password")
 
 
@@ -33,7 +38,7 @@ def url_secrets(url: str) -> list[str]:
         found.append(password)
     if parts is not None:
         for name, value in parse_qsl(parts.query):
-            if _QUERY_SECRET.match(f"{name}=") and value:
+            if _QUERY_SECRET.search(f"{name}=") and value:
                 found.append(value)
     return [s for s in dict.fromkeys(found) if s]
 

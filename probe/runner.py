@@ -77,7 +77,11 @@ class CheckRunner:
             observations.append(judge_sample(rate_sample, self.config.warn, self.config.fail))
 
         status = worst([base, *(o.status for o in observations)])
-        output = self.redact(_output(failure, observations, report.members, status))
+        # One line, whatever a driver's message looked like: it goes into JSON, Nagios
+        # output and Slack, all of which read a line break as the end of the message.
+        output = " ".join(
+            self.redact(_output(failure, observations, report.members, status)).split()
+        )
         return CheckResult(
             status=status,
             response_time=elapsed,

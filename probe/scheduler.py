@@ -69,6 +69,10 @@ class Scheduler:
             result = await runner.run()
             if generation == self._generation:
                 self.store.record(runner.name, result)
+        except asyncio.CancelledError:
+            # Only our own drain cancels a run (reload, shutdown); letting it propagate
+            # would have APScheduler log it as a failed job with a traceback.
+            return
         finally:
             if task is not None:
                 self._inflight.discard(task)

@@ -2,33 +2,43 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 from probe.model import Unit
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+# A bare number is seconds, as in `timeout: 5`; the unit is what people normally write.
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+# Longer than any sensible interval, and small enough for every timer and scheduler.
+MAX_DURATION = 365 * 86400.0
+_DURATION_WORDS = "expected a duration like 5s or 500ms"
 _PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+_NUMBER_RE = re.compile(r"^-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?$")
 
 
 def parse_duration(value: object) -> float:
     """`500ms`, `5s`, `5m`, `4h`, `14d` -> seconds. Plain numbers are seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like 5s or 500ms, got {value!r}")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"expected a duration like 5s or 500ms, got {value!r}")
-        return float(value)
-    if isinstance(value, str):
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
         match = _DURATION_RE.match(value)
         if match:
-            return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-    raise ValueError(f"expected a duration like 5s or 500ms, got {value!r}")
+            seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{_DURATION_WORDS}, got {value!r}")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"{_DURATION_WORDS}, at most 365d, got {value!r}")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
-    """Short human form: 3ms, 2s, 1.5s, 7m12s, 4h, 14d."""
+    """Short human form: 3ms, 2s, 1.5s, 7m12s, 4h, 14d (negative: -2d3h, as for an
+    expired certificate)."""
+    if seconds < 0:
+        return "-" + format_duration(-seconds)
     if seconds < 1:
         return f"{round(seconds * 1000)}ms"
     if seconds < 60:
@@ -85,25 +95,24 @@ class Limit:
 
 
 def parse_limit(raw: object) -> Limit:
-    """Parse a threshold value from the config."""
-    text = str(raw).strip() if not isinstance(raw, bool) else ""
-    if isinstance(raw, bool) or not text:
-        raise ValueError(f"expected a limit like 1000, 500ms, 80% or <1, got {raw!r}")
+    """Parse a threshold value from the config: a number, duration or percentage, with a
+    leading `<` when below the limit is bad."""
+    problem = ValueError(f"expected a limit like 1000, 500ms, 80% or <1, got {raw!r}")
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise problem
+    text = str(raw).strip()
     below = text.startswith("<")
     body = text[1:].strip() if below else text
-    if isinstance(raw, int | float):
-        return Limit(float(raw), below=False, text=text)
+    percent = _PERCENT_RE.match(body)
     try:
-        value = float(body)
-    except ValueError:
-        percent = _PERCENT_RE.match(body)
         if percent:
             value = float(percent.group(1)) / 100
+        elif _NUMBER_RE.match(body):
+            value = float(body)
         else:
-            try:
-                value = parse_duration(body)
-            except ValueError:
-                raise ValueError(
-                    f"expected a limit like 1000, 500ms, 80% or <1, got {raw!r}"
-                ) from None
+            value = parse_duration(body)
+    except ValueError:
+        raise problem from None
+    if not math.isfinite(value):
+        raise problem
     return Limit(value, below=below, text=text)

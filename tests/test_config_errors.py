@@ -171,6 +171,55 @@ CASES: list[tuple[str, str, str]] = [
         "alerts.resolve_after: must be at least 1, got 0",
     ),
     (
+        "interval-not-a-number",
+        f"checks:\n  - {{name: a, {REDIS}, interval: .nan}}\n",
+        "checks[0].interval: expected a duration like 5s or 500ms, got nan",
+    ),
+    (
+        "interval-too-long",
+        f"checks:\n  - {{name: a, {REDIS}, interval: 99999999999999d}}\n",
+        "checks[0].interval: expected a duration like 5s or 500ms, at most 365d, "
+        "got '99999999999999d'",
+    ),
+    (
+        "limit-not-a-number",
+        f"checks:\n  - {{name: a, {REDIS}, warn: {{response_time: .nan}}}}\n",
+        "checks[0].warn: response_time: expected a limit like 1000, 500ms, 80% or <1, got nan",
+    ),
+    (
+        "live-timeout-below-heartbeats",
+        "agent: {live_timeout: 0s}\n",
+        "agent.live_timeout: must be at least 3s, got 0s",
+    ),
+    (
+        "type-is-a-list",
+        "checks:\n  - {name: a, type: [redis]}\n",
+        "checks[0].type: unknown check type ['redis'] (known: bullmq, group, http, postgres, "
+        "redis, system, tcp)",
+    ),
+    (
+        "webhook-not-a-url",
+        "alerts: {notifiers: [{type: slack, webhook_url: 'ftp://x'}]}\n",
+        "alerts.notifiers[0].webhook_url: expected an https:// URL like "
+        "https://hooks.slack.com/services/...",
+    ),
+    (
+        "alertmanager-url-not-a-url",
+        "alerts: {notifiers: [{type: alertmanager, urls: ['am:pw@nowhere']}]}\n",
+        "alerts.notifiers[0].urls: expected URLs like http://alertmanager:9093, "
+        "got 'am:***@nowhere'",
+    ),
+    (
+        "notifier-without-type",
+        "alerts: {notifiers: [{urls: ['http://am:9093']}]}\n",
+        "alerts.notifiers[0]: required key `type` is missing (known: alertmanager, slack)",
+    ),
+    (
+        "secret-of-the-wrong-type-is-not-echoed",
+        "agent: {auth_token: 98765432100}\n",
+        "agent.auth_token: expected text, got '***' (quote it)",
+    ),
+    (
         "nul-character",
         "checks: []\x00\n",
         "character 11: unacceptable character #x0000: special characters are not allowed",
@@ -226,3 +275,21 @@ def test_binary_garbage(tmp_path: Path) -> None:
     out = run_cli("validate", "-c", str(path))
     assert out.code == 2
     assert out.stderr == f"{path}: not a UTF-8 text file (byte 2)\n"
+
+
+def test_yaml_merge_keys_may_be_overridden(write_config: Any) -> None:
+    path = write_config(
+        "x-redis: &redis {type: redis, url: 'redis://127.0.0.1:6379/0', timeout: 1s}\n"
+        "checks:\n"
+        "  - {<<: *redis, name: a, timeout: 2s}\n"
+    )
+    out = run_cli("validate", "-c", str(path))
+    # x- keys are not probe's: the merge itself works, the unknown key is the one problem.
+    assert out.stderr == f"{path}: x-redis: unknown key\n"
+
+
+def test_a_file_larger_than_a_config_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text("# padding\n" * 200_000)
+    out = run_cli("validate", "-c", str(path))
+    assert (out.code, out.stderr) == (2, f"{path}: larger than 1 MiB; is this the config file?\n")
