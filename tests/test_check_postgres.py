@@ -325,3 +325,31 @@ async def test_standby_reports_replication_lag(make_runner: MakeRunner, cluster:
     lag = observed(standby_result)["replication_lag"]
     assert standby_result.status is Status.PASS
     assert lag is not None and 0 <= lag < 60
+
+
+async def running_probe_sleeps(dsn: str) -> int:
+    """Statements of ours still running pg_sleep on the server."""
+    conn = await asyncpg.connect(dsn, timeout=5)
+    try:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'probe' "
+            "AND datname = current_database() AND state = 'active' AND query LIKE '%pg_sleep%'"
+        )
+        return count
+    finally:
+        await conn.close()
+
+
+async def test_timed_out_query_is_cancelled_on_the_server(
+    make_runner: MakeRunner, pg_dsn: str
+) -> None:
+    runner = make_runner(dsn=pg_dsn, query="SELECT pg_sleep(10)", timeout="500ms")
+    for _ in range(3):
+        result = await runner.run()
+        assert result.status is Status.FAIL
+        assert result.output == "timed out after 500ms"
+
+    deadline = time.monotonic() + 5
+    while await running_probe_sleeps(pg_dsn) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert await running_probe_sleeps(pg_dsn) == 0

@@ -88,6 +88,7 @@ class PostgresCheck(Check[PostgresConfig]):
     def __init__(self, config: PostgresConfig) -> None:
         super().__init__(config)
         self._pool: asyncpg.Pool | None = None
+        self._releasing: set[asyncio.Future[None]] = set()
 
     async def run(self) -> Report:
         pool = await self._get_pool()
@@ -106,17 +107,35 @@ class PostgresCheck(Check[PostgresConfig]):
         except _DRIVER_ERRORS as exc:
             raise failure(exc, self._words(exc)) from None
         try:
-            return await self._measure(conn)
+            row = await self._measure(conn)
+        except (TimeoutError, asyncio.CancelledError):
+            # asyncpg has asked the server to cancel the statement (its own timeout, or the
+            # run's deadline cancelled the call). Terminating now would kill that request
+            # and leave the statement running server-side, one more per run. Releasing
+            # waits for the cancel to be acknowledged, so it happens after the run ends.
+            self._release_later(pool, conn)
+            raise
         except _QueryFailed:
+            await pool.release(conn, timeout=self.config.timeout)
             raise
         except BaseException:
-            # A connection cut off mid-query (timeout, cancel, server gone) is not worth
-            # resetting: that would wait on the same dead socket. The pool makes a new one.
-            # When the socket died, asyncpg has already handed the connection back.
+            # The socket died under the query: resetting would wait on it. The pool makes
+            # a new connection; when the socket died, asyncpg has already handed it back.
             with contextlib.suppress(asyncpg.InterfaceError):
                 conn.terminate()
+            await pool.release(conn, timeout=self.config.timeout)
             raise
-        finally:
+        await pool.release(conn, timeout=self.config.timeout)
+        return row
+
+    def _release_later(self, pool: asyncpg.Pool, conn: Any) -> None:
+        task = asyncio.ensure_future(self._release_quietly(pool, conn))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+
+    async def _release_quietly(self, pool: asyncpg.Pool, conn: Any) -> None:
+        # A failed release terminates the connection itself; the run already failed.
+        with contextlib.suppress(TimeoutError, *_DRIVER_ERRORS):
             await pool.release(conn, timeout=self.config.timeout)
 
     async def _measure(self, conn: Any) -> Any:
@@ -141,7 +160,7 @@ class PostgresCheck(Check[PostgresConfig]):
                 min_size=0,
                 max_size=2,
                 timeout=self.config.timeout,
-                command_timeout=self.config.timeout,
+                command_timeout=statement_timeout(self.config.timeout),
                 # Transaction-mode poolers (pgbouncer, Supavisor) reject named prepared statements.
                 statement_cache_size=0,
                 server_settings={"application_name": "probe"},
@@ -164,12 +183,21 @@ class PostgresCheck(Check[PostgresConfig]):
         pool, self._pool = self._pool, None
         if pool is None:
             return
+        if self._releasing:
+            # Lets a cancel in flight reach the server before the pool goes away.
+            await asyncio.wait(self._releasing, timeout=self.config.timeout)
         try:
             async with asyncio.timeout(self.config.timeout):
                 await pool.close()
         except (TimeoutError, *_DRIVER_ERRORS):
             # A server that stopped answering must not hold up a shutdown or reload.
             pool.terminate()
+
+
+def statement_timeout(timeout: float) -> float:
+    """asyncpg's command_timeout: a little under the run's deadline, so that asyncpg's own
+    timer fires first and cancels the statement on the server with its connection intact."""
+    return timeout - min(timeout * 0.1, 0.25)
 
 
 def _samples(row: Any) -> list[Sample]:
