@@ -1,16 +1,19 @@
 """`probe ping`: GET a running agent's endpoint; exit 0 on 2xx, 1 otherwise.
 
 Docker runs this every 30 s inside the sidecar, so it loads the standard library only
-(no pydantic, yaml or aiohttp), and for plain http:// it speaks HTTP over a socket:
-`urllib.request` alone (email parsing, ssl) costs more than starting Python does.
-https:// URLs go through urllib.
+(no pydantic, yaml or aiohttp), and it speaks HTTP over a socket (wrapped in TLS for
+https://): `urllib.request` alone (email parsing, ssl) costs more than starting Python
+does, and its timeout applies per read rather than to the whole request.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import sys
+import time
+from urllib.parse import urljoin, urlsplit
 
 DEFAULT_PATH = "/live"
 DEFAULT_TIMEOUT = 3.0
@@ -55,33 +58,121 @@ class PingError(Exception):
     """Words for stderr: `connection refused`, `timed out after 3s`, `HTTP 503`."""
 
 
-def _split(url: str) -> tuple[str, int, str]:
-    rest = url.removeprefix("http://")
-    authority, slash, path = rest.partition("/")
-    host, colon, port = authority.rpartition(":") if "]" not in authority[-1:] else ("", "", "")
-    if not colon or not port.isdigit():
-        host, port = authority, "80"
-    host = host.strip("[]")
-    if not host or "@" in host:
+class _Target:
+    # A plain class: importing dataclasses would cost ping more than the rest of it.
+    __slots__ = ("authority", "host", "path", "port", "secure")
+
+    def __init__(self, secure: bool, host: str, port: int, authority: str, path: str) -> None:
+        self.secure = secure
+        self.host = host
+        self.port = port
+        self.authority = authority  # for the Host header, as written: IPv6 in brackets
+        self.path = path
+
+
+def _split(url: str) -> _Target:
+    # urlsplit silently drops CR, LF and tab; a URL with them (or spaces) is a typo.
+    if any(char.isspace() or not char.isprintable() for char in url):
         raise PingError("invalid URL")
-    return host, int(port), slash + path if slash else "/"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise PingError("only http:// and https:// URLs are supported")
+    if "@" in parts.netloc:
+        raise PingError("invalid URL: user:password is not supported")
+    host, port = _host_and_port(parts.netloc)
+    if not host:
+        raise PingError("invalid URL")
+    secure = parts.scheme == "https"
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return _Target(secure, host, port or (443 if secure else 80), parts.netloc, path)
 
 
-def _get_http(url: str, timeout: float) -> tuple[int, str]:
-    """(status, Location header) of one plain-HTTP GET."""
-    host, port, path = _split(url)
+def _host_and_port(authority: str) -> tuple[str, int | None]:
+    if authority.startswith("["):
+        host, _, rest = authority[1:].partition("]")
+        colon, text = rest[:1], rest[1:]
+        if rest and colon != ":":
+            raise PingError("invalid URL")
+    else:
+        host, colon, text = authority.partition(":")
+    if not colon or not text:
+        return host, None
+    if text.isascii() and text.isdigit() and 1 <= int(text) <= 65535:
+        return host, int(text)
+    # Not a DNS or connection problem: say so before touching the network.
+    raise PingError("invalid URL: port must be a number from 1 to 65535")
+
+
+def _remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError()
+    return left
+
+
+def _get(url: str, deadline: float) -> tuple[int, str]:
+    """(status, Location header) of one GET.
+
+    Every wait gets only what is left of the deadline: a socket timeout alone applies
+    per recv, so a server dribbling a byte at a time would hold the ping forever.
+    """
+    target = _split(url)
     request = (
-        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: probe-ping\r\n"
-        "Accept: */*\r\nConnection: close\r\n\r\n"
+        f"GET {target.path} HTTP/1.1\r\nHost: {target.authority}\r\n"
+        "User-Agent: probe-ping\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     ).encode()
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(request)
-        head = b""
-        while b"\r\n\r\n" not in head and len(head) < 65536:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            head += chunk
+    with _connect(target.host, target.port, deadline) as plain:
+        sock = _tls(plain, target.host, deadline) if target.secure else plain
+        with sock:
+            sock.settimeout(_remaining(deadline))
+            sock.sendall(request)
+            head = _read_head(sock, deadline)
+    return _parse_head(head)
+
+
+def _connect(host: str, port: int, deadline: float) -> socket.socket:
+    last_error: OSError = ConnectionRefusedError(errno.ECONNREFUSED, "connection refused")
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(_remaining(deadline))
+            sock.connect(address)
+        except TimeoutError:
+            sock.close()
+            raise
+        except OSError as exc:
+            sock.close()
+            last_error = exc  # try the next address (`localhost`: ::1, then 127.0.0.1)
+            continue
+        return sock
+    raise last_error
+
+
+def _tls(sock: socket.socket, host: str, deadline: float) -> socket.socket:
+    import ssl  # only https pays for it
+
+    sock.settimeout(_remaining(deadline))  # the ssl module applies it to the whole handshake
+    try:
+        return ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+    except ssl.SSLCertVerificationError as exc:
+        raise PingError(f"TLS certificate verify failed: {exc.verify_message}") from None
+    except ssl.SSLError as exc:
+        reason = str(exc.reason or "").replace("_", " ").lower()
+        raise PingError(f"TLS handshake failed: {reason}".rstrip(": ")) from None
+
+
+def _read_head(sock: socket.socket, deadline: float) -> bytes:
+    head = b""
+    while b"\r\n\r\n" not in head and len(head) < 65536:
+        sock.settimeout(_remaining(deadline))
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+def _parse_head(head: bytes) -> tuple[int, str]:
     lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
     parts = lines[0].split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
@@ -94,57 +185,53 @@ def _get_http(url: str, timeout: float) -> tuple[int, str]:
     return int(parts[1]), location
 
 
-def _get_https(url: str, timeout: float) -> tuple[int, str]:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # follows redirects
-            return int(response.status), ""
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, OSError):
-            raise exc.reason from None
-        raise PingError(str(exc.reason)) from None
-
-
-def _status(url: str, timeout: float) -> int:
+def _status(url: str, deadline: float) -> int:
     for _ in range(MAX_REDIRECTS + 1):
-        if url.startswith("https://"):
-            return _get_https(url, timeout)[0]
-        if not url.startswith("http://"):
-            raise PingError("only http:// and https:// URLs are supported")
-        status, location = _get_http(url, timeout)
+        status, location = _get(url, deadline)
         if status not in (301, 302, 303, 307, 308) or not location:
             return status
-        if location.startswith("/"):
-            host, port, _ = _split(url)
-            location = f"http://{host}:{port}{location}"
-        url = location
+        url = urljoin(url, location)
     raise PingError("too many redirects")
+
+
+def _shown(url: str) -> str:
+    """The URL for the error line: password masked, control characters escaped."""
+    from probe.redact import MASK, redact_url  # stdlib-only; needed only when something failed
+
+    escaped = "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in url
+    )
+    # Everything up to the last `@` is userinfo here (ping takes none), so a password
+    # with an unencoded `/` or `@` is masked whole too.
+    scheme, sep, rest = escaped.partition("://")
+    userinfo, at, rest = rest.rpartition("@")
+    if at and ":" in userinfo:
+        escaped = f"{scheme}{sep}{userinfo.partition(':')[0]}:{MASK}@{rest}"
+    return redact_url(escaped)
 
 
 def ping(url: str, timeout: float) -> tuple[bool, str]:
     """(healthy, why): why is one line for stderr when not healthy."""
     try:
-        status = _status(url, timeout)
+        status = _status(url, time.monotonic() + timeout)
     except PingError as exc:
-        return False, f"{exc} ({url})"
+        return False, f"{exc} ({_shown(url)})"
     except ConnectionRefusedError:
-        return False, f"connection refused ({url})"
+        return False, f"connection refused ({_shown(url)})"
     except TimeoutError:
-        return False, f"timed out after {_seconds(timeout)} ({url})"
+        return False, f"timed out after {_seconds(timeout)} ({_shown(url)})"
     except socket.gaierror:
-        return False, f"DNS lookup failed ({url})"
+        return False, f"DNS lookup failed ({_shown(url)})"
     except ConnectionResetError:
-        return False, f"connection reset by server ({url})"
+        return False, f"connection reset by server ({_shown(url)})"
     except (OSError, ValueError, UnicodeError) as exc:
         words = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return False, f"{(words or 'request failed').lower()} ({url})"
+        words = " ".join((words or "request failed").split()).lower()
+        return False, f"{words} ({_shown(url)})"
     if 200 <= status < 300:
         return True, ""
-    return False, f"HTTP {status} from {url}"
+    return False, f"HTTP {status} from {_shown(url)}"
 
 
 def main(url: str | None, timeout: float) -> int:

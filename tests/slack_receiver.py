@@ -1,8 +1,8 @@
 """A local stand-in for Slack: records webhook and chat.postMessage requests.
 
 Answers 200 by default; `plan(...)` queues answers for the next requests (429 with a
-Retry-After, 500, 404 ...), and `refuse()` / `accept()` close and reopen the port so
-clients see a refused connection.
+Retry-After, 500, 404, a body that is not what Slack sends, or no answer at all), and
+`refuse()` / `accept()` close and reopen the port so clients see a refused connection.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from tests.conftest import free_port
 class Answer:
     status: int = 200
     retry_after: str | None = None
+    body: str | None = None  # sent as text/plain instead of the usual answer
+    hang: bool = False  # accept the request and never answer it
 
 
 @dataclass(slots=True)
@@ -99,6 +101,8 @@ class SlackReceiver:
 
     async def _webhook(self, request: web.Request) -> web.Response:
         answer = await self._answer(request, await request.json())
+        if answer.hang or answer.body is not None:
+            return await _unusual(answer)
         headers = {"Retry-After": answer.retry_after} if answer.retry_after else {}
         if answer.status == 200:
             return _closing(web.Response(text="ok"))
@@ -106,6 +110,8 @@ class SlackReceiver:
 
     async def _post_message(self, request: web.Request) -> web.Response:
         answer = await self._answer(request, await request.json())
+        if answer.hang or answer.body is not None:
+            return await _unusual(answer)
         headers = {"Retry-After": answer.retry_after} if answer.retry_after else {}
         if answer.status == 200:
             body = {"ok": True, "channel": "C000", "ts": "1700000000.000100"}
@@ -119,6 +125,12 @@ class SlackReceiver:
                 headers=headers,
             )
         )
+
+
+async def _unusual(answer: Answer) -> web.Response:
+    if answer.hang:
+        await asyncio.Event().wait()  # until close() cancels the handler
+    return _closing(web.Response(status=answer.status, text=answer.body or ""))
 
 
 def _closing(response: web.Response) -> web.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from probe.alerts import AlertService, send_test
 from probe.alerts.alertmanager import build_alerts, rfc3339
 from probe.alerts.notification import Alert, Kind, Notification, Severity
 from tests.conftest import _wait_for_port, free_port
+from tests.slack_receiver import Answer, SlackReceiver
 from tests.test_alert_engine import HEALTHY, REFUSED, T0, make_config, no_workers
 
 BINARY = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
@@ -171,3 +173,31 @@ async def test_send_test_to_alertmanager_and_to_a_refused_port(alertmanager: str
     )
     test_alerts = await am_alerts(alertmanager, "probe")
     assert [a["labels"]["alertname"] for a in test_alerts] == ["ProbeAlertTest"]
+
+
+async def test_a_replica_that_never_answers_is_a_timeout(
+    alertmanager: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    hanging = await SlackReceiver().start()
+    hanging.plan(Answer(hang=True), Answer(hang=True))
+    hung_url = f"http://127.0.0.1:{hanging.port}/services"
+    config = make_config(
+        alerts={
+            "notifiers": [
+                {"type": "alertmanager", "urls": [alertmanager, hung_url], "timeout": "1s"},
+                {"type": "alertmanager", "urls": [hung_url], "timeout": "1s"},
+            ]
+        }
+    )
+    try:
+        with caplog.at_level(logging.WARNING, logger="probe.alerts.alertmanager"):
+            one_took_it, none_did = await send_test(config)
+    finally:
+        await hanging.close()
+    timed_out = f"{hung_url}/api/v2/alerts: timed out after 1s"
+    assert one_took_it == (f"alertmanager {alertmanager}, {hung_url}", True, "")
+    assert (
+        f"an alertmanager replica did not take the alerts, another did: {timed_out}"
+        in caplog.messages
+    )
+    assert none_did == (f"alertmanager {hung_url}", False, timed_out)

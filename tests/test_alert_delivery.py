@@ -12,6 +12,9 @@ import pytest
 
 from probe.alerts import AlertService
 from probe.alerts.delivery import Backoff, http_date, parse_retry_after
+from probe.alerts.notification import Notification
+from probe.alerts.service import _try_send
+from probe.redact import Redactor
 from tests.slack_receiver import Answer, SlackReceiver
 from tests.test_alert_engine import REFUSED, make_config
 
@@ -173,3 +176,60 @@ async def test_stop_is_bounded_and_keeps_what_was_not_delivered(receiver: SlackR
     assert time.monotonic() - started < 3
     outbox = service.export_state().outbox
     assert [a.key for n in outbox["slack[0]"] for a in n.alerts] == ["database"]
+
+
+async def test_stop_does_not_sit_out_a_long_retry_after(receiver: SlackReceiver) -> None:
+    receiver.plan(Answer(429, retry_after="30"))
+    service = AlertService(
+        make_config(
+            alerts={
+                "for": {"fail": "0s"},
+                "group_wait": "0s",
+                "notifiers": [{"type": "slack", "webhook_url": receiver.webhook_url}],
+            }
+        ),
+        backoff=FAST,
+    )
+    await service.start()
+    service.observe("database", REFUSED)
+    while not receiver.received:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # the 429 is read and the 30s wait has begun
+    started = time.monotonic()
+    await service.stop(flush_timeout=5)
+    assert time.monotonic() - started < 2  # not the 5s flush, let alone the 30s wait
+    assert len(receiver.received) == 1
+    outbox = service.export_state().outbox
+    assert [a.key for n in outbox["slack[0]"] for a in n.alerts] == ["database"]
+
+
+async def test_stop_with_a_slack_that_never_answers_takes_the_flush_timeout(
+    receiver: SlackReceiver,
+) -> None:
+    receiver.plan(Answer(hang=True))
+    service = service_for(receiver)
+    await service.start()
+    service.observe("database", REFUSED)
+    while not receiver.received:
+        await asyncio.sleep(0.01)
+    started = time.monotonic()
+    await service.stop(flush_timeout=1)
+    assert 0.9 <= time.monotonic() - started < 1.5  # the 10s send timeout is cut short
+    outbox = service.export_state().outbox
+    assert [a.key for n in outbox["slack[0]"] for a in n.alerts] == ["database"]
+
+
+class BrokenNotifier:
+    """A notifier with a bug: what `probe alert-test` must report, not crash on."""
+
+    kind = "broken"
+    description = "broken notifier"
+    timeout = 1.0
+
+    async def send(self, notification: Notification) -> None:
+        raise ValueError("unexpected answer from hunter2-secret")
+
+
+async def test_alert_test_reports_a_notifier_bug_as_that_notifier_failing() -> None:
+    report = await _try_send(BrokenNotifier(), "botflow-probe", Redactor(["hunter2-secret"]))
+    assert report == ("broken notifier", False, "unexpected error: unexpected answer from ***")

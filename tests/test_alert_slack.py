@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 
 from probe.alerts import AlertService, send_test
+from probe.alerts.delivery import Backoff
 from probe.alerts.notification import Alert, Kind, Notification, Severity
 from probe.alerts.slack import build_payload
 from probe.model import CheckResult, Status
+from tests.cli_helpers import arun_cli
 from tests.conftest import free_port
 from tests.slack_receiver import Answer, SlackReceiver
 from tests.test_alert_engine import REFUSED, T0, backlog, make_config, no_workers, obs, result
@@ -249,3 +251,65 @@ async def test_send_test_waits_out_one_rate_limit(receiver: SlackReceiver) -> No
     assert reports == [("slack webhook 127.0.0.1", True, "")]
     assert time.monotonic() - started >= 0.9
     assert [r.status for r in receiver.received] == [429, 200]
+
+
+async def test_a_slack_that_never_answers_is_a_timeout(
+    receiver: SlackReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.plan(Answer(hang=True), Answer(hang=True))
+    notifier = {**webhook(receiver), "timeout": "1s"}
+    reports = await send_test(make_config(alerts={"notifiers": [notifier]}))
+    assert reports == [("slack webhook 127.0.0.1", False, "timed out after 1s")]
+
+    now = [T0]
+    config = make_config(
+        alerts={"for": {"fail": "0s"}, "group_wait": "0s", "notifiers": [notifier]}
+    )
+    service = AlertService(config, clock=lambda: now[0], backoff=Backoff(0.05, 0.1))
+    with caplog.at_level(logging.WARNING, logger="probe.alerts.delivery"):
+        await service.start()
+        try:
+            service.observe("database", REFUSED)
+            await receiver.wait_for(1)  # the next attempt is answered
+        finally:
+            await service.stop()
+    failures = [r.getMessage() for r in caplog.records if "failed:" in r.getMessage()]
+    assert failures and failures[0].startswith(
+        "notification to slack webhook 127.0.0.1 failed: timed out after 1s; retrying in"
+    )
+
+
+def post_message(receiver: SlackReceiver) -> dict[str, Any]:
+    return {
+        "type": "slack",
+        "token": "xoxb-test-secret-token",
+        "channel": "#alerts",
+        "api_url": receiver.api_url,
+    }
+
+
+async def test_an_answer_that_is_not_slack_api_json_fails_the_notifier(
+    receiver: SlackReceiver,
+) -> None:
+    receiver.plan(Answer(body="ok"), Answer(body="<html>sign in</html>"), Answer(body="[1]"))
+    reports = await send_test(make_config(alerts={"notifiers": [post_message(receiver)] * 3}))
+    words = "Slack answered something that is not Slack API JSON"
+    assert reports == [("slack #alerts", False, words)] * 3
+    assert len(receiver.received) == 3  # not retried: the same server would say the same
+
+
+async def test_alert_test_command_reports_failed_for_a_non_json_answer(
+    receiver: SlackReceiver, write_config: Any
+) -> None:
+    receiver.plan(Answer(body="ok"))
+    config = write_config(
+        "alerts:\n  notifiers:\n"
+        f"    - {{type: slack, token: xoxb-test-secret-token, channel: '#alerts',"
+        f" api_url: '{receiver.api_url}'}}\n"
+    )
+    outcome = await arun_cli("alert-test", "-c", str(config))
+    assert outcome.code == 1
+    assert outcome.stdout == (
+        "slack #alerts: FAILED: Slack answered something that is not Slack API JSON\n"
+    )
+    assert "internal error" not in outcome.stderr and "xoxb-test" not in outcome.stderr

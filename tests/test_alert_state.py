@@ -196,21 +196,66 @@ async def test_a_corrupt_state_file_is_logged_and_ignored(
 
 def test_state_is_written_atomically(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "alerts.json"
-    assert save_state(path, SavedState(alerts=[{"x": 1}], saved_at=T0))
-    assert save_state(path, SavedState(alerts=[{"x": 2}], saved_at=T0))
+    assert save_state(path, SavedState(alerts=[{"x": 1}], saved_at=T0)) is None
+    assert save_state(path, SavedState(alerts=[{"x": 2}], saved_at=T0)) is None
     assert [p.name for p in path.parent.iterdir()] == ["alerts.json"]  # no temp files left
     loaded = load_state(path)
     assert loaded is not None and loaded.alerts == [{"x": 2}]
     assert load_state(tmp_path / "missing.json") is None
 
 
-def test_an_unwritable_state_file_is_logged_not_fatal(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_an_unwritable_state_file_is_reported_in_words(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert not save_state(blocker / "alerts.json", SavedState())
-    assert "cannot write alert state file" in caplog.text
+    assert save_state(blocker / "alerts.json", SavedState()) == "Not a directory"
+    (tmp_path / "alerts.json").mkdir()
+    assert save_state(tmp_path / "alerts.json", SavedState()) == "Is a directory"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alerts.json", "file"]
+
+
+def state_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    words = ("write alert state file", "written again")
+    return [r.getMessage() for r in caplog.records if any(w in r.getMessage() for w in words)]
+
+
+async def test_an_unwritable_state_file_is_logged_once_per_error_and_retried_calmly(
+    receiver: SlackReceiver, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("")  # a file where the state directory should be
+    state_file, clock = blocker / "alerts.json", Clock()
+    await receiver.refuse()  # deliveries keep failing and retrying meanwhile
+    service = service_for(receiver, state_file, clock, tick_interval=0.01, state_retry_interval=0.5)
+    with caplog.at_level(logging.INFO, logger="probe.alerts"):
+        await service.start()
+        try:
+            await fire_database(service, clock)
+            await asyncio.sleep(0.4)  # 40 ticks, all with unsaved changes
+            (first,) = state_errors(caplog)
+            assert first == (
+                f"cannot write alert state file {state_file}: Not a directory; alert state will "
+                "not survive a restart until it can be written (retrying on each alert "
+                "change and every 500ms)"
+            )
+
+            blocker.unlink()
+            state_file.mkdir(parents=True)  # a new problem is logged anew
+            service.observe("redis", REFUSED)
+            await asyncio.sleep(0.1)
+            assert len(state_errors(caplog)) == 2
+            assert ": Is a directory;" in state_errors(caplog)[1]
+
+            state_file.rmdir()  # fixed: written within the retry interval, no transition needed
+            for _ in range(100):
+                if state_file.exists():
+                    break
+                await asyncio.sleep(0.02)
+            assert state_file.is_file()
+            assert state_errors(caplog)[2:] == [f"alert state file {state_file} written again"]
+        finally:
+            await service.stop()
+    saved = load_state(state_file)
+    assert saved is not None and {a["check"] for a in saved.alerts} == {"database", "redis"}
 
 
 async def test_state_file_lists_firing_keys_and_last_notified(

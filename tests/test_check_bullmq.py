@@ -575,3 +575,21 @@ def test_target_hides_the_password() -> None:
 
     assert config.target() == "redis://:***@cache:6379/0 prefix {bull}"
     assert "hunter22" in config.secrets()
+
+
+def test_url_must_be_a_redis_url_with_a_port_that_is_a_number(
+    write_config: WriteConfig,
+) -> None:
+    path = write_config(
+        "checks:\n"
+        "  - { name: a, type: bullmq, url: 'redis://:hunter22@h:abc/0', queues: [email] }\n"
+        "  - { name: b, type: bullmq, url: 'http://h:6379/0', queues: [email] }\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+
+    assert caught.value.problems == [
+        f"{path}: checks[0].url: port must be a number from 1 to 65535, got 'abc'",
+        f"{path}: checks[1].url: expected a URL like redis://:password@host:6379/0, "
+        "got 'http://h:6379/0'",
+    ]

@@ -254,6 +254,25 @@ async def test_server_that_hangs_up_is_named(make_runner: MakeRunner, server: Te
     )
 
 
+async def test_garbage_reply_is_named_in_one_line(make_runner: MakeRunner) -> None:
+    async def reply_garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)
+        writer.write(b"\x00\x01garbage\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    garbage = await asyncio.start_server(reply_garbage, "127.0.0.1", 0)
+    port = garbage.sockets[0].getsockname()[1]
+    try:
+        result = await make_runner(url=f"http://127.0.0.1:{port}/").run()
+    finally:
+        garbage.close()
+        await garbage.wait_closed()
+
+    assert result.status is Status.FAIL
+    assert result.output == f"invalid HTTP response from 127.0.0.1:{port}: bad status line"
+
+
 # ---------------------------------------------------------------- TLS
 
 
@@ -342,7 +361,8 @@ async def test_trusted_certificate_warns_when_close_to_expiry(
     second = await runner.run()  # served from the cached expiry, no new handshake
 
     assert first.status is Status.WARN
-    assert first.output.startswith("cert_expiry 2d2") and first.output.endswith("< 14d")
+    # 3 days from the certificate's creation: `3d` within half a second of it, then 2d23h.
+    assert first.output in ("cert_expiry 3d < 14d", "cert_expiry 2d23h < 14d")
     assert second.status is Status.WARN
     assert observed(second)["cert_expiry"] == pytest.approx(observed(first)["cert_expiry"], abs=5)
 
@@ -392,6 +412,32 @@ checks:
         "got 'fine'",
         f"{path}: checks[3].expect.stauts: unknown key",
         f"{path}: checks[4].ca_file: file not found: /nonexistent/ca.pem",
+    ]
+
+
+def test_bad_ports_and_ca_files_are_config_errors(
+    write_config: Any, certs: dict[str, tuple[Path, Path]]
+) -> None:
+    cert, key = certs["long"]
+    path = write_config(
+        f"""
+checks:
+  - {{ name: a, type: http, url: 'http://user:hunter22@x:99999/' }}
+  - {{ name: b, type: http, url: 'http://x:abc/' }}
+  - {{ name: c, type: http, url: 'http://user:hunter/22@x/' }}
+  - {{ name: d, type: http, url: 'https://x/', ca_file: {key} }}
+  - {{ name: e, type: http, url: 'https://x:8443/', ca_file: {cert} }}
+"""
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+
+    assert caught.value.problems == [
+        f"{path}: checks[0].url: port must be a number from 1 to 65535, got '99999'",
+        f"{path}: checks[1].url: port must be a number from 1 to 65535, got 'abc'",
+        f"{path}: checks[2].url: port must be a number from 1 to 65535; "
+        "URL-encode any /, ? or # in the password",
+        f"{path}: checks[3].ca_file: not a PEM certificate file: {key}",
     ]
 
 

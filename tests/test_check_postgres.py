@@ -353,3 +353,43 @@ async def test_timed_out_query_is_cancelled_on_the_server(
     while await running_probe_sleeps(pg_dsn) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
     assert await running_probe_sleeps(pg_dsn) == 0
+
+
+async def test_server_that_hangs_up_during_the_handshake_is_named(
+    make_runner: MakeRunner,
+) -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(8)  # asyncpg's SSLRequest
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        result = await make_runner(dsn=f"postgresql://postgres@127.0.0.1:{port}/postgres").run()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+    assert result.status is Status.FAIL
+    assert result.output == f"connection closed by server (127.0.0.1:{port})"
+
+
+def test_bad_port_and_sslmode_are_config_errors(write_config: Any) -> None:
+    path = write_config(
+        f"""
+checks:
+  - {{ name: a, type: postgres, dsn: 'postgresql://u:{CANARY}@h:abc/db' }}
+  - {{ name: b, type: postgres, dsn: 'postgresql://u@h1:5432,h2:70000/db' }}
+  - {{ name: c, type: postgres, dsn: 'postgresql://u:{CANARY}@h/db?sslmode=bogus' }}
+  - {{ name: d, type: postgres, dsn: 'postgresql://u@[::1]:6432/db?sslmode=verify-full' }}
+"""
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+
+    assert caught.value.problems == [
+        f"{path}: checks[0].dsn: port must be a number from 1 to 65535, got 'abc'",
+        f"{path}: checks[1].dsn: port must be a number from 1 to 65535, got '70000'",
+        f"{path}: checks[2].dsn: sslmode must be one of disable, allow, prefer, require, "
+        "verify-ca, verify-full, got 'bogus'",
+    ]

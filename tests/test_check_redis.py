@@ -230,3 +230,19 @@ def test_url_must_be_a_redis_url(write_config: Any) -> None:
         f"{path}: checks[0].url: expected a URL like redis://:password@host:6379/0, "
         "got 'http://x:6379'"
     ]
+
+
+def test_bad_port_is_a_config_error(write_config: Any) -> None:
+    path = write_config(
+        "checks:\n"
+        f"  - {{ name: a, type: redis, url: 'redis://:{CANARY}@h:abc/0' }}\n"
+        "  - { name: b, type: redis, url: 'rediss://h:0/0' }\n"
+        "  - { name: c, type: redis, url: 'unix:///run/redis.sock?db=1' }\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+
+    assert caught.value.problems == [
+        f"{path}: checks[0].url: port must be a number from 1 to 65535, got 'abc'",
+        f"{path}: checks[1].url: port must be a number from 1 to 65535, got '0'",
+    ]

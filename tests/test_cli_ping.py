@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -129,3 +131,54 @@ async def test_imports_only_the_standard_library(agent_like: str) -> None:
     top_level = {m.split(".")[0] for m in loaded if not m.startswith("_")}
     third_party = top_level - set(sys.stdlib_module_names) - {"probe"}
     assert third_party == set()
+
+
+async def test_timeout_is_a_deadline_for_the_whole_request() -> None:
+    # A server that sends a byte every 0.2 s never lets a per-recv timeout expire.
+    async def drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)
+        with contextlib.suppress(ConnectionError):
+            for byte in b"HTTP/1.1 200 OK\r\n" * 100:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(0.2)
+
+    server = await asyncio.start_server(drip, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/live"
+    try:
+        started = time.monotonic()
+        out = await arun_cli("ping", url, "--timeout", "1s")
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    assert out.code == 1
+    assert out.stderr == f"probe ping: timed out after 1s ({url})\n"
+    assert elapsed < 10  # generous: process start-up plus the 1 s deadline
+
+
+def test_password_in_url_is_never_printed() -> None:
+    port = free_port()
+    for url in (
+        f"http://probe:hunter22@127.0.0.1:{port}/live",
+        "http://probe:hunter/22@127.0.0.1/live",
+    ):
+        out = run_cli("ping", url, "--timeout", "300ms")
+        assert out.code == 1
+        assert "hunter" not in out.stderr
+        assert "probe:***@127.0.0.1" in out.stderr
+
+
+def test_bad_urls_are_named_without_network_words() -> None:
+    cases = {
+        "http://127.0.0.1:abc/live": "invalid URL: port must be a number from 1 to 65535",
+        "http://127.0.0.1:99999/live": "invalid URL: port must be a number from 1 to 65535",
+        "https://127.0.0.1:0/live": "invalid URL: port must be a number from 1 to 65535",
+        "http://127.0.0.1:8080/li ve": "invalid URL",
+        "http://127.0.0.1:8080/live\r\nX-Injected: 1": "invalid URL",
+    }
+    for url, words in cases.items():
+        out = run_cli("ping", url, "--timeout", "300ms")
+        assert out.code == 1, url
+        line = out.stderr.removeprefix("probe ping: ")
+        assert line.startswith(f"{words} ("), (url, out.stderr)
+        assert out.stderr.count("\n") == 1, out.stderr

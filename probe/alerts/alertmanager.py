@@ -21,15 +21,19 @@ import aiohttp
 
 from probe.alerts.delivery import DeliveryError, http_error
 from probe.alerts.notification import Alert, Kind, Notification, alert_key, utc_time
-from probe.alerts.slack import connection_words
+from probe.alerts.slack import connect_timeout, connection_words
 from probe.config import AlertmanagerNotifierConfig
 from probe.redact import Redactor, redact_url
+from probe.units import format_duration
 
 log = logging.getLogger("probe.alerts.alertmanager")
 
 ALERTNAME = "ProbeCheckFailing"
 TEST_ALERTNAME = "ProbeAlertTest"
 ENDS_AHEAD = 4  # firing alerts carry endsAt = now + ENDS_AHEAD x resend, like Prometheus
+# Each replica gets `timeout`; the whole send a little more, so that a replica that hangs
+# is reported as such and does not cancel the answer of one that accepted.
+SEND_GRACE = 1.0
 
 
 def rfc3339(ts: float) -> str:
@@ -89,7 +93,8 @@ class AlertmanagerNotifier:
         redactor: Redactor,
     ) -> None:
         self.config = config
-        self.timeout = config.timeout
+        self.timeout = config.timeout + SEND_GRACE
+        self.connect_timeout = connect_timeout(session, config.timeout)
         self.session = session
         self.redact = redactor
         self.endpoints = [f"{url.rstrip('/')}/api/v2/alerts" for url in config.urls]
@@ -108,7 +113,11 @@ class AlertmanagerNotifier:
             async with asyncio.timeout(self.timeout):
                 await self.send(notification)
         except (DeliveryError, TimeoutError) as exc:
-            detail = exc.detail if isinstance(exc, DeliveryError) else "timed out"
+            detail = (
+                exc.detail
+                if isinstance(exc, DeliveryError)
+                else f"timed out after {format_duration(self.timeout)}"
+            )
             log.warning(
                 "re-sending %d firing alerts to %s failed: %s",
                 len(alerts),
@@ -121,14 +130,12 @@ class AlertmanagerNotifier:
         results = await asyncio.gather(*(self._post_one(url, body, now) for url in self.endpoints))
         errors = [r for r in results if r is not None]
         if len(errors) < len(results):
-            for url, error in zip(self.endpoints, results, strict=True):
-                if error is not None:
-                    log.warning(
-                        "alertmanager %s did not take the alerts: %s",
-                        redact_url(url),
-                        error.detail,
-                        extra={"notifier": "alertmanager", "detail": error.detail},
-                    )
+            for error in errors:  # each detail starts with its replica's URL
+                log.warning(
+                    "an alertmanager replica did not take the alerts, another did: %s",
+                    error.detail,
+                    extra={"notifier": "alertmanager", "detail": error.detail},
+                )
             return
         retryable = any(e.retryable for e in errors)
         detail = "; ".join(e.detail for e in errors)
@@ -139,12 +146,16 @@ class AlertmanagerNotifier:
         self, url: str, body: list[dict[str, Any]], now: float
     ) -> DeliveryError | None:
         try:
-            async with self.session.post(url, json=body) as response:
+            async with (
+                asyncio.timeout(self.config.timeout),
+                self.session.post(url, json=body) as response,
+            ):
                 if response.status < 300:
                     return None
                 error = http_error(response.status, response.headers.get("Retry-After"), now)
-                text = (await response.text())[:200].strip()
-        except (aiohttp.ClientError, OSError) as exc:
-            return DeliveryError(self.redact(f"{redact_url(url)}: {connection_words(exc)}"))
+                text = (await response.text(errors="replace"))[:200].strip()
+        except (aiohttp.ClientError, OSError) as exc:  # OSError includes TimeoutError
+            words = connection_words(exc, self.config.timeout, self.connect_timeout)
+            return DeliveryError(self.redact(f"{redact_url(url)}: {words}"))
         detail = f"{redact_url(url)}: {error.detail}" + (f": {text}" if text else "")
         return DeliveryError(self.redact(detail), error.retryable, error.retry_after)

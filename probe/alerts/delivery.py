@@ -127,6 +127,7 @@ class Delivery:
         self.counts = {"sent": 0, "failed": 0, "dropped": 0}
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._retry_at: float | None = None  # monotonic time the next attempt is due
 
     def put(self, notification: Notification) -> None:
         self.queue.append(notification)
@@ -137,11 +138,15 @@ class Delivery:
             self._task = asyncio.create_task(self._run(), name=f"delivery {self.ident}")
 
     async def drain(self, timeout: float) -> bool:
-        """Wait up to `timeout` for the queue to empty; True when it did."""
+        """Wait up to `timeout` for the queue to empty; True when it did.
+
+        Gives up at once when the next attempt waits out a backoff or Retry-After that
+        ends after the deadline: a SIGTERM must not sit out a rate limit for nothing.
+        """
         deadline = time.monotonic() + timeout
         while self.queue and self._task is not None and not self._task.done():
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or (self._retry_at is not None and self._retry_at >= deadline):
                 return False
             await asyncio.sleep(min(0.02, remaining))
         return not self.queue
@@ -198,7 +203,11 @@ class Delivery:
                 extra={"notifier": self.ident, "attempt": attempt + 1, "detail": error.detail},
             )
             attempt += 1
-            await asyncio.sleep(delay)
+            self._retry_at = time.monotonic() + delay
+            try:
+                await asyncio.sleep(delay)
+            finally:
+                self._retry_at = None
 
     def _delay(self, error: DeliveryError, attempt: int) -> float:
         if error.retry_after is not None:

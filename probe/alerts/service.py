@@ -5,6 +5,10 @@ new one starts from `old.export_state()` (firing keys, undelivered notifications
 counters), so no state file is needed for a reload. Without `previous` it starts from
 `agent.state_file` when set. Notifier queues are matched by position and type
 (`slack[0]`), so a reload that keeps the notifier list keeps their queues.
+
+A state file that cannot be written (read-only volume, missing mount) is logged once per
+distinct error and retried on the next change of alert state or every
+`STATE_RETRY_INTERVAL`, never on every tick.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from probe.units import format_duration
 log = logging.getLogger("probe.alerts")
 
 RESULTS = ("sent", "failed", "dropped")
+STATE_RETRY_INTERVAL = 30.0  # while the state file cannot be written
 
 
 def _parents(config: Config) -> dict[str, str]:
@@ -90,6 +95,7 @@ class AlertService:
         backoff: Backoff | None = None,
         retry_after_cap: float = RETRY_AFTER_CAP,
         tick_interval: float | None = None,
+        state_retry_interval: float = STATE_RETRY_INTERVAL,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -107,6 +113,10 @@ class AlertService:
         self._tasks: list[asyncio.Task[None]] = []
         self._saved_version = -1
         self._save_scheduled = False
+        self._state_retry_interval = state_retry_interval
+        self._attempted_version = -1
+        self._save_error: str | None = None  # why the last write failed, as logged
+        self._save_retry_at = 0.0  # monotonic; only consulted while writes fail
         self._started = self._stopped = False
 
     # ------------------------------------------------------------ lifecycle
@@ -285,14 +295,17 @@ class AlertService:
     async def _resend_loop(self, notifier: AlertmanagerNotifier) -> None:
         while True:
             await asyncio.sleep(notifier.config.resend)
-            now = self.clock()
-            await notifier.resend(self.engine.active(now), self.agent, now)
+            try:
+                now = self.clock()
+                await notifier.resend(self.engine.active(now), self.agent, now)
+            except Exception:  # keep re-sending: firing alerts expire in Alertmanager otherwise
+                log.exception("re-sending firing alerts to %s failed", notifier.description)
 
     def _save_soon(self, force: bool = False) -> None:
         """Coalesce the writes of one loop iteration (a group result moves many keys)."""
         if not self.config.agent.state_file or self._save_scheduled:
             return
-        if not force and self.engine.version == self._saved_version:
+        if not force and (self.engine.version == self._saved_version or self._save_waits()):
             return
         try:
             loop = asyncio.get_running_loop()
@@ -301,6 +314,12 @@ class AlertService:
             return
         self._save_scheduled = True
         loop.call_soon(self._scheduled_save)
+
+    def _save_waits(self) -> bool:
+        """While writes fail, the ticks do not retry: a new transition or the interval does."""
+        if self._save_error is None or self.engine.version != self._attempted_version:
+            return False
+        return time.monotonic() < self._save_retry_at
 
     def _scheduled_save(self) -> None:
         # After stop() the file belongs to the next service; stop() wrote the final state.
@@ -322,8 +341,25 @@ class AlertService:
             pending = Notification(self.agent, self.clock(), tuple(self.grouper.peek()))
             for queue in state.outbox.values():
                 queue.append(pending)
-        if save_state(path, state):
-            self._saved_version = self.engine.version
+        self._attempted_version = self.engine.version
+        error = save_state(path, state)
+        if error is None:
+            self._saved_version = self._attempted_version
+            if self._save_error is not None:
+                log.info("alert state file %s written again", path, extra={"path": path})
+                self._save_error = None
+            return
+        self._save_retry_at = time.monotonic() + self._state_retry_interval
+        if error != self._save_error:
+            log.error(
+                "cannot write alert state file %s: %s; alert state will not survive a restart "
+                "until it can be written (retrying on each alert change and every %s)",
+                path,
+                error,
+                format_duration(self._state_retry_interval),
+                extra={"path": path},
+            )
+        self._save_error = error
 
 
 def _log_alert(alert: Alert) -> None:
@@ -356,30 +392,43 @@ async def send_test(config: Config) -> list[tuple[str, bool, str]]:
                 reports.append((f"slack[{index}]", False, "not configured: webhook_url is empty"))
                 continue
             notifier = build_notifier(notifier_config, session, redactor)
-            reports.append(await _try_send(notifier, config.agent.name))
+            reports.append(await _try_send(notifier, config.agent.name, redactor))
     return reports
 
 
-# `probe alert-test` is run by a person waiting at a terminal: one retry, soon.
+# `probe alert-test` is run by a person waiting at a terminal: one retry, soon, and none
+# after an attempt that already sat out most of its timeout.
 TEST_RETRY_WAIT_CAP = 10.0
 
 
-async def _try_send(notifier: Notifier, agent: str) -> tuple[str, bool, str]:
+async def _try_send(notifier: Notifier, agent: str, redactor: Redactor) -> tuple[str, bool, str]:
     notification = alert_test_notification(agent, time.time())
-    detail, wait = "", 0.0
+    detail = ""
     for attempt in range(2):
-        if attempt:
-            await asyncio.sleep(wait)
-        try:
-            async with asyncio.timeout(notifier.timeout):
-                await notifier.send(notification)
+        started = time.monotonic()
+        detail, retry_in = await _attempt(notifier, notification, redactor)
+        if not detail:
             return notifier.description, True, ""
-        except DeliveryError as exc:
-            detail = exc.detail
-            if not exc.retryable:
-                break
-            wait = min(exc.retry_after or 1.0, TEST_RETRY_WAIT_CAP)
-        except TimeoutError:
-            detail = f"timed out after {format_duration(notifier.timeout)}"
+        slow = time.monotonic() - started >= notifier.timeout / 2
+        if attempt or retry_in is None or slow:
             break
+        await asyncio.sleep(retry_in)
     return notifier.description, False, detail
+
+
+async def _attempt(
+    notifier: Notifier, notification: Notification, redactor: Redactor
+) -> tuple[str, float | None]:
+    """'' when delivered, else why not and, when worth retrying, how soon."""
+    try:
+        async with asyncio.timeout(notifier.timeout):
+            await notifier.send(notification)
+    except DeliveryError as exc:
+        retry_in = min(exc.retry_after or 1.0, TEST_RETRY_WAIT_CAP) if exc.retryable else None
+        return exc.detail, retry_in
+    except TimeoutError:
+        return f"timed out after {format_duration(notifier.timeout)}", None
+    except Exception as exc:  # a bug or a library surprise is this notifier's FAILED line
+        log.debug("unexpected error sending to %s", notifier.description, exc_info=True)
+        return redactor(f"unexpected error: {exc}" if str(exc) else "unexpected error"), None
+    return "", None

@@ -1,7 +1,10 @@
 """Slack: incoming webhook or bot token + chat.postMessage, Block Kit with a colour bar.
 
-`build_payload` is pure; `SlackNotifier.send` only does the I/O. slack-sdk's own retry
-handlers are switched off (its 429 handler sleeps without a cap): delivery.py retries.
+`build_payload` is pure; `SlackNotifier.send` only does the I/O. Webhooks go through
+slack-sdk with its retry handlers switched off (its 429 handler sleeps without a cap):
+delivery.py retries. chat.postMessage is one plain POST: slack-sdk's web client fails with
+an AttributeError on an answer that is not a JSON object (a proxy's `ok`, an HTML page),
+and its status code is needed for the words.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from probe.alerts.notification import (
     plain_text,
     status_word,
 )
-from probe.checks.errors import address, network_words
+from probe.checks.errors import address, is_timeout, network_words
 from probe.config import SlackNotifierConfig
 from probe.redact import Redactor
+from probe.units import format_duration
 
 COLOURS = {"critical": "#E01E5A", "warning": "#ECB22E", "resolved": "#2EB67D", "test": "#1D9BD1"}
 # Slack allows 50 blocks per message; keep room for the header and the overflow line.
@@ -106,10 +110,13 @@ class SlackNotifier:
     ) -> None:
         self.config = config
         self.timeout = config.timeout
+        self.connect_timeout = connect_timeout(session, config.timeout)
+        self.session = session
         self.redact = redactor
         hook = config.webhook_url.get_secret_value()
         self._webhook: AsyncWebhookClient | None = None
         self._web: AsyncWebClient | None = None
+        # Retries are ours (delivery.py): slack-sdk's 429 handler sleeps without a cap.
         if hook:
             self._webhook = AsyncWebhookClient(hook, session=session, retry_handlers=[])
             self.description = f"slack webhook {urlsplit(hook).hostname or ''}".rstrip()
@@ -129,8 +136,9 @@ class SlackNotifier:
                 await self._send_webhook(self._webhook, payload, time.time())
             elif self._web is not None:
                 await self._post_message(self._web, payload, time.time())
-        except (aiohttp.ClientError, OSError) as exc:
-            raise DeliveryError(self.redact(connection_words(exc))) from None
+        except (aiohttp.ClientError, OSError) as exc:  # OSError includes TimeoutError
+            words = connection_words(exc, self.timeout, self.connect_timeout)
+            raise DeliveryError(self.redact(words)) from None
 
     async def _send_webhook(
         self, client: AsyncWebhookClient, payload: dict[str, Any], now: float
@@ -147,11 +155,24 @@ class SlackNotifier:
             await client.chat_postMessage(channel=self.config.channel, **payload)
         except SlackApiError as exc:
             status = exc.response.status_code
-            if status >= 400:
+            if status >= 400:  # Slack answers rate limits with 429 and Retry-After
                 retry_after = exc.response.headers.get("Retry-After")
                 raise http_error(status, _header(retry_after), now) from None
-            error = _api_error(exc)
+            error = self.redact(_api_error(exc))
             raise DeliveryError(f"Slack refused the message: {error}", retryable=False) from None
+        except (AttributeError, TypeError, ValueError):
+            # slack-sdk trips over an answer that is not a JSON object (a wrong api_url, a
+            # proxy's login page). Sending again would meet the same answer, or post twice.
+            raise DeliveryError(
+                "Slack answered something that is not Slack API JSON", retryable=False
+            ) from None
+
+
+def _api_error(exc: SlackApiError) -> str:
+    try:
+        return str(exc.response["error"])[:100]
+    except (KeyError, TypeError, ValueError):
+        return "no reason given"
 
 
 def _header(value: Any) -> str | None:
@@ -160,20 +181,27 @@ def _header(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _api_error(exc: SlackApiError) -> str:
-    try:
-        return str(exc.response["error"])
-    except (KeyError, TypeError, ValueError):
-        return "unknown error"
+def connect_timeout(session: aiohttp.ClientSession, timeout: float) -> float:
+    """How long connecting may take: the session's connect limit, within the notifier's."""
+    limit = session.timeout.sock_connect or session.timeout.connect
+    return min(timeout, limit) if limit else timeout
 
 
-def connection_words(exc: BaseException) -> str:
-    """`connection refused (127.0.0.1:9)`, in the same words the checks use."""
+def connection_words(exc: BaseException, timeout: float, connect_limit: float) -> str:
+    """`connection refused (127.0.0.1:9)`, in the same words the checks use.
+
+    aiohttp's own timeouts are ClientErrors as well as TimeoutErrors: a receiver that
+    accepts and never answers must read `timed out after 10s`, not `connection failed`.
+    """
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return f"DNS lookup failed for {exc.host}"
     if isinstance(exc, aiohttp.ClientConnectorError):
         where = address(exc.host, exc.port)
         return network_words(exc, exc.host, where) or f"cannot connect ({where})"
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return f"timed out connecting after {format_duration(connect_limit)}"
+    if is_timeout(exc):
+        return f"timed out after {format_duration(timeout)}"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "connection closed by server"
     if isinstance(exc, aiohttp.ClientResponseError):

@@ -2,12 +2,14 @@
 
 Written to a temp file in the same directory and renamed over the old one, so a crash
 mid-write leaves the previous state, never half a file. A file that cannot be read or
-parsed is logged and ignored: losing alert state must never stop the agent.
+parsed is logged and ignored, and a failed write is reported to the caller: losing alert
+state must never stop the agent.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -56,30 +58,31 @@ class SavedState:
         )
 
 
-def save_state(path: str | Path, state: SavedState) -> bool:
-    """Write atomically; on failure log and return False (the agent keeps running)."""
+def save_state(path: str | Path, state: SavedState) -> str | None:
+    """Write atomically; None when written, else why not in plain words.
+
+    The caller decides how often to say so: a read-only volume fails every write, and
+    one log line per failure would flood the log (see AlertService).
+    """
     target = Path(path)
     tmp_name = ""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:  # a file where the directory should be
+            return os.strerror(errno.ENOTDIR)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(state.to_json())
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, target)
-        return True
-    except OSError as exc:
-        log.error(
-            "cannot write alert state file %s: %s",
-            target,
-            exc.strerror or exc,
-            extra={"path": str(target)},
-        )
+        return None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the configured path
         if tmp_name:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
-        return False
+        return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
 def load_state(path: str | Path) -> SavedState | None:

@@ -81,6 +81,11 @@ class BullMQConfig(CheckConfig):
     queues: list[str] = Field(min_length=1)
     queue_overrides: dict[str, QueueLimits] = Field(default_factory=dict)
 
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        return redis_client.checked_url(value)
+
     @field_validator("prefix")
     @classmethod
     def _prefix_given(cls, value: str) -> str:

@@ -11,6 +11,7 @@ import re
 import socket
 import ssl
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 from probe.checks.base import CheckFailed
 
@@ -33,6 +34,39 @@ def address(host: str, port: int | None) -> str:
     """`host:port`, with brackets around IPv6 literals."""
     shown = f"[{host}]" if ":" in host else host
     return f"{shown}:{port}" if port is not None else shown
+
+
+def split_host_port(authority: str) -> tuple[str, str | None]:
+    """`host:port` -> (host, port text or None); IPv6 literals come in brackets."""
+    if authority.startswith("["):
+        host, _, rest = authority[1:].partition("]")
+        return host, rest[1:] if rest.startswith(":") else None
+    host, colon, port = authority.rpartition(":")
+    return (host, port) if colon else (authority, None)
+
+
+def checked_port(text: str, url: str = "") -> int:
+    """A port number from config text; ValueError with words for anything else.
+
+    Config validators call this so that a bad port is a config error, not a crash on
+    every run (`http://x:abc/` passes urlsplit and fails only when used).
+    """
+    if text.isascii() and text.isdigit() and 1 <= int(text) <= 65535:
+        return int(text)
+    if "@" in url and "@" not in urlsplit(url).netloc:
+        # A `/`, `?` or `#` in the password ended the authority early: the "port" is
+        # part of the password and must not be shown.
+        raise ValueError(
+            "port must be a number from 1 to 65535; URL-encode any /, ? or # in the password"
+        )
+    raise ValueError(f"port must be a number from 1 to 65535, got {text!r}")
+
+
+def url_port(url: str) -> int | None:
+    """The port a URL names (None when it names none), checked as `checked_port` does."""
+    authority = urlsplit(url).netloc.rpartition("@")[2]
+    _, port = split_host_port(authority)
+    return checked_port(port, url) if port else None
 
 
 def causes(exc: BaseException) -> Iterator[BaseException]:
@@ -86,6 +120,10 @@ def _os_error_words(exc: OSError, where: str) -> str | None:
             return f"{words} ({where})"
     if exc.strerror:
         return f"{exc.strerror[0].lower()}{exc.strerror[1:]} ({where})"
+    if isinstance(exc, ConnectionError):
+        # Raised bare by drivers whose peer hung up mid-handshake (asyncpg's
+        # `unexpected connection_lost() call`): no errno, and the text is internal.
+        return f"connection closed by server ({where})"
     return None
 
 

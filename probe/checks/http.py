@@ -18,7 +18,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from probe import __version__
 from probe.checks.base import Check, Report
-from probe.checks.errors import address, failure, network_words
+from probe.checks.errors import address, failure, network_words, url_port
 from probe.config import CheckConfig, StrictModel
 from probe.model import Sample, Unit
 from probe.redact import is_sensitive_header, redact_url, url_secrets
@@ -111,6 +111,7 @@ class HttpConfig(CheckConfig):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"expected a URL like https://host/path, got {redact_url(value)!r}")
+        url_port(value)
         return value
 
     @field_validator("method")
@@ -122,9 +123,18 @@ class HttpConfig(CheckConfig):
 
     @field_validator("ca_file")
     @classmethod
-    def _readable_file(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).is_file():
+    def _certificate_file(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not Path(value).is_file():
             raise ValueError(f"file not found: {value}")
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=value)
+        except PermissionError:
+            raise ValueError(f"permission denied: {value}") from None
+        except (ssl.SSLError, OSError, ValueError):
+            # A key or a DER file here would otherwise fail every run with OpenSSL's words.
+            raise ValueError(f"not a PEM certificate file: {value}") from None
         return value
 
     @model_validator(mode="after")
@@ -228,7 +238,7 @@ class HttpCheck(Check[HttpConfig]):
         if isinstance(exc, aiohttp.ClientPayloadError):
             return f"response body cut short ({where})"
         if isinstance(exc, aiohttp.ClientResponseError):
-            return f"invalid HTTP response ({where}): {exc.message}"
+            return _invalid_response_words(str(exc.message), where)
         return None
 
     # -- the certificate
@@ -280,6 +290,15 @@ class HttpCheck(Check[HttpConfig]):
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+def _invalid_response_words(message: str, where: str) -> str:
+    """One line from the parser's several (`Bad status line:\n  Expected HTTP/...\n  ^`):
+    its first line says what was wrong; the rest echoes the server's bytes."""
+    lines = message.strip().splitlines()
+    reason = lines[0].strip().rstrip(":. ")[:100] if lines else ""
+    words = f"invalid HTTP response from {where}"
+    return f"{words}: {reason[:1].lower()}{reason[1:]}" if reason else words
 
 
 # ---------------------------------------------------------------- judging the response

@@ -5,18 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 from pydantic import field_validator
 
 from probe.checks.base import Check, CheckFailed, Report
-from probe.checks.errors import address, failure, is_timeout, network_words
+from probe.checks.errors import (
+    address,
+    checked_port,
+    failure,
+    is_timeout,
+    network_words,
+    split_host_port,
+)
 from probe.config import CheckConfig
 from probe.model import Sample, Unit
 from probe.redact import redact_url, url_secrets
 
 DEFAULT_PORT = 5432
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 # One round trip for everything the check measures besides the user's query.
 # Only client backends count against max_connections (PG 10+ lists walwriter & co too).
@@ -62,9 +70,21 @@ class PostgresConfig(CheckConfig):
     @field_validator("dsn")
     @classmethod
     def _postgres_url(cls, value: str) -> str:
-        if urlsplit(value).scheme not in ("postgres", "postgresql"):
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgres", "postgresql"):
             example = "postgresql://user:password@host:5432/db"
             raise ValueError(f"expected a URL like {example}, got {redact_url(value)!r}")
+        # asyncpg checks these only when connecting, and fails every run with its own words.
+        hosts = parts.netloc.rpartition("@")[2]
+        ports = [split_host_port(host)[1] for host in hosts.split(",")]
+        options = parse_qsl(parts.query)
+        ports += [port for name, text in options if name == "port" for port in text.split(",")]
+        for port in ports:
+            if port:
+                checked_port(port, value)
+        for name, mode in options:
+            if name == "sslmode" and mode not in SSL_MODES:
+                raise ValueError(f"sslmode must be one of {', '.join(SSL_MODES)}, got {mode!r}")
         return value
 
     def target(self) -> str:

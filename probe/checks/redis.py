@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from pydantic import field_validator
@@ -26,11 +25,7 @@ class RedisConfig(CheckConfig):
     @field_validator("url")
     @classmethod
     def _redis_url(cls, value: str) -> str:
-        if urlsplit(value).scheme not in redis_client.SCHEMES:
-            raise ValueError(
-                f"expected a URL like redis://:password@host:6379/0, got {redact_url(value)!r}"
-            )
-        return value
+        return redis_client.checked_url(value)
 
     def target(self) -> str:
         return redact_url(self.url)

@@ -9,12 +9,23 @@ from redis import exceptions as rx
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from probe.checks.errors import address, first_line, network_words
+from probe.checks.errors import address, first_line, network_words, url_port
+from probe.redact import redact_url
 
 DEFAULT_PORT = 6379
 SCHEMES = ("redis", "rediss", "unix")
 # Everything a Redis call can raise that means "this run failed", besides TimeoutError.
 DRIVER_ERRORS = (rx.RedisError, OSError)
+
+
+def checked_url(url: str) -> str:
+    """The config's Redis URL, or ValueError with words: redis-py reads the port only when
+    it connects, so `redis://h:abc/0` would otherwise crash every run."""
+    if urlsplit(url).scheme not in SCHEMES:
+        example = "redis://:password@host:6379/0"
+        raise ValueError(f"expected a URL like {example}, got {redact_url(url)!r}")
+    url_port(url)
+    return url
 
 
 def connect(url: str, timeout: float, socket_timeout: float | None) -> aioredis.Redis:

@@ -39,7 +39,8 @@ from probe.config import CheckConfig
 from probe.model import Sample, Unit
 
 HOST = "host"
-MIN_CPU_WINDOW = 0.5  # seconds of CPU accounting a ratio needs to mean anything
+# CPU accounting lags up to one scheduler tick (4-10 ms): over 0.2 s that is a few percent.
+MIN_CPU_WINDOW = 0.2
 
 Clock = Callable[[], float]
 
