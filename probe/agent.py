@@ -9,7 +9,6 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -24,6 +23,7 @@ from probe.runner import CheckRunner
 from probe.scheduler import Scheduler
 from probe.server import build_app
 from probe.store import ResultStore
+from probe.times import Clock
 
 log = logging.getLogger("probe.agent")
 
@@ -37,7 +37,7 @@ class Agent:
         self,
         config: Config,
         config_path: Path | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         redactor: Redactor | None = None,
     ) -> None:
         self.config = config

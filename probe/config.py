@@ -74,6 +74,19 @@ class StrictModel(BaseModel):
 # ---------------------------------------------------------------- checks
 
 
+class Defaults(StrictModel):
+    """The `defaults:` section: timing each check takes unless it sets its own."""
+
+    interval: Duration = 15.0
+    timeout: Duration = 5.0
+    window: Duration = 300.0
+
+
+_BUILT_IN = Defaults()
+# The keys a group hands down to its members, as the `defaults:` section does to checks.
+_INHERITED_KEYS = tuple(Defaults.model_fields)
+
+
 class CheckConfig(StrictModel):
     """Fields every check type takes. Each check module subclasses this."""
 
@@ -84,13 +97,13 @@ class CheckConfig(StrictModel):
 
     name: str
     type: str
-    interval: Duration = 15.0
-    timeout: Duration = 5.0
+    interval: Duration = _BUILT_IN.interval
+    timeout: Duration = _BUILT_IN.timeout
     critical: bool = False
     enabled: bool = True
     warn: Limits = Field(default_factory=dict)
     fail: Limits = Field(default_factory=dict)
-    window: Duration = 300.0
+    window: Duration = _BUILT_IN.window
 
     @field_validator("name")
     @classmethod
@@ -169,12 +182,6 @@ class AgentConfig(StrictModel):
     @property
     def port(self) -> int:
         return int(self.listen.rpartition(":")[2])
-
-
-class Defaults(StrictModel):
-    interval: Duration = 15.0
-    timeout: Duration = 5.0
-    window: Duration = 300.0
 
 
 class SeverityDurations(StrictModel):
@@ -627,9 +634,7 @@ def _validate_checks(
             ):
                 problems.append(f"{here}.checks: expected a list of checks")
                 continue
-            member_defaults: dict[str, Any] = {
-                k: entry[k] for k in ("interval", "timeout", "window") if k in entry
-            }
+            member_defaults: dict[str, Any] = {k: entry[k] for k in _INHERITED_KEYS if k in entry}
             found_before = len(problems)
             entry["checks"] = _validate_checks(
                 members_raw, f"{here}.checks", member_defaults, problems

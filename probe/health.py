@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from probe.config import CheckConfig
 from probe.model import CheckResult, Health, Observation, Status
+from probe.times import rfc3339_seconds
 from probe.units import format_duration
 
 
@@ -60,10 +60,6 @@ def is_ready(entries: list[Entry]) -> bool:
     )
 
 
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def check_entry(entry: Entry, verbose: bool, members: list[Entry] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"name": entry.config.name, "status": entry.status.value}
     if entry.result is not None and not entry.config.nested:
@@ -107,7 +103,7 @@ def health_body(
     ]
     return {
         "status": overall(entries).value,
-        "timestamp": rfc3339(now),
+        "timestamp": rfc3339_seconds(now),
         "version": version,
         "uptime": int(now - started_at),
         "checks": checks,
@@ -118,7 +114,7 @@ def ready_body(entries: list[Entry], now: float) -> dict[str, Any]:
     critical = [e for e in entries if e.config.critical]
     return {
         "status": "ready" if is_ready(entries) else "not_ready",
-        "timestamp": rfc3339(now),
+        "timestamp": rfc3339_seconds(now),
         "checks": [check_entry(e, verbose=False) for e in critical],
     }
 
@@ -126,7 +122,7 @@ def ready_body(entries: list[Entry], now: float) -> dict[str, Any]:
 def live_body(alive: bool, started_at: float, now: float) -> dict[str, Any]:
     return {
         "status": "alive" if alive else "stalled",
-        "timestamp": rfc3339(now),
+        "timestamp": rfc3339_seconds(now),
         "uptime": int(now - started_at),
     }
 

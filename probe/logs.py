@@ -5,25 +5,20 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 from probe.redact import STANDARD_RECORD_KEYS, RedactingFilter, Redactor
+from probe.times import rfc3339_millis
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in STANDARD_RECORD_KEYS}
 
 
-def _timestamp(record: logging.LogRecord) -> str:
-    moment = datetime.fromtimestamp(record.created, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": _timestamp(record),
+            "ts": rfc3339_millis(record.created),
             "level": record.levelname.lower(),
             "msg": record.getMessage(),
             "logger": record.name,
@@ -39,7 +34,7 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extras = " ".join(f"{k}={v}" for k, v in _fields(record).items())
-        line = f"{_timestamp(record)} {record.levelname:<7} {record.getMessage()}"
+        line = f"{rfc3339_millis(record.created)} {record.levelname:<7} {record.getMessage()}"
         if extras:
             line += f"  {extras}"
         if record.exc_info:

@@ -6,18 +6,16 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 from probe.checks.base import Check, CheckFailed, Report
 from probe.config import CheckConfig
 from probe.model import CheckResult, Observation, Sample, Status, Unit, problem_words, worst
 from probe.redact import Redactor
+from probe.times import Clock
 from probe.units import Limit, format_duration
 
 log = logging.getLogger("probe.runner")
-
-Clock = Callable[[], float]
 
 # A group's members are bounded by their own timeouts (never longer than the group's);
 # the group itself gets this much more, so the members' deadlines always fire first.

@@ -31,6 +31,7 @@ class Scheduler:
         )
         self._scheduler.add_listener(self._on_event, EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES)
         self._runners: list[CheckRunner] = []
+        # APScheduler's own tasks: they return its job events, which only APScheduler reads.
         self._inflight: set[asyncio.Task[Any]] = set()
         # Results of runs started before a reload belong to the old config; drop them.
         self._generation = 0

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from probe import health
 from probe.config import CheckConfig, Config
 from probe.model import CheckResult, Health, Status
+from probe.times import Clock
 
 log = logging.getLogger("probe.store")
 
@@ -62,7 +63,7 @@ class _Slot:
 
 
 class ResultStore:
-    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: Config, clock: Clock = time.time) -> None:
         self.clock = clock
         self.started_at = clock()
         self.last_tick = time.monotonic()

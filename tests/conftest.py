@@ -14,15 +14,20 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
+from probe.checks.registry import build_check
+from probe.config import CheckConfig
+from probe.runner import CheckRunner
 from tests.faultproxy import FaultProxy
 
 PG_ADMIN_DSN = os.environ.get("PROBE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+MakeRunner = Callable[..., CheckRunner]
 
 
 def free_port() -> int:
@@ -140,3 +145,35 @@ def write_config(tmp_path: Path):  # type: ignore[no-untyped-def]
         return path
 
     return write
+
+
+class Runners:
+    """Builds runners the way the agent does (config -> registry -> runner) and closes them."""
+
+    def __init__(self) -> None:
+        self._built: list[CheckRunner] = []
+
+    def of(self, config: CheckConfig) -> CheckRunner:
+        runner = CheckRunner(build_check(config))
+        self._built.append(runner)
+        return runner
+
+    def maker(self, model: type[CheckConfig], **defaults: Any) -> MakeRunner:
+        """A `make(**fields)` that validates `{**defaults, **fields}` as `model`."""
+
+        def make(**fields: Any) -> CheckRunner:
+            return self.of(model.model_validate({**defaults, **fields}))
+
+        return make
+
+    async def close(self) -> None:
+        for runner in self._built:
+            await runner.close()
+
+
+@pytest.fixture
+async def runners() -> AsyncIterator[Runners]:
+    """Runners closed after the test, whatever it asserted."""
+    built = Runners()
+    yield built
+    await built.close()

@@ -14,8 +14,9 @@ import aiohttp
 import pytest
 
 from probe.alerts import AlertService, send_test
-from probe.alerts.alertmanager import build_alerts, rfc3339
+from probe.alerts.alertmanager import build_alerts
 from probe.alerts.notification import Alert, Kind, Notification, Severity
+from probe.times import rfc3339_millis
 from tests.conftest import _wait_for_port, free_port
 from tests.slack_receiver import Answer, SlackReceiver
 from tests.test_alert_engine import HEALTHY, REFUSED, T0, make_config, no_workers
@@ -88,9 +89,10 @@ def test_escalation_closes_the_warning_alert() -> None:
     )
     critical, warning = build_alerts(Notification("a", T0 + 400, (alert,)), resend=60)
     assert critical["labels"]["severity"] == "critical"
-    assert critical["endsAt"] == rfc3339(T0 + 400 + 240)
-    assert warning["labels"]["severity"] == "warning" and warning["endsAt"] == rfc3339(T0 + 400)
-    assert critical["startsAt"] == rfc3339(T0 + 300)
+    assert critical["endsAt"] == rfc3339_millis(T0 + 400 + 240)
+    assert warning["labels"]["severity"] == "warning"
+    assert warning["endsAt"] == rfc3339_millis(T0 + 400)
+    assert critical["startsAt"] == rfc3339_millis(T0 + 300)
 
 
 async def test_alerts_fire_and_resolve_in_a_real_alertmanager(alertmanager: str) -> None:

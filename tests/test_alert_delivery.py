@@ -6,12 +6,13 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from probe.alerts import AlertService
-from probe.alerts.delivery import Backoff, http_date, parse_retry_after
+from probe.alerts.delivery import Backoff, parse_retry_after
 from probe.alerts.notification import Notification
 from probe.alerts.service import _try_send
 from probe.redact import Redactor
@@ -19,6 +20,11 @@ from tests.slack_receiver import Answer, SlackReceiver
 from tests.test_alert_engine import REFUSED, make_config
 
 FAST = Backoff(initial=0.05, maximum=0.2)
+
+
+def http_date(ts: float) -> str:
+    """An RFC 9110 HTTP date, as a server writes it in Retry-After."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
 
 
 @pytest.fixture

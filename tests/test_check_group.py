@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -12,11 +12,10 @@ import redis as redis_sync
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from probe.checks.registry import build_check
 from probe.config import ConfigError, load_config
 from probe.model import Status
 from probe.runner import CheckRunner
-from tests.conftest import free_port
+from tests.conftest import Runners, free_port
 from tests.faultproxy import FaultProxy, Mode
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
@@ -24,19 +23,13 @@ LoadRunner = Callable[[str], CheckRunner]
 
 
 @pytest.fixture
-async def load_group(write_config: Any) -> AsyncIterator[LoadRunner]:
+def load_group(write_config: Any, runners: Runners) -> LoadRunner:
     """YAML text -> load_config -> a runner for its first check (the group)."""
-    runners: list[CheckRunner] = []
 
     def load(text: str) -> CheckRunner:
-        config = load_config(write_config(text), environ={})
-        runner = CheckRunner(build_check(config.checks[0]))
-        runners.append(runner)
-        return runner
+        return runners.of(load_config(write_config(text), environ={}).checks[0])
 
-    yield load
-    for runner in runners:
-        await runner.close()
+    return load
 
 
 @pytest.fixture
@@ -194,7 +187,7 @@ checks:
 
 
 async def test_member_secrets_are_known_to_the_config_and_never_printed(
-    write_config: Any,
+    write_config: Any, runners: Runners
 ) -> None:
     canary = "canary-Pw-9052"
     port = free_port()
@@ -208,11 +201,7 @@ checks:
 """
     )
     config = load_config(path, environ={})
-    runner = CheckRunner(build_check(config.checks[0]))
-    try:
-        result = await runner.run()
-    finally:
-        await runner.close()
+    result = await runners.of(config.checks[0]).run()
 
     assert canary in config.secrets()
     assert result.output == f"db: connection refused (127.0.0.1:{port})"

@@ -7,7 +7,7 @@ import calendar
 import ssl
 import subprocess
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +16,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from probe.checks.http import HttpConfig, der_not_after
-from probe.checks.registry import build_check
 from probe.config import ConfigError, load_config
 from probe.model import CheckResult, Status
-from probe.runner import CheckRunner
-from tests.conftest import free_port
+from tests.conftest import MakeRunner, Runners, free_port
 from tests.faultproxy import FaultProxy, Mode
 
-MakeRunner = Callable[..., CheckRunner]
 ServerFactory = Callable[..., Awaitable[TestServer]]
 DAY = 86400.0
 SEEN = web.AppKey("seen", list[dict[str, Any]])
@@ -31,18 +28,8 @@ PEERS = web.AppKey("peers", set[int])
 
 
 @pytest.fixture
-async def make_runner() -> AsyncIterator[MakeRunner]:
-    runners: list[CheckRunner] = []
-
-    def make(**fields: Any) -> CheckRunner:
-        raw = {"name": "api", "type": "http", "timeout": 2, **fields}
-        runner = CheckRunner(build_check(HttpConfig.model_validate(raw)))
-        runners.append(runner)
-        return runner
-
-    yield make
-    for runner in runners:
-        await runner.close()
+def make_runner(runners: Runners) -> MakeRunner:
+    return runners.maker(HttpConfig, name="api", type="http", timeout=2)
 
 
 def make_app() -> web.Application:

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,33 +18,18 @@ import asyncpg
 import pytest
 
 from probe.checks.postgres import PostgresConfig
-from probe.checks.registry import build_check
 from probe.config import ConfigError, load_config
 from probe.model import CheckResult, Status
-from probe.runner import CheckRunner
-from tests.conftest import free_port
+from tests.conftest import MakeRunner, Runners, free_port
 from tests.faultproxy import FaultProxy, Mode
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 CANARY = "canary-Pw-7731"
 
-MakeRunner = Callable[..., CheckRunner]
-
 
 @pytest.fixture
-async def make_runner() -> AsyncIterator[MakeRunner]:
-    """Builds runners the way the agent does (config model -> registry -> runner)."""
-    runners: list[CheckRunner] = []
-
-    def make(**fields: Any) -> CheckRunner:
-        raw = {"name": "database", "type": "postgres", "timeout": 2, **fields}
-        runner = CheckRunner(build_check(PostgresConfig.model_validate(raw)))
-        runners.append(runner)
-        return runner
-
-    yield make
-    for runner in runners:
-        await runner.close()
+def make_runner(runners: Runners) -> MakeRunner:
+    return runners.maker(PostgresConfig, name="database", type="postgres", timeout=2)
 
 
 def observed(result: CheckResult) -> dict[str, float | None]:
@@ -70,7 +55,9 @@ async def probe_sessions(dsn: str) -> int:
         await conn.close()
 
 
-async def test_healthy_database_from_yaml_passes(write_config: Any, pg_dsn: str) -> None:
+async def test_healthy_database_from_yaml_passes(
+    write_config: Any, pg_dsn: str, runners: Runners
+) -> None:
     path = write_config(
         f"""
 checks:
@@ -81,12 +68,7 @@ checks:
     warn: {{ response_time: 5s, connections: 90% }}
 """
     )
-    config = load_config(path, environ={})
-    runner = CheckRunner(build_check(config.checks[0]))
-    try:
-        result = await runner.run()
-    finally:
-        await runner.close()
+    result = await runners.of(load_config(path, environ={}).checks[0]).run()
 
     assert result.status is Status.PASS
     assert result.output == ""

@@ -4,38 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis as redis_sync
 
 from probe.checks.redis import RedisConfig
-from probe.checks.registry import build_check
 from probe.config import ConfigError, load_config
 from probe.model import CheckResult, Status
-from probe.runner import CheckRunner
-from tests.conftest import free_port
+from tests.conftest import MakeRunner, Runners, free_port
 from tests.faultproxy import FaultProxy, Mode
 
 CANARY = "canary-Pw-5519"
 
-MakeRunner = Callable[..., CheckRunner]
-
 
 @pytest.fixture
-async def make_runner() -> AsyncIterator[MakeRunner]:
-    runners: list[CheckRunner] = []
-
-    def make(**fields: Any) -> CheckRunner:
-        raw = {"name": "redis", "type": "redis", "timeout": 2, **fields}
-        runner = CheckRunner(build_check(RedisConfig.model_validate(raw)))
-        runners.append(runner)
-        return runner
-
-    yield make
-    for runner in runners:
-        await runner.close()
+def make_runner(runners: Runners) -> MakeRunner:
+    return runners.maker(RedisConfig, name="redis", type="redis", timeout=2)
 
 
 @pytest.fixture
@@ -57,15 +43,13 @@ def probe_clients(admin: redis_sync.Redis) -> int:
     return sum(1 for c in admin.client_list() if c["id"] != own and c.get("db") == "0")
 
 
-async def test_healthy_redis_from_yaml_passes(write_config: Any, redis_url: str) -> None:
+async def test_healthy_redis_from_yaml_passes(
+    write_config: Any, redis_url: str, runners: Runners
+) -> None:
     path = write_config(
         f"checks:\n  - {{ name: redis, type: redis, url: '{redis_url}', critical: true }}\n"
     )
-    runner = CheckRunner(build_check(load_config(path, environ={}).checks[0]))
-    try:
-        result = await runner.run()
-    finally:
-        await runner.close()
+    result = await runners.of(load_config(path, environ={}).checks[0]).run()
 
     assert result.status is Status.PASS
     assert result.output == ""

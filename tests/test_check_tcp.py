@@ -3,34 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from probe.checks.registry import build_check
 from probe.checks.tcp import TcpConfig
 from probe.config import ConfigError, load_config
 from probe.model import Status
-from probe.runner import CheckRunner
-from tests.conftest import free_port
-
-MakeRunner = Callable[..., CheckRunner]
+from tests.conftest import MakeRunner, Runners, free_port
 
 
 @pytest.fixture
-async def make_runner() -> AsyncIterator[MakeRunner]:
-    runners: list[CheckRunner] = []
-
-    def make(**fields: Any) -> CheckRunner:
-        raw = {"name": "port", "type": "tcp", "timeout": 2, **fields}
-        runner = CheckRunner(build_check(TcpConfig.model_validate(raw)))
-        runners.append(runner)
-        return runner
-
-    yield make
-    for runner in runners:
-        await runner.close()
+def make_runner(runners: Runners) -> MakeRunner:
+    return runners.maker(TcpConfig, name="port", type="tcp", timeout=2)
 
 
 @pytest.fixture

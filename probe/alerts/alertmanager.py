@@ -14,16 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 
 from probe.alerts.delivery import DeliveryError, http_error
-from probe.alerts.notification import Alert, Kind, Notification, alert_key, utc_time
+from probe.alerts.notification import Alert, Kind, Notification, alert_key
 from probe.alerts.slack import connect_timeout, connection_words
 from probe.config import AlertmanagerNotifierConfig
 from probe.redact import Redactor, redact_url
+from probe.times import readable_utc, rfc3339_millis
 from probe.units import format_duration
 
 log = logging.getLogger("probe.alerts.alertmanager")
@@ -34,10 +34,6 @@ ENDS_AHEAD = 4  # firing alerts carry endsAt = now + ENDS_AHEAD x resend, like P
 # Each replica gets `timeout`; the whole send a little more, so that a replica that hangs
 # is reported as such and does not cancel the answer of one that accepted.
 SEND_GRACE = 1.0
-
-
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def labels(alert: Alert, agent: str, severity: str | None = None) -> dict[str, str]:
@@ -60,11 +56,11 @@ def _entry(alert: Alert, agent: str, ends: float, severity: str | None = None) -
             "summary": f"{key}: {alert.summary}",
             "description": (
                 f"{(severity or alert.severity.value).upper()} on {agent}: {key}: "
-                f"{alert.summary} (since {utc_time(alert.since)})"
+                f"{alert.summary} (since {readable_utc(alert.since)})"
             ),
         },
-        "startsAt": rfc3339(alert.fired_at or alert.since),
-        "endsAt": rfc3339(ends),
+        "startsAt": rfc3339_millis(alert.fired_at or alert.since),
+        "endsAt": rfc3339_millis(ends),
     }
 
 

@@ -15,11 +15,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 from probe.alerts.notification import Notification
+from probe.times import Clock
 from probe.units import format_duration
 
 log = logging.getLogger("probe.alerts.delivery")
@@ -100,9 +101,6 @@ def http_error(status: int, retry_after: str | None, now: float) -> DeliveryErro
     return DeliveryError(f"HTTP {status}", False)
 
 
-DeliveryListener = Callable[["Delivery", Notification, str], None]
-
-
 class Delivery:
     """Sends queued notifications through one notifier, oldest first."""
 
@@ -111,10 +109,10 @@ class Delivery:
         notifier: Notifier,
         ident: str,
         max_age: float,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         backoff: Backoff | None = None,
         retry_after_cap: float = RETRY_AFTER_CAP,
-        on_result: DeliveryListener | None = None,
+        on_finish: Callable[[], None] | None = None,
     ) -> None:
         self.notifier = notifier
         self.ident = ident  # stable across restarts while the config keeps its order
@@ -122,7 +120,7 @@ class Delivery:
         self.clock = clock
         self.backoff = backoff or Backoff()
         self.retry_after_cap = retry_after_cap
-        self.on_result = on_result
+        self.on_finish = on_finish  # called when a notification leaves the queue
         self.queue: deque[Notification] = deque()
         self.counts = {"sent": 0, "failed": 0, "dropped": 0}
         self._wakeup = asyncio.Event()
@@ -228,10 +226,5 @@ class Delivery:
                 detail,
                 extra={**extra, "detail": detail},
             )
-        if self.on_result is not None:
-            self.on_result(self, notification, result)
-
-
-def http_date(ts: float) -> str:
-    """An RFC 9110 HTTP date (used by tests and receivers)."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+        if self.on_finish is not None:
+            self.on_finish()

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from probe.model import Status
+from probe.times import readable_utc
 from probe.units import format_duration
 
 
@@ -118,10 +118,6 @@ def alert_key(check: str, component: str) -> str:
     return f"{check}/{component}" if component else check
 
 
-def utc_time(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def status_word(alert: Alert) -> str:
     """`CRITICAL`, `WARNING`, `RESOLVED`, `TEST`."""
     if alert.kind is Kind.RESOLVED:
@@ -133,7 +129,7 @@ def status_word(alert: Alert) -> str:
 
 def event_words(alert: Alert) -> str:
     """When it began and, depending on the event, what changed or how long it lasted."""
-    since = utc_time(alert.since)
+    since = readable_utc(alert.since)
     if alert.kind is Kind.RESOLVED:
         return f"lasted {format_duration(alert.lasted)} (since {since})"
     if alert.kind is Kind.ESCALATED:
@@ -142,7 +138,7 @@ def event_words(alert: Alert) -> str:
     if alert.kind is Kind.REMINDER:
         return f"still firing after {format_duration(alert.lasted)}, since {since}"
     if alert.kind is Kind.TEST:
-        return f"sent at {utc_time(alert.at)}"
+        return f"sent at {readable_utc(alert.at)}"
     return f"since {since}"
 
 

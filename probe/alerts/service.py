@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 
 import aiohttp
 
@@ -35,6 +34,7 @@ from probe.config import (
 )
 from probe.model import CheckResult
 from probe.redact import Redactor
+from probe.times import Clock
 from probe.units import format_duration
 
 log = logging.getLogger("probe.alerts")
@@ -89,7 +89,7 @@ class AlertService:
     def __init__(
         self,
         config: Config,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = time.time,
         *,
         previous: AlertService | None = None,
         backoff: Backoff | None = None,
@@ -257,7 +257,7 @@ class AlertService:
             clock=self.clock,
             backoff=self.backoff,
             retry_after_cap=self.retry_after_cap,
-            on_result=self._delivered,
+            on_finish=self._outbox_changed,
         )
         delivery.queue.extend(state.outbox.get(delivery.ident, []))
         self._deliveries.append(delivery)
@@ -280,7 +280,7 @@ class AlertService:
             delivery.put(notification)
         self._save_soon(force=True)
 
-    def _delivered(self, delivery: Delivery, notification: Notification, result: str) -> None:
+    def _outbox_changed(self) -> None:
         self._save_soon(force=True)
 
     async def _tick_loop(self) -> None:

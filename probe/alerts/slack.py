@@ -175,7 +175,7 @@ def _api_error(exc: SlackApiError) -> str:
         return "no reason given"
 
 
-def _header(value: Any) -> str | None:
+def _header(value: str | list[str] | None) -> str | None:
     if isinstance(value, list):
         value = value[0] if value else None
     return None if value is None else str(value)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from pydantic import field_validator
 
 from probe.checks.base import Check, CheckFailed, Report
@@ -121,7 +122,7 @@ class PostgresCheck(Check[PostgresConfig]):
             row = await self._attempt(pool)
         return Report(samples=_samples(row))
 
-    async def _attempt(self, pool: asyncpg.Pool) -> Any:
+    async def _attempt(self, pool: asyncpg.Pool) -> asyncpg.Record:
         try:
             conn = await pool.acquire(timeout=self.config.timeout)
         except _DRIVER_ERRORS as exc:
@@ -148,17 +149,17 @@ class PostgresCheck(Check[PostgresConfig]):
         await pool.release(conn, timeout=self.config.timeout)
         return row
 
-    def _release_later(self, pool: asyncpg.Pool, conn: Any) -> None:
+    def _release_later(self, pool: asyncpg.Pool, conn: PoolConnectionProxy) -> None:
         task = asyncio.ensure_future(self._release_quietly(pool, conn))
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)
 
-    async def _release_quietly(self, pool: asyncpg.Pool, conn: Any) -> None:
+    async def _release_quietly(self, pool: asyncpg.Pool, conn: PoolConnectionProxy) -> None:
         # A failed release terminates the connection itself; the run already failed.
         with contextlib.suppress(TimeoutError, *_DRIVER_ERRORS):
             await pool.release(conn, timeout=self.config.timeout)
 
-    async def _measure(self, conn: Any) -> Any:
+    async def _measure(self, conn: PoolConnectionProxy) -> asyncpg.Record:
         try:
             await conn.execute(self.config.query)
             return await conn.fetchrow(_STATS_SQL)
@@ -220,7 +221,7 @@ def statement_timeout(timeout: float) -> float:
     return timeout - min(timeout * 0.1, 0.25)
 
 
-def _samples(row: Any) -> list[Sample]:
+def _samples(row: asyncpg.Record) -> list[Sample]:
     samples = []
     if row["max_connections"]:
         ratio = row["used"] / row["max_connections"]

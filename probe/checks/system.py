@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -37,12 +36,11 @@ from probe.checks.base import Check, Report
 from probe.checks.cgroup import CpuReading, MemoryReading
 from probe.config import CheckConfig
 from probe.model import Sample, Unit
+from probe.times import Clock
 
 HOST = "host"
 # CPU accounting lags up to one scheduler tick (4-10 ms): over 0.2 s that is a few percent.
 MIN_CPU_WINDOW = 0.2
-
-Clock = Callable[[], float]
 
 
 class SystemConfig(CheckConfig):
