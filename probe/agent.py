@@ -154,24 +154,31 @@ def run_agent(config_path: Path, log_format: str) -> int:
 async def _run_until_signalled(agent: Agent) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    reloads: set[asyncio.Task[bool]] = set()
+    reload_requested = asyncio.Event()
 
-    def reload() -> None:
-        task = loop.create_task(agent.reload())
-        reloads.add(task)
-        task.add_done_callback(reloads.discard)
+    async def reload_one_at_a_time() -> None:
+        # Reloads never overlap, and HUPs that arrive during one become one more reload:
+        # two reloads at once would each build (and leak) a new alert service.
+        while True:
+            await reload_requested.wait()
+            reload_requested.clear()
+            await agent.reload()
 
+    reloader = loop.create_task(reload_one_at_a_time(), name="reloader")
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, reload)
+    loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
     try:
         await agent.start()
     except OSError as exc:
         listen = agent.config.agent.listen
         log.error("cannot listen on %s: %s", listen, exc.strerror or exc)
+        reloader.cancel()
         await agent.stop()
         return 1
     await stop.wait()
     log.info("stopping", extra={"signal": "SIGTERM/SIGINT"})
+    reloader.cancel()
+    await asyncio.gather(reloader, return_exceptions=True)
     await agent.stop()
     return 0

@@ -32,6 +32,7 @@ from probe.redact import redact_url, url_secrets
 from probe.units import Limit, parse_duration, parse_limit
 
 DEFAULT_CONFIG_PATH = Path("config/probe.yaml")
+MAX_NAME_LENGTH = 64
 MIN_LIVE_TIMEOUT = 3.0  # seconds; a few scheduler heartbeats (one per second)
 MAX_CONFIG_BYTES = 1024 * 1024  # far above any real config; stops `-c /dev/zero` early
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
@@ -110,6 +111,9 @@ class CheckConfig(StrictModel):
     def _name_shape(cls, value: str) -> str:
         if not NAME_RE.match(value):
             raise ValueError(f"must match [a-z0-9_-]+, got {value!r}")
+        if len(value) > MAX_NAME_LENGTH:
+            # Names are metric labels, alert keys and Slack text: keep them readable.
+            raise ValueError(f"must be at most {MAX_NAME_LENGTH} characters, got {len(value)}")
         return value
 
     @field_validator("warn", "fail")
@@ -196,7 +200,7 @@ class SeverityOverrides(StrictModel):
 
 class AlertOverride(StrictModel):
     for_: SeverityOverrides = Field(default_factory=SeverityOverrides, alias="for")
-    resolve_after: int | None = Field(default=None, ge=1)
+    resolve_after: int | None = Field(default=None, ge=1, le=1000)
     repeat: Duration | None = None
     enabled: bool = True
 
@@ -292,7 +296,7 @@ NotifierConfig = Annotated[
 
 class AlertsConfig(StrictModel):
     for_: SeverityDurations = Field(default_factory=SeverityDurations, alias="for")
-    resolve_after: int = Field(default=2, ge=1)
+    resolve_after: int = Field(default=2, ge=1, le=1000)
     repeat: Duration = 14400.0
     group_wait: Duration = 10.0
     max_delivery_age: Duration = 3600.0
@@ -530,6 +534,7 @@ _PLAIN_WORDS = {
     "string_type": "expected text, got {got!r} (quote it)",
     "greater_than_equal": "must be at least {ge}, got {got!r}",
     "greater_than": "must be greater than {gt}, got {got!r}",
+    "less_than_equal": "must be at most {le}, got {got!r}",
     "too_short": "needs at least {min_length} item(s)",
     "datetime_from_date_parsing": "expected a time like 2026-12-01T02:00:00Z, got {got!r}",
     "datetime_parsing": "expected a time like 2026-12-01T02:00:00Z, got {got!r}",

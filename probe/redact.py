@@ -56,19 +56,19 @@ class Redactor:
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets: tuple[str, ...] = ()
+        self._pattern: re.Pattern[str] | None = None
         self.update(secrets)
 
     def update(self, secrets: Iterable[str]) -> None:
-        # Very short strings would mangle ordinary words; a 1-2 char secret is no secret.
-        unique = {s for s in secrets if s and len(s) >= 3}
-        self._secrets = tuple(sorted(unique, key=len, reverse=True))
+        unique = sorted({s for s in secrets if s}, key=len, reverse=True)
+        # Whole words only: masking the `pass` inside `username-password` would spell the
+        # secret out through the gap it leaves. Secrets sit between separators (`:`, `@`,
+        # spaces, quotes) wherever they are really quoted, so nothing real is missed.
+        alternatives = "|".join(re.escape(s) for s in unique)
+        self._pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)") if unique else None
 
     def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text
+        return self._pattern.sub(MASK, text) if self._pattern is not None else text
 
 
 class RedactingFilter(logging.Filter):

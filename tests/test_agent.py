@@ -276,13 +276,28 @@ async def test_sighup_reloads_and_keeps_old_config_when_new_one_is_invalid(
         await asyncio.sleep(1)
         assert await names() == ["redis", "cache"]
         assert process.poll() is None
+
+        # A burst of HUPs: reloads never overlap, and the burst costs at most two.
+        config.write_text(head + redis_check)
+        for _ in range(10):
+            process.send_signal(signal.SIGHUP)
+
+        async def back_to_one_check() -> bool:
+            return await names() == ["redis"]
+
+        await wait_for(back_to_one_check, 5)
+        await asyncio.sleep(1)
+        assert process.poll() is None
     finally:
         code, err = stop(process)
     assert code == 0
-    rejected = [json.loads(line) for line in err.splitlines() if "reload rejected" in line]
+    messages = [json.loads(line)["msg"] for line in err.splitlines()]
+    rejected = [m for m in messages if "reload rejected" in m]
     assert rejected, err
-    assert "checks[1].type: unknown check type 'nope'" in rejected[0]["msg"]
+    assert "checks[1].type: unknown check type 'nope'" in rejected[0]
+    assert 2 <= messages.count("config reloaded") <= 3  # the first reload, then the burst
     assert "Traceback" not in err
+    assert "Unclosed" not in err
 
 
 async def test_secrets_never_leak_into_endpoints_logs_or_cli(

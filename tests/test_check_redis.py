@@ -230,3 +230,38 @@ def test_bad_port_is_a_config_error(write_config: Any) -> None:
         f"{path}: checks[0].url: port must be a number from 1 to 65535, got 'abc'",
         f"{path}: checks[1].url: port must be a number from 1 to 65535, got '0'",
     ]
+
+
+async def test_missing_password_says_authentication_required(make_runner: MakeRunner) -> None:
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        "--requirepass", "right-password",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 5
+        result = await make_runner(url=f"redis://127.0.0.1:{port}/0").run()
+        while "refused" in result.output and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            result = await make_runner(url=f"redis://127.0.0.1:{port}/0").run()
+    finally:
+        server.terminate()
+        await server.wait()
+    assert result.status is Status.FAIL
+    assert result.output == (
+        f"authentication required (127.0.0.1:{port}): put the password in the URL"
+    )
+
+
+async def test_a_server_speaking_another_protocol_says_so(
+    make_runner: MakeRunner, aiohttp_server: Any
+) -> None:
+    from aiohttp import web
+
+    server = await aiohttp_server(web.Application())
+    result = await make_runner(url=f"redis://127.0.0.1:{server.port}/0").run()
+    assert result.status is Status.FAIL
+    assert result.output == (
+        f"not a Redis server (127.0.0.1:{server.port}): it answered in another protocol"
+    )

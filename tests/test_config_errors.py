@@ -220,6 +220,38 @@ CASES: list[tuple[str, str, str]] = [
         "agent.auth_token: expected text, got '***' (quote it)",
     ),
     (
+        "header-with-a-line-break",
+        "checks:\n  - {name: a, type: http, url: 'http://h/', "
+        'headers: {Authorization: "Bearer t\\r\\nX: 1"}}\n',
+        "checks[0].headers: header 'Authorization' must not contain line breaks or NUL",
+    ),
+    (
+        "header-name-with-a-space",
+        "checks:\n  - {name: a, type: http, url: 'http://h/', headers: {'X A': b}}\n",
+        "checks[0].headers: header name 'X A' is not a valid HTTP field name",
+    ),
+    (
+        "at-sign-in-dsn-password",
+        "checks:\n  - {name: a, type: postgres, dsn: 'postgresql://app:pw@4@h/db'}\n",
+        "checks[0].dsn: the user or password contains '@'; write it as %40",
+    ),
+    (
+        "nested-group",
+        "checks:\n  - name: g\n    type: group\n    checks:\n"
+        "      - {name: h, type: group, checks: []}\n",
+        "checks[0]: member 'h' is a group; groups do not nest",
+    ),
+    (
+        "name-too-long",
+        f"checks:\n  - {{name: {'a' * 65}, {REDIS}}}\n",
+        "checks[0].name: must be at most 64 characters, got 65",
+    ),
+    (
+        "resolve-after-too-large",
+        "alerts: {resolve_after: 99999999}\n",
+        "alerts.resolve_after: must be at most 1000, got 99999999",
+    ),
+    (
         "nul-character",
         "checks: []\x00\n",
         "character 11: unacceptable character #x0000: special characters are not allowed",

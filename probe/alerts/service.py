@@ -169,10 +169,16 @@ class AlertService:
         for delivery in self._deliveries:
             await delivery.stop()
             if delivery.queue:
+                fate = (
+                    "kept for the next start"
+                    if self.config.agent.state_file
+                    else "lost: set agent.state_file to keep them across restarts"
+                )
                 log.warning(
-                    "%d notifications for %s not delivered before stop; kept for the next start",
+                    "%d notifications for %s not delivered before stop; %s",
                     len(delivery.queue),
                     delivery.notifier.description,
+                    fate,
                     extra={"notifier": delivery.ident, "pending": len(delivery.queue)},
                 )
         self._save()

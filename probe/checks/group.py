@@ -23,6 +23,9 @@ class GroupConfig(CheckConfig):
     @model_validator(mode="after")
     def _members_fit_in_group(self) -> GroupConfig:
         for member in self.checks:
+            if member.nested:
+                # /health, alert keys and metrics describe one level of members.
+                raise ValueError(f"member {member.name!r} is a group; groups do not nest")
             if member.critical:
                 # /ready and the overall status judge top-level checks; a flag that would
                 # silently do nothing must not pass validation.

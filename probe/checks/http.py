@@ -6,6 +6,7 @@ import asyncio
 import calendar
 import contextlib
 import json
+import re
 import ssl
 import time
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from probe import __version__
 from probe.checks.base import Check, Report
@@ -83,7 +84,22 @@ def _header_values(raw: object) -> object:
     }
 
 
-Headers = Annotated[dict[str, str], BeforeValidator(_header_values)]
+# RFC 9110 field names are tokens; values must not break the header block.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_HEADER_VALUE_FORBIDDEN = re.compile(r"[\r\n\x00]")
+
+
+def _valid_headers(headers: dict[str, str]) -> dict[str, str]:
+    for name, value in headers.items():
+        if not _HEADER_NAME.match(name):
+            raise ValueError(f"header name {name!r} is not a valid HTTP field name")
+        if _HEADER_VALUE_FORBIDDEN.search(value):
+            # The value may be a secret: name the header, never echo the value.
+            raise ValueError(f"header {name!r} must not contain line breaks or NUL")
+    return headers
+
+
+Headers = Annotated[dict[str, str], BeforeValidator(_header_values), AfterValidator(_valid_headers)]
 
 
 class Expect(StrictModel):

@@ -72,9 +72,14 @@ class PostgresConfig(CheckConfig):
     @classmethod
     def _postgres_url(cls, value: str) -> str:
         parts = urlsplit(value)
-        if parts.scheme not in ("postgres", "postgresql"):
-            example = "postgresql://user:password@host:5432/db"
+        example = "postgresql://user:password@host:5432/db"
+        if parts.scheme not in ("postgres", "postgresql") or not value.startswith(
+            f"{parts.scheme}://"
+        ):
             raise ValueError(f"expected a URL like {example}, got {redact_url(value)!r}")
+        if parts.netloc.count("@") > 1:
+            # asyncpg splits at the first `@` and would dial part of the password.
+            raise ValueError("the user or password contains '@'; write it as %40")
         # asyncpg checks these only when connecting, and fails every run with its own words.
         hosts = parts.netloc.rpartition("@")[2]
         ports = [split_host_port(host)[1] for host in hosts.split(",")]

@@ -65,6 +65,11 @@ def host_and_address(url: str) -> tuple[str, str]:
 
 def words(exc: BaseException, url: str) -> str | None:
     host, where = host_and_address(url)
+    message = str(exc)
+    if "NOAUTH" in message or "must be called with the client already authenticated" in message:
+        return f"authentication required ({where}): put the password in the URL"
+    if isinstance(exc, rx.InvalidResponse):
+        return f"not a Redis server ({where}): it answered in another protocol"
     if isinstance(exc, rx.AuthenticationError | rx.AuthorizationError):
         return f"authentication failed ({where}): {first_line(exc)}"
     if isinstance(exc, rx.BusyLoadingError):
