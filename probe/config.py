@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -99,7 +100,8 @@ class CheckConfig(StrictModel):
     name: str
     type: str
     interval: Duration = _BUILT_IN.interval
-    timeout: Duration = _BUILT_IN.timeout
+    # Validated even when defaulted: 5s is no good beside `interval: 2s`.
+    timeout: Duration = Field(default=_BUILT_IN.timeout, validate_default=True)
     critical: bool = False
     enabled: bool = True
     warn: Limits = Field(default_factory=dict)
@@ -125,15 +127,19 @@ class CheckConfig(StrictModel):
                 raise ValueError(f"unknown measure {measure!r} (known: {known})")
         return value
 
-    @model_validator(mode="after")
-    def _timeout_below_interval(self) -> CheckConfig:
-        if self.timeout <= 0:
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_below_interval(cls, timeout: float, info: ValidationInfo) -> float:
+        # A field validator, so the error is located at `timeout` itself; `interval` is
+        # declared first and is in `info.data` whenever it was valid.
+        if timeout <= 0:
             raise ValueError("timeout must be greater than 0")
-        if self.timeout >= self.interval:
+        interval = info.data.get("interval")
+        if interval is not None and timeout >= interval:
             raise ValueError(
-                f"timeout ({self.timeout:g}s) must be shorter than interval ({self.interval:g}s)"
+                f"timeout ({timeout:g}s) must be shorter than interval ({interval:g}s)"
             )
-        return self
+        return timeout
 
     def limits_for(self, component: str) -> tuple[dict[str, Limit], dict[str, Limit]]:
         """(warn, fail) limits for one component; types with per-component overrides extend."""
@@ -505,8 +511,6 @@ def _pydantic_problems(exc: ValidationError, prefix: str) -> list[str]:
             message = "required key `type` is missing (known: alertmanager, slack)"
         elif error["type"] in _PLAIN_WORDS:
             message = _PLAIN_WORDS[error["type"]].format(got=got, **error.get("ctx", {}))
-        elif message.startswith("timeout (") and error["type"] == "value_error":
-            location = _join(location, "timeout")  # a cross-field rule, about this key
         problems.append(f"{location}: {message}" if location else message)
     return problems
 
@@ -559,7 +563,7 @@ def _validate(raw: dict[str, Any], source: str) -> Config:
             sections[key] = model.model_validate({} if value is None else value)
         except ValidationError as exc:
             problems.extend(_pydantic_problems(exc, key))
-    defaults: Defaults = sections.get("defaults", Defaults())
+    defaults: Defaults = sections.get("defaults", _BUILT_IN)
     checks = _validate_checks(
         _check_list(raw.get("checks"), problems), "checks", defaults.model_dump(), problems
     )
