@@ -44,9 +44,24 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class PlainFormatter(logging.Formatter):
+    """`probe: message` on one line, no traceback: for one-shot commands, whose user
+    wants to know what went wrong, not where in probe's code."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"probe: {record.getMessage()}".replace("\n", " ")
+
+
+_FORMATTERS: dict[str, type[logging.Formatter]] = {
+    "json": JsonFormatter,
+    "text": TextFormatter,
+    "plain": PlainFormatter,
+}
+
+
 def setup_logging(log_format: str, redactor: Redactor, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(TextFormatter() if log_format == "text" else JsonFormatter())
+    handler.setFormatter(_FORMATTERS[log_format]())
     handler.addFilter(RedactingFilter(redactor))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 
 from probe.config import CheckConfig, Config, ConfigError, load_config, resolve_path
 from probe.health import overall
+from probe.logs import setup_logging
 from probe.model import CheckResult, Health, Status
-from probe.redact import RedactingFilter, Redactor
+from probe.redact import Redactor
 from probe.runner import CheckRunner
 from probe.units import format_duration
 
@@ -83,23 +84,6 @@ async def run_checks(
         await asyncio.gather(*(runner.close() for runner in runners))
 
 
-def _configure_logging(redactor: Redactor) -> None:
-    """Warnings from drivers as one plain line each: the runner logs check crashes with a
-    traceback for the agent's log, which is not for this command's user."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_OneLineFormatter("probe: %(message)s"))
-    handler.addFilter(RedactingFilter(redactor))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING)
-
-
-class _OneLineFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        record.exc_info, record.exc_text, record.stack_info = None, None, None
-        return super().format(record).replace("\n", " ")
-
-
 def main(config_arg: str | None, fmt: str, only: Sequence[str], timeout: float | None) -> int:
     from probe import output
 
@@ -113,7 +97,9 @@ def main(config_arg: str | None, fmt: str, only: Sequence[str], timeout: float |
         return _fail(fmt, [f"probe check: error: {exc}"], "usage error")
 
     redactor = Redactor(config.secrets())
-    _configure_logging(redactor)
+    # Warnings from drivers as one plain line each: the runner logs check crashes with a
+    # traceback for the agent's log, which is not for this command's user.
+    setup_logging("plain", redactor, logging.WARNING)
     started = time.time()
     results = asyncio.run(run_checks(selected, redactor, timeout))
     now = time.time()
