@@ -18,9 +18,8 @@ from typing import Any
 
 import aiohttp
 
-from probe.alerts.delivery import DeliveryError, http_error
+from probe.alerts.delivery import DeliveryError, connect_timeout, connection_words, http_error
 from probe.alerts.notification import Alert, Kind, Notification, alert_key
-from probe.alerts.slack import connect_timeout, connection_words
 from probe.config import AlertmanagerNotifierConfig
 from probe.redact import Redactor, redact_url
 from probe.times import readable_utc, rfc3339_millis

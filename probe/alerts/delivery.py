@@ -19,7 +19,10 @@ from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Protocol
 
+import aiohttp
+
 from probe.alerts.notification import Notification
+from probe.checks.errors import address, is_timeout, network_words
 from probe.times import Clock
 from probe.units import format_duration
 
@@ -99,6 +102,34 @@ def http_error(status: int, retry_after: str | None, now: float) -> DeliveryErro
     if status >= 500:
         return DeliveryError(f"HTTP {status}", True)
     return DeliveryError(f"HTTP {status}", False)
+
+
+def connect_timeout(session: aiohttp.ClientSession, timeout: float) -> float:
+    """How long connecting may take: the session's connect limit, within the notifier's."""
+    limit = session.timeout.sock_connect or session.timeout.connect
+    return min(timeout, limit) if limit else timeout
+
+
+def connection_words(exc: BaseException, timeout: float, connect_limit: float) -> str:
+    """`connection refused (127.0.0.1:9)`, in the same words the checks use.
+
+    aiohttp's own timeouts are ClientErrors as well as TimeoutErrors: a receiver that
+    accepts and never answers must read `timed out after 10s`, not `connection failed`.
+    """
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"DNS lookup failed for {exc.host}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        where = address(exc.host, exc.port)
+        return network_words(exc, exc.host, where) or f"cannot connect ({where})"
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return f"timed out connecting after {format_duration(connect_limit)}"
+    if is_timeout(exc):
+        return f"timed out after {format_duration(timeout)}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "connection closed by server"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"HTTP {exc.status}"
+    return network_words(exc, "", "") or "connection failed"
 
 
 class Delivery:

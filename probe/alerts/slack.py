@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from probe.alerts.delivery import DeliveryError, http_error
+from probe.alerts.delivery import DeliveryError, connect_timeout, connection_words, http_error
 from probe.alerts.notification import (
     Alert,
     Kind,
@@ -28,10 +28,8 @@ from probe.alerts.notification import (
     plain_text,
     status_word,
 )
-from probe.checks.errors import address, is_timeout, network_words
 from probe.config import SlackNotifierConfig
 from probe.redact import Redactor
-from probe.units import format_duration
 
 COLOURS = {"critical": "#E01E5A", "warning": "#ECB22E", "resolved": "#2EB67D", "test": "#1D9BD1"}
 # Slack allows 50 blocks per message; keep room for the header and the overflow line.
@@ -179,31 +177,3 @@ def _header(value: str | list[str] | None) -> str | None:
     if isinstance(value, list):
         value = value[0] if value else None
     return None if value is None else str(value)
-
-
-def connect_timeout(session: aiohttp.ClientSession, timeout: float) -> float:
-    """How long connecting may take: the session's connect limit, within the notifier's."""
-    limit = session.timeout.sock_connect or session.timeout.connect
-    return min(timeout, limit) if limit else timeout
-
-
-def connection_words(exc: BaseException, timeout: float, connect_limit: float) -> str:
-    """`connection refused (127.0.0.1:9)`, in the same words the checks use.
-
-    aiohttp's own timeouts are ClientErrors as well as TimeoutErrors: a receiver that
-    accepts and never answers must read `timed out after 10s`, not `connection failed`.
-    """
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return f"DNS lookup failed for {exc.host}"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        where = address(exc.host, exc.port)
-        return network_words(exc, exc.host, where) or f"cannot connect ({where})"
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return f"timed out connecting after {format_duration(connect_limit)}"
-    if is_timeout(exc):
-        return f"timed out after {format_duration(timeout)}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "connection closed by server"
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return f"HTTP {exc.status}"
-    return network_words(exc, "", "") or "connection failed"
