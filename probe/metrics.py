@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 from probe.checks.bullmq import JOB_STATES
 from probe.checks.system import HOST as HOST_SOURCE
 from probe.config import CheckConfig
-from probe.model import CheckResult, Health, Observation, Status
+from probe.model import Health, Observation, Status
 from probe.store import DURATION_BUCKETS, ResultStore
 
 log = logging.getLogger("probe.metrics")
@@ -113,13 +113,12 @@ class StoreCollector(Collector):
             f"{_FROM_LAST_RUN}",
             labels=["check"],
         )
+        # collect() runs on the event loop, start to end: no reload can remove a check
+        # between listing the names and reading them.
         for name in self.store.check_names():
-            try:
-                current = self.store.effective_status(name)
-                latest = self.store.latest(name)
-                stats = self.store.stats(name)
-            except KeyError:  # removed by a reload between listing and reading
-                continue
+            current = self.store.effective_status(name)
+            latest = self.store.latest(name)
+            stats = self.store.stats(name)
             up.add_metric([name], 1.0 if latest is not None and current is not Status.FAIL else 0.0)
             for each in Status:
                 status.add_metric([name, each.value], 1.0 if each is current else 0.0)
@@ -212,13 +211,10 @@ class StoreCollector(Collector):
     ) -> Iterator[tuple[CheckConfig, dict[tuple[str, str], float]]]:
         """Each check of one type with its latest measured values by (component, measure)."""
         for name in self.store.check_names():
-            try:
-                config = self.store.check_config(name)
-                latest: CheckResult | None = self.store.latest(name)
-            except KeyError:
-                continue
+            config = self.store.check_config(name)
             if config.type != check_type:
                 continue
+            latest = self.store.latest(name)
             observations = latest.observations if latest is not None else ()
             yield (
                 config,
