@@ -7,7 +7,7 @@ and `probe alert-test` describe an alert the same way.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from probe.model import Status
@@ -60,19 +60,6 @@ class Alert:
     def lasted(self) -> float:
         return max(0.0, self.at - self.since)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "check": self.check,
-            "component": self.component,
-            "severity": self.severity.value,
-            "kind": self.kind.value,
-            "summary": self.summary,
-            "since": self.since,
-            "at": self.at,
-            "fired_at": self.fired_at,
-            "previous_severity": self.previous_severity.value if self.previous_severity else None,
-        }
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Alert:
         previous = data.get("previous_severity")
@@ -98,11 +85,8 @@ class Notification:
     alerts: tuple[Alert, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "agent": self.agent,
-            "created": self.created,
-            "alerts": [a.to_dict() for a in self.alerts],
-        }
+        # The enums are StrEnums, so this is JSON as it stands; alerts come out as dicts.
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Notification:
