@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from probe.alerts import AlertService
-from probe.alerts.delivery import Backoff, parse_retry_after
+from probe.alerts.delivery import RETRY_AFTER_CAP, Backoff, parse_retry_after
 from probe.alerts.notification import Notification
 from probe.alerts.service import _try_send
 from probe.redact import Redactor
@@ -34,14 +34,16 @@ async def receiver() -> AsyncIterator[SlackReceiver]:
     await slack.close()
 
 
-def service_for(receiver: SlackReceiver, **alerts: Any) -> AlertService:
+def service_for(
+    receiver: SlackReceiver, retry_after_cap: float = 0.5, **alerts: Any
+) -> AlertService:
     settings: dict[str, Any] = {
         "for": {"fail": "0s"},
         "group_wait": "0s",
         "notifiers": [{"type": "slack", "webhook_url": receiver.webhook_url}],
     }
     settings.update(alerts)
-    return AlertService(make_config(alerts=settings), backoff=FAST, retry_after_cap=0.5)
+    return AlertService(make_config(alerts=settings), backoff=FAST, retry_after_cap=retry_after_cap)
 
 
 def test_retry_after_in_seconds_or_as_an_http_date() -> None:
@@ -63,16 +65,8 @@ def test_backoff_grows_and_is_capped() -> None:
 
 async def test_429_with_retry_after_seconds_is_honoured(receiver: SlackReceiver) -> None:
     receiver.plan(Answer(429, retry_after="1"))
-    service = AlertService(
-        make_config(
-            alerts={
-                "for": {"fail": "0s"},
-                "group_wait": "0s",
-                "notifiers": [{"type": "slack", "webhook_url": receiver.webhook_url}],
-            }
-        ),
-        backoff=FAST,
-    )
+    # The real Retry-After cap: these tests are about long waits.
+    service = service_for(receiver, retry_after_cap=RETRY_AFTER_CAP)
     await service.start()
     started = time.monotonic()
     try:
@@ -186,16 +180,8 @@ async def test_stop_is_bounded_and_keeps_what_was_not_delivered(receiver: SlackR
 
 async def test_stop_does_not_sit_out_a_long_retry_after(receiver: SlackReceiver) -> None:
     receiver.plan(Answer(429, retry_after="30"))
-    service = AlertService(
-        make_config(
-            alerts={
-                "for": {"fail": "0s"},
-                "group_wait": "0s",
-                "notifiers": [{"type": "slack", "webhook_url": receiver.webhook_url}],
-            }
-        ),
-        backoff=FAST,
-    )
+    # The real Retry-After cap: these tests are about long waits.
+    service = service_for(receiver, retry_after_cap=RETRY_AFTER_CAP)
     await service.start()
     service.observe("database", REFUSED)
     while not receiver.received:
