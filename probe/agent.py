@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from probe.alerts.service import AlertService
-from probe.checks.registry import build_check
+from probe.checks.factory import build_runner
 from probe.config import Config, ConfigError, load_config, load_or_report
 from probe.metrics import build_registry
 from probe.model import CheckResult
@@ -65,7 +65,7 @@ class Agent:
         return self.alerts.notification_counts()
 
     def _runners(self, config: Config) -> list[CheckRunner]:
-        return [CheckRunner(build_check(c), self.redactor, self.clock) for c in config.checks]
+        return [build_runner(c, self.redactor, self.clock) for c in config.checks]
 
     async def start(self) -> None:
         await self._serve()

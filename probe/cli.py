@@ -263,13 +263,13 @@ def _alert_test(config_arg: str | None) -> int:
     config = load_or_report(path)
     if config is None:
         return ERROR_CODES["alert-test"]
-    active = [n for n in config.alerts.notifiers if n.enabled and n.configured]
+    active = [n for n in config.alerts.notifiers if n.enabled and not n.unconfigured()]
     if not active:
         # A test that sent nothing must not look like a success in a deploy script.
         print(f"no notifiers configured in {path}: nothing was sent", file=sys.stderr)
         return 1
 
-    from probe.alerts.service import send_test
+    from probe.alerts.alert_test import send_test
 
     outcomes = asyncio.run(send_test(config))
     if not outcomes:

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from probe.config import CheckConfig
+from probe.contract import CheckConfig
 from probe.model import CheckResult, Health, Observation, Status
 from probe.times import rfc3339_seconds
 from probe.units import format_duration

@@ -10,7 +10,7 @@ the contract; error messages, URLs and secrets never become labels.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -22,10 +22,9 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
-from probe.checks.bullmq import JOB_STATES
-from probe.checks.system import HOST as HOST_SOURCE
-from probe.config import CheckConfig
+from probe.contract import MetricFamily, MetricPoint
 from probe.model import Health, Observation, Status
+from probe.plugins import metric_families
 from probe.store import DURATION_BUCKETS, ResultStore
 
 log = logging.getLogger("probe.metrics")
@@ -33,8 +32,6 @@ log = logging.getLogger("probe.metrics")
 _FROM_LAST_RUN = "Values come from the last scheduled run, not from the scrape."
 NAN = float("nan")
 
-# BullMQ's own getJobCounts() states; each becomes probe_queue_jobs{state}.
-QUEUE_STATES = JOB_STATES
 SEVERITIES = ("warning", "critical")
 NOTIFICATION_RESULTS = ("sent", "failed", "dropped")
 
@@ -63,11 +60,11 @@ class StoreCollector(Collector):
     def __init__(self, store: ResultStore, alerts: AlertStats | None = None) -> None:
         self.store = store
         self.alerts = alerts
+        self._families = metric_families()
         self._sections: tuple[Callable[[], list[Metric]], ...] = (
             self._check_metrics,
             self._health_metrics,
-            self._queue_metrics,
-            self._system_metrics,
+            self._plugin_metrics,
             self._alert_metrics,
             self._build_metrics,
         )
@@ -143,87 +140,35 @@ class StoreCollector(Collector):
             health.add_metric([each.value], 1.0 if each is overall else 0.0)
         return [health]
 
-    # ------------------------------------------------------------ queues and system
+    # ------------------------------------------------------------ what check types feed
 
-    def _queue_metrics(self) -> list[Metric]:
-        jobs = GaugeMetricFamily(
-            "probe_queue_jobs",
-            f"Jobs in a BullMQ queue by state, as Queue.getJobCounts() reports. {_FROM_LAST_RUN}",
-            labels=["queue", "state"],
-        )
-        oldest = GaugeMetricFamily(
-            "probe_queue_oldest_waiting_age_seconds",
-            f"Age of the job next in line in a BullMQ queue's wait list. {_FROM_LAST_RUN}",
-            labels=["queue"],
-        )
-        workers = GaugeMetricFamily(
-            "probe_queue_workers",
-            "BullMQ workers connected to the queue, as Queue.getWorkers() counts. "
-            f"{_FROM_LAST_RUN}",
-            labels=["queue"],
-        )
-        # Every configured queue has all its series from the first scrape; a value not
-        # measured (no run yet, Redis down) is NaN, never a made-up 0. Two bullmq checks
-        # watching a queue of the same name would give duplicate series (the contract has
-        # no label to tell them apart): the first in config order wins.
-        seen: set[str] = set()
-        for config, values in self._latest_values("bullmq"):
-            for queue in getattr(config, "queues", []):
-                if queue in seen:
-                    continue
-                seen.add(queue)
-                for state in QUEUE_STATES:
-                    jobs.add_metric([queue, state], values.get((queue, state), NAN))
-                oldest.add_metric([queue], values.get((queue, "oldest_waiting_age"), NAN))
-                workers.add_metric([queue], values.get((queue, "workers"), NAN))
-        return [jobs, oldest, workers]
+    def _plugin_metrics(self) -> list[Metric]:
+        """The families check types declare, filled from each check's latest samples.
 
-    def _system_metrics(self) -> list[Metric]:
-        families = {
-            name: GaugeMetricFamily(name, f"{doc} {_FROM_LAST_RUN}", labels=["scope"])
-            for name, doc in (
-                (
-                    "probe_cpu_usage_ratio",
-                    "CPU used as a share of the CPU limit (container) or of all CPUs (host).",
-                ),
-                (
-                    "probe_memory_usage_bytes",
-                    "Memory in use: the working set for a container, used memory for the host.",
-                ),
-                (
-                    "probe_memory_limit_bytes",
-                    "Memory limit: the container's limit, or the host's total memory.",
-                ),
-                ("probe_memory_usage_ratio", "Memory in use as a share of the limit."),
-            )
+        Every configured series exists from the first scrape; a value not measured (no run
+        yet, the target down) is NaN, never a made-up 0. Two checks feeding the same series
+        (two bullmq checks watching a queue of the same name) would give duplicates, which
+        the contract has no label to tell apart: the first in config order wins.
+        """
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
+            family.name: _family(family) for family in self._families
         }
-        # The first system check feeds every series, NaN until measured; on a host with
-        # no cgroup the container scope stays NaN (the host scope carries the figures).
-        systems = list(self._latest_values("system"))
-        if systems:
-            values = systems[0][1]
-            for key, (metric, scope) in _SYSTEM_SERIES.items():
-                families[metric].add_metric([scope], values.get(key, NAN))
-        return list(families.values())
-
-    def _latest_values(
-        self, check_type: str
-    ) -> Iterator[tuple[CheckConfig, dict[tuple[str, str], float]]]:
-        """Each check of one type with its latest measured values by (component, measure)."""
+        seen: set[tuple[str, tuple[str, ...]]] = set()
         for name in self.store.check_names():
             config = self.store.check_config(name)
-            if config.type != check_type:
-                continue
             latest = self.store.latest(name)
-            observations = latest.observations if latest is not None else ()
-            yield (
-                config,
-                {
-                    (o.component, o.measure): float(o.value)
-                    for o in observations
-                    if o.value is not None and not _host_figure_in_container_series(o)
-                },
-            )
+            values = {
+                (o.component, o.measure): o
+                for o in (latest.observations if latest is not None else ())
+                if o.value is not None
+            }
+            for point in config.metric_points():
+                key = (point.family.name, point.labels)
+                if key in seen:
+                    continue
+                seen.add(key)
+                families[point.family.name].add_metric(list(point.labels), _value(point, values))
+        return list(families.values())
 
     # ------------------------------------------------------------ alerts and build
 
@@ -268,27 +213,23 @@ class StoreCollector(Collector):
         return [info]
 
 
-# ---------------------------------------------------------------- mapping helpers
-
-# (component, measure) of a system check's observation -> (metric, scope); the names
-# are those of probe/checks/system.py.
-_SYSTEM_SERIES: dict[tuple[str, str], tuple[str, str]] = {
-    ("cpu", "cpu"): ("probe_cpu_usage_ratio", "container"),
-    ("cpu", "host_cpu"): ("probe_cpu_usage_ratio", "host"),
-    ("memory", "memory"): ("probe_memory_usage_ratio", "container"),
-    ("memory", "memory_bytes"): ("probe_memory_usage_bytes", "container"),
-    ("memory", "memory_limit_bytes"): ("probe_memory_limit_bytes", "container"),
-    ("memory", "host_memory"): ("probe_memory_usage_ratio", "host"),
-    ("memory", "host_memory_bytes"): ("probe_memory_usage_bytes", "host"),
-    ("memory", "host_memory_limit_bytes"): ("probe_memory_limit_bytes", "host"),
-}
+# ---------------------------------------------------------------- helpers
 
 
-def _host_figure_in_container_series(obs: Observation) -> bool:
-    """Outside any cgroup a system check's `cpu` and `memory` fall back to host figures,
-    which the host scope already carries; they must not pose as the container's."""
-    series = _SYSTEM_SERIES.get((obs.component, obs.measure))
-    return series is not None and series[1] == "container" and obs.note.startswith(HOST_SOURCE)
+def _family(family: MetricFamily) -> GaugeMetricFamily | CounterMetricFamily:
+    doc = f"{family.doc} {_FROM_LAST_RUN}"
+    if family.kind == "counter":
+        return CounterMetricFamily(family.name, doc, labels=list(family.labels))
+    return GaugeMetricFamily(family.name, doc, labels=list(family.labels))
+
+
+def _value(point: MetricPoint, values: dict[tuple[str, str], Observation]) -> float:
+    found = values.get((point.component, point.measure))
+    if found is None or found.value is None:
+        return NAN
+    if point.skip_note and found.note.startswith(point.skip_note):
+        return NAN
+    return float(found.value)
 
 
 def _cumulative_buckets(counts: list[int], total: int) -> list[tuple[str, float]]:

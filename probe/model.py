@@ -5,6 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+# Unit lives with the formatting it decides; re-exported because it is part of the model.
+from probe.units import Unit as Unit
+from probe.units import format_value
+
 
 class Status(enum.StrEnum):
     PASS = "pass"
@@ -27,16 +31,6 @@ class Health(enum.StrEnum):
     HEALTHY = "healthy"
     DEGRADED = "degraded"
     UNHEALTHY = "unhealthy"
-
-
-class Unit(enum.StrEnum):
-    """How a measured value is expressed; decides how it is printed."""
-
-    SECONDS = "s"
-    RATIO = "ratio"
-    BYTES = "bytes"
-    COUNT = "count"
-    NONE = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +65,6 @@ class Observation:
 
     def describe(self, with_component: bool = True) -> str:
         """`ai-assistant backlog 1,240 > 1,000` style words."""
-        from probe.units import format_value
-
         # `memory memory 37%` reads as a stutter: a component named after its measure
         # (the system check's `cpu` and `memory`) is said once.
         named = with_component and self.component and self.component != self.measure

@@ -11,7 +11,9 @@ import sys
 import time
 from collections.abc import Sequence
 
-from probe.config import CheckConfig, Config, ConfigError, load_config, resolve_path
+from probe.checks.factory import build_runner
+from probe.config import Config, ConfigError, load_config, resolve_path
+from probe.contract import CheckConfig
 from probe.health import overall
 from probe.logs import setup_logging
 from probe.model import CheckResult, Health, Status
@@ -60,12 +62,10 @@ async def run_checks(
     checks: Sequence[CheckConfig], redactor: Redactor, overall_timeout: float | None = None
 ) -> dict[str, CheckResult]:
     """One result per check, in the given order; every check is closed afterwards."""
-    from probe.checks.registry import build_check
-
     runners: list[CheckRunner] = []
     try:
         for config in checks:
-            runners.append(CheckRunner(build_check(config), redactor))
+            runners.append(build_runner(config, redactor))
         tasks = [asyncio.create_task(runner.run()) for runner in runners]
         if tasks:
             await asyncio.wait(tasks, timeout=overall_timeout)

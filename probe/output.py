@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TextIO
 
 from probe import health
-from probe.config import CheckConfig, Config
+from probe.config import Config
+from probe.contract import CheckConfig
 from probe.health import Entry
 from probe.model import CheckResult, Health, Observation, Status, Unit
 from probe.units import Limit, format_duration
@@ -216,8 +217,8 @@ def _notifier_lines(config: Config) -> list[str]:
     for notifier in config.alerts.notifiers:
         if not notifier.enabled:
             state = "disabled"
-        elif not notifier.configured:
-            state = "off (no webhook_url or token set)"
+        elif notifier.unconfigured():
+            state = f"off ({notifier.unconfigured()})"
         else:
             state = "on"
         lines.append(f"notifier: {notifier.type} {state}")

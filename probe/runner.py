@@ -8,8 +8,7 @@ import time
 from collections import deque
 from typing import Any
 
-from probe.checks.base import Check, CheckFailed, Report
-from probe.config import CheckConfig
+from probe.contract import Check, CheckConfig, CheckFailed, Report
 from probe.model import CheckResult, Observation, Sample, Status, Unit, problem_words, worst
 from probe.redact import Redactor
 from probe.times import Clock

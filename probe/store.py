@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from probe import health
-from probe.config import CheckConfig, Config
+from probe.config import Config
+from probe.contract import CheckConfig
 from probe.model import CheckResult, Health, Status
 from probe.times import Clock
 

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 from dataclasses import dataclass
 
-from probe.model import Unit
+
+class Unit(enum.StrEnum):
+    """How a measured value is expressed; decides how it is printed."""
+
+    SECONDS = "s"
+    RATIO = "ratio"
+    BYTES = "bytes"
+    COUNT = "count"
+    NONE = ""
+
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 # A bare number is seconds, as in `timeout: 5`; the unit is what people normally write.

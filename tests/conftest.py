@@ -21,8 +21,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from probe.checks.registry import build_check
-from probe.config import CheckConfig
+from probe.checks.factory import build_runner
+from probe.contract import CheckConfig
 from probe.runner import CheckRunner
 from tests.faultproxy import FaultProxy
 
@@ -154,7 +154,7 @@ class Runners:
         self._built: list[CheckRunner] = []
 
     def of(self, config: CheckConfig) -> CheckRunner:
-        runner = CheckRunner(build_check(config))
+        runner = build_runner(config)
         self._built.append(runner)
         return runner
 

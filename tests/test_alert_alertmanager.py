@@ -13,9 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from probe.alerts import AlertService, send_test
+from probe.alerts.alert_test import send_test
 from probe.alerts.alertmanager import build_alerts
 from probe.alerts.notification import Alert, Kind, Notification, Severity
+from probe.alerts.service import AlertService
 from probe.times import rfc3339_millis
 from tests.conftest import _wait_for_port, free_port
 from tests.slack_receiver import Answer, SlackReceiver

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from probe.alerts import AlertService
+from probe.alerts.alert_test import _try_send
 from probe.alerts.delivery import RETRY_AFTER_CAP, Backoff, parse_retry_after
 from probe.alerts.notification import Notification
-from probe.alerts.service import _try_send
+from probe.alerts.service import AlertService
 from probe.redact import Redactor
 from tests.slack_receiver import Answer, SlackReceiver
 from tests.test_alert_engine import REFUSED, make_config

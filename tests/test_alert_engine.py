@@ -8,8 +8,8 @@ import pytest
 
 from probe.alerts.engine import AlertEngine, Grouper, Phase, verdicts
 from probe.alerts.notification import Alert, Kind, Severity, alert_line
-from probe.checks.base import Check, CheckFailed, Report
-from probe.config import AgentConfig, AlertsConfig, CheckConfig, Config
+from probe.config import AgentConfig, Config, alerts_from_dict
+from probe.contract import Check, CheckConfig, CheckFailed, Report
 from probe.model import CheckResult, Observation, Status, Unit
 from probe.runner import CheckRunner
 
@@ -40,7 +40,7 @@ def make_config(
         source="test",
         agent=AgentConfig(**{"name": "botflow-probe", **(agent or {})}),
         checks=checks if checks is not None else default_checks,
-        alerts=AlertsConfig.model_validate(alerts or {}),
+        alerts=alerts_from_dict(alerts or {}),
     )
 
 
@@ -87,7 +87,7 @@ def feed(
 def engine_for(**alerts: Any) -> AlertEngine:
     settings = {"for": {"warn": "5m", "fail": "1m"}, "resolve_after": 2, "repeat": "4h"}
     settings.update(alerts)
-    return AlertEngine(AlertsConfig.model_validate(settings))
+    return AlertEngine(alerts_from_dict(settings))
 
 
 # ---------------------------------------------------------------- tests

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from probe.alerts import AlertService, send_test
+from probe.alerts.alert_test import send_test
 from probe.alerts.delivery import Backoff
 from probe.alerts.notification import Alert, Kind, Notification, Severity
+from probe.alerts.service import AlertService
 from probe.alerts.slack import build_payload
 from probe.model import CheckResult, Status
 from tests.cli_helpers import arun_cli

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from probe.alerts import AlertService
 from probe.alerts.delivery import Backoff
+from probe.alerts.service import AlertService
 from probe.alerts.state import SavedState, load_state, save_state
-from probe.config import CheckConfig
+from probe.contract import CheckConfig
 from tests.slack_receiver import SlackReceiver
 from tests.test_alert_engine import HEALTHY, REFUSED, T0, make_config, no_workers
 

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from bullmq import Queue, Worker
 
 from probe.checks.bullmq import JOB_STATES, BullMQCheck, BullMQConfig
-from probe.checks.registry import build_check
+from probe.checks.factory import build_runner
 from probe.config import ConfigError, load_config
 from probe.model import CheckResult, Observation, Status
 from probe.runner import CheckRunner
@@ -530,7 +530,7 @@ async def test_thresholds_and_queue_overrides_from_yaml(
         for i in range(3):
             await queue.add("x", {"i": i})
 
-    runner = CheckRunner(build_check(config.checks[0]))
+    runner = build_runner(config.checks[0])
     stack.push_async_callback(runner.close)
     result = await runner.run()
 

@@ -15,12 +15,11 @@ import psutil
 import pytest
 
 from probe.checks import cgroup
-from probe.checks.base import Report
-from probe.checks.registry import build_check
+from probe.checks.factory import build_runner
 from probe.checks.system import SystemCheck, SystemConfig, allowed_cores
 from probe.config import ConfigError, load_config
+from probe.contract import Report
 from probe.model import Sample, Status
-from probe.runner import CheckRunner
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cgroup"
 REAL_ROOT = Path("/sys/fs/cgroup")
@@ -220,7 +219,7 @@ async def test_warn_threshold_from_yaml_reads_well(
         f"checks:\n  - name: system\n    type: system\n    cgroup_root: {root}\n"
         "    warn: {memory: 1%}\n    fail: {memory: 95%}\n"
     )
-    runner = CheckRunner(build_check(load_config(path, environ={}).checks[0]))
+    runner = build_runner(load_config(path, environ={}).checks[0])
 
     result = await runner.run()
 
@@ -280,7 +279,7 @@ async def test_real_machine_reports_its_source_and_true_memory() -> None:
 
 async def test_real_machine_memory_threshold(write_config: WriteConfig) -> None:
     path = write_config("checks:\n  - name: system\n    type: system\n    warn: {memory: 0.1%}\n")
-    runner = CheckRunner(build_check(load_config(path, environ={}).checks[0]))
+    runner = build_runner(load_config(path, environ={}).checks[0])
 
     result = await runner.run()
 
@@ -327,7 +326,7 @@ async def test_missing_disk_path_fails_and_still_reports_cpu_and_memory(
         "checks:\n  - name: system\n    type: system\n    disk_paths: [/no/such/volume]\n"
         "    warn: {disk: 80%}\n"
     )
-    runner = CheckRunner(build_check(load_config(path, environ={}).checks[0]))
+    runner = build_runner(load_config(path, environ={}).checks[0])
 
     result = await runner.run()
 

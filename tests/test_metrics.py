@@ -22,9 +22,10 @@ from bullmq import Queue
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from probe.checks.registry import build_check
+from probe.checks.bullmq import JOB_STATES as QUEUE_STATES
+from probe.checks.factory import build_runner
 from probe.config import Config, load_config
-from probe.metrics import QUEUE_STATES, build_registry
+from probe.metrics import build_registry
 from probe.runner import CheckRunner
 from probe.server import build_app
 from probe.store import DURATION_BUCKETS, ResultStore
@@ -133,7 +134,7 @@ async def run_round(store: ResultStore, config: Config) -> None:
         finally:
             await runner.close()
 
-    await asyncio.gather(*(run_one(CheckRunner(build_check(c))) for c in config.checks))
+    await asyncio.gather(*(run_one(build_runner(c)) for c in config.checks))
 
 
 async def seed_queues(redis_url: str) -> dict[str, dict[str, int]]:

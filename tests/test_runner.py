@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
-from probe.checks.base import Check, CheckFailed, Report
 from probe.checks.tcp import TcpConfig
+from probe.contract import Check, CheckFailed, Report
 from probe.model import Sample, Status, Unit
 from probe.runner import CheckRunner
 

@@ -1,5 +1,1 @@
-"""Alerting: threshold alerts to Slack and Alertmanager, grouped, retried, surviving restarts."""
-
-from probe.alerts.service import AlertService, send_test
-
-__all__ = ["AlertService", "send_test"]
+"""Alerts: the engine (state machine), delivery, and the notifiers of alerts/registry.py."""

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import aiohttp
+from pydantic import Field, field_validator
 
-from probe.alerts.delivery import DeliveryError, connect_timeout, connection_words, http_error
+from probe.alerts.delivery import DeliveryError, connect_timeout
 from probe.alerts.notification import Alert, Kind, Notification, alert_key
-from probe.config import AlertmanagerNotifierConfig
-from probe.redact import Redactor, redact_url
+from probe.alerts.posting import post_json
+from probe.contract import Notifier, NotifierConfig
+from probe.fields import Duration, is_http_url
+from probe.redact import Redactor, redact_url, url_secrets
 from probe.times import readable_utc, rfc3339_millis
 from probe.units import format_duration
 
@@ -78,8 +80,30 @@ def build_alerts(notification: Notification, resend: float) -> list[dict[str, An
     return body
 
 
-class AlertmanagerNotifier:
-    kind = "alertmanager"
+class AlertmanagerNotifierConfig(NotifierConfig):
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"urls"})
+
+    type: Literal["alertmanager"]
+    urls: list[str] = Field(min_length=1)
+    resend: Duration = 60.0
+
+    @field_validator("urls")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not is_http_url(url):
+                shown = redact_url(url)
+                raise ValueError(f"expected URLs like http://alertmanager:9093, got {shown!r}")
+        return value
+
+    def secrets(self) -> list[str]:
+        return [s for url in self.urls for s in url_secrets(url)]
+
+
+class AlertmanagerNotifier(Notifier[AlertmanagerNotifierConfig]):
+    """Also a `Resender`: Alertmanager expires alerts that are not sent again."""
+
+    config_model = AlertmanagerNotifierConfig
 
     def __init__(
         self,
@@ -87,18 +111,20 @@ class AlertmanagerNotifier:
         session: aiohttp.ClientSession,
         redactor: Redactor,
     ) -> None:
-        self.config = config
+        super().__init__(config, session, redactor)
         self.timeout = config.timeout + SEND_GRACE
         self.connect_timeout = connect_timeout(session, config.timeout)
-        self.session = session
-        self.redact = redactor
         self.endpoints = [f"{url.rstrip('/')}/api/v2/alerts" for url in config.urls]
         self.description = "alertmanager " + ", ".join(redact_url(u) for u in config.urls)
 
     async def send(self, notification: Notification) -> None:
         """Accepted by at least one replica counts as sent: firing alerts are re-sent every
         `resend` anyway, and a replica that missed a resolve lets it expire at `endsAt`."""
-        await self.post(build_alerts(notification, self.config.resend), time.time())
+        await self.post(build_alerts(notification, self.config.resend))
+
+    @property
+    def resend_interval(self) -> float:
+        return self.config.resend
 
     async def resend(self, alerts: list[Alert], agent: str, now: float) -> None:
         if not alerts:
@@ -121,8 +147,8 @@ class AlertmanagerNotifier:
                 extra={"notifier": "alertmanager", "detail": detail},
             )
 
-    async def post(self, body: list[dict[str, Any]], now: float) -> None:
-        results = await asyncio.gather(*(self._post_one(url, body, now) for url in self.endpoints))
+    async def post(self, body: list[dict[str, Any]]) -> None:
+        results = await asyncio.gather(*(self._post_one(url, body) for url in self.endpoints))
         errors = [r for r in results if r is not None]
         if len(errors) < len(results):
             for error in errors:  # each detail starts with its replica's URL
@@ -137,20 +163,12 @@ class AlertmanagerNotifier:
         retry_after = max((e.retry_after or 0.0 for e in errors), default=0.0) or None
         raise DeliveryError(detail, retryable, retry_after)
 
-    async def _post_one(
-        self, url: str, body: list[dict[str, Any]], now: float
-    ) -> DeliveryError | None:
-        try:
-            async with (
-                asyncio.timeout(self.config.timeout),
-                self.session.post(url, json=body) as response,
-            ):
-                if response.status < 300:
-                    return None
-                error = http_error(response.status, response.headers.get("Retry-After"), now)
-                text = (await response.text(errors="replace"))[:200].strip()
-        except (aiohttp.ClientError, OSError) as exc:  # OSError includes TimeoutError
-            words = connection_words(exc, self.config.timeout, self.connect_timeout)
-            return DeliveryError(self.redact(f"{redact_url(url)}: {words}"))
-        detail = f"{redact_url(url)}: {error.detail}" + (f": {text}" if text else "")
-        return DeliveryError(self.redact(detail), error.retryable, error.retry_after)
+    async def _post_one(self, url: str, body: list[dict[str, Any]]) -> DeliveryError | None:
+        return await post_json(
+            self.session,
+            url,
+            body,
+            timeout=self.config.timeout,
+            connect_timeout=self.connect_timeout,
+            redact=self.redact,
+        )

@@ -51,6 +51,7 @@ class Alert:
     at: float  # unix time of this event: fired, escalated, reminded or resolved
     fired_at: float = 0.0  # unix time it first fired (Alertmanager `startsAt`)
     previous_severity: Severity | None = None  # set on escalation
+    measure: str = ""  # what is judged: `backlog`, `workers`; `up` when the check cannot run
 
     @property
     def key(self) -> str:
@@ -73,6 +74,7 @@ class Alert:
             at=float(data["at"]),
             fired_at=float(data.get("fired_at", 0.0)),
             previous_severity=Severity(previous) if previous else None,
+            measure=str(data.get("measure", "")),
         )
 
 

@@ -6,9 +6,7 @@ counters), so no state file is needed for a reload. Without `previous` it starts
 `agent.state_file` when set. Notifier queues are matched by position and type
 (`slack[0]`), so a reload that keeps the notifier list keeps their queues.
 
-A state file that cannot be written (read-only volume, missing mount) is logged once per
-distinct error and retried on the next change of alert state or every
-`STATE_RETRY_INTERVAL`, never on every tick.
+The state file is written by `StateWriter`, `probe alert-test` lives in `alert_test.py`.
 """
 
 from __future__ import annotations
@@ -20,27 +18,22 @@ import time
 
 import aiohttp
 
-from probe.alerts.alertmanager import AlertmanagerNotifier
-from probe.alerts.delivery import RETRY_AFTER_CAP, Backoff, Delivery, DeliveryError, Notifier
+from probe.alerts.delivery import RETRY_AFTER_CAP, Backoff, Delivery
 from probe.alerts.engine import AlertEngine, Grouper
-from probe.alerts.notification import Alert, Kind, Notification, alert_test_notification
-from probe.alerts.slack import SlackNotifier
-from probe.alerts.state import SavedState, load_state, save_state
-from probe.config import (
-    AlertmanagerNotifierConfig,
-    Config,
-    NotifierConfig,
-    SlackNotifierConfig,
-)
+from probe.alerts.notification import Alert, Kind, Notification
+from probe.alerts.session import notifier_session
+from probe.alerts.state import SavedState, load_state
+from probe.alerts.state_writer import STATE_RETRY_INTERVAL, StateWriter
+from probe.config import Config
+from probe.contract import NotifierConfig, Resender
 from probe.model import CheckResult
+from probe.plugins import build_notifier
 from probe.redact import Redactor
 from probe.times import Clock
-from probe.units import format_duration
 
 log = logging.getLogger("probe.alerts")
 
 RESULTS = ("sent", "failed", "dropped")
-STATE_RETRY_INTERVAL = 30.0  # while the state file cannot be written
 
 
 def _parents(config: Config) -> dict[str, str]:
@@ -55,31 +48,14 @@ def _parents(config: Config) -> dict[str, str]:
     return parents
 
 
-def _session(config: Config) -> aiohttp.ClientSession:
-    timeouts = [n.timeout for n in config.alerts.notifiers] or [10.0]
-    # slack-sdk ignores its own timeout when given a session; the session's is the one applied.
-    return aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=max(timeouts), sock_connect=min(5.0, max(timeouts)))
-    )
-
-
-def build_notifier(
-    config: NotifierConfig, session: aiohttp.ClientSession, redactor: Redactor
-) -> Notifier:
-    if isinstance(config, SlackNotifierConfig):
-        return SlackNotifier(config, session, redactor)
-    return AlertmanagerNotifier(config, session, redactor)
-
-
 def _usable(index: int, config: NotifierConfig) -> bool:
     if not config.enabled:
         return False
-    if not config.configured:
+    why_not = config.unconfigured()
+    if why_not:
+        ident = f"{config.type}[{index}]"
         log.warning(
-            "slack notifier %d skipped: webhook_url and token are empty "
-            "(set SLACK_WEBHOOK_URL to enable it)",
-            index,
-            extra={"notifier": f"{config.type}[{index}]"},
+            "%s notifier %d skipped: %s", config.type, index, why_not, extra={"notifier": ident}
         )
         return False
     return True
@@ -111,12 +87,7 @@ class AlertService:
         self._carried_counts: dict[tuple[str, str], int] = {}
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._saved_version = -1
-        self._save_scheduled = False
-        self._state_retry_interval = state_retry_interval
-        self._attempted_version = -1
-        self._save_error: str | None = None  # why the last write failed, as logged
-        self._save_retry_at = 0.0  # monotonic; only consulted while writes fail
+        self._writer = StateWriter(config.agent.state_file, self._snapshot, state_retry_interval)
         self._started = self._stopped = False
 
     # ------------------------------------------------------------ lifecycle
@@ -127,7 +98,7 @@ class AlertService:
         self._started = True
         state = self._initial_state()
         self._restore(state)
-        self._session = _session(self.config)
+        self._session = notifier_session(self.config.alerts.notifiers)
         for index, notifier_config in enumerate(self.config.alerts.notifiers):
             if _usable(index, notifier_config):
                 self._add_delivery(index, notifier_config, self._session, state)
@@ -146,10 +117,10 @@ class AlertService:
             delivery.start()
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="alerts tick"))
         for delivery in self._deliveries:
-            if isinstance(delivery.notifier, AlertmanagerNotifier):
-                task = asyncio.create_task(self._resend_loop(delivery.notifier), name="am resend")
+            if isinstance(delivery.notifier, Resender):
+                task = asyncio.create_task(self._resend_loop(delivery.notifier), name="resend")
                 self._tasks.append(task)
-        self._save()
+        self._writer.now()
 
     async def stop(self, flush_timeout: float = 5.0) -> None:
         """Bounded flush: undelivered notifications stay in the exported/saved state."""
@@ -181,7 +152,8 @@ class AlertService:
                     fate,
                     extra={"notifier": delivery.ident, "pending": len(delivery.queue)},
                 )
-        self._save()
+        self._writer.now()
+        self._writer.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -251,7 +223,7 @@ class AlertService:
     def _add_delivery(
         self,
         index: int,
-        config: SlackNotifierConfig | AlertmanagerNotifierConfig,
+        config: NotifierConfig,
         session: aiohttp.ClientSession,
         state: SavedState,
     ) -> None:
@@ -276,7 +248,7 @@ class AlertService:
             _log_alert(alert)
         self.grouper.add(due, now)
         self._flush(self.grouper.due(now))
-        self._save_soon()
+        self._writer.soon(self.engine.version)
 
     def _flush(self, alerts: list[Alert]) -> None:
         if not alerts:
@@ -284,10 +256,10 @@ class AlertService:
         notification = Notification(self.agent, self.clock(), tuple(alerts))
         for delivery in self._deliveries:
             delivery.put(notification)
-        self._save_soon(force=True)
+        self._writer.soon(self.engine.version, force=True)
 
     def _outbox_changed(self) -> None:
-        self._save_soon(force=True)
+        self._writer.soon(self.engine.version, force=True)
 
     async def _tick_loop(self) -> None:
         while True:
@@ -298,45 +270,16 @@ class AlertService:
             except Exception:  # keep ticking: reminders must not die with one bad state
                 log.exception("alert tick failed")
 
-    async def _resend_loop(self, notifier: AlertmanagerNotifier) -> None:
+    async def _resend_loop(self, notifier: Resender) -> None:
         while True:
-            await asyncio.sleep(notifier.config.resend)
+            await asyncio.sleep(notifier.resend_interval)
             try:
                 now = self.clock()
                 await notifier.resend(self.engine.active(now), self.agent, now)
             except Exception:  # keep re-sending: firing alerts expire in Alertmanager otherwise
-                log.exception("re-sending firing alerts to %s failed", notifier.description)
+                log.exception("re-sending firing alerts failed")
 
-    def _save_soon(self, force: bool = False) -> None:
-        """Coalesce the writes of one loop iteration (a group result moves many keys)."""
-        if not self.config.agent.state_file or self._save_scheduled:
-            return
-        if not force and (self.engine.version == self._saved_version or self._save_waits()):
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._save()
-            return
-        self._save_scheduled = True
-        loop.call_soon(self._scheduled_save)
-
-    def _save_waits(self) -> bool:
-        """While writes fail, the ticks do not retry: a new transition or the interval does."""
-        if self._save_error is None or self.engine.version != self._attempted_version:
-            return False
-        return time.monotonic() < self._save_retry_at
-
-    def _scheduled_save(self) -> None:
-        # After stop() the file belongs to the next service; stop() wrote the final state.
-        if not self._stopped:
-            self._save()
-
-    def _save(self) -> None:
-        self._save_scheduled = False
-        path = self.config.agent.state_file
-        if not path:
-            return
+    def _snapshot(self) -> tuple[int, SavedState]:
         state = SavedState(
             alerts=self.engine.export(),
             outbox={d.ident: list(d.queue) for d in self._deliveries},
@@ -347,25 +290,7 @@ class AlertService:
             pending = Notification(self.agent, self.clock(), tuple(self.grouper.peek()))
             for queue in state.outbox.values():
                 queue.append(pending)
-        self._attempted_version = self.engine.version
-        error = save_state(path, state)
-        if error is None:
-            self._saved_version = self._attempted_version
-            if self._save_error is not None:
-                log.info("alert state file %s written again", path, extra={"path": path})
-                self._save_error = None
-            return
-        self._save_retry_at = time.monotonic() + self._state_retry_interval
-        if error != self._save_error:
-            log.error(
-                "cannot write alert state file %s: %s; alert state will not survive a restart "
-                "until it can be written (retrying on each alert change and every %s)",
-                path,
-                error,
-                format_duration(self._state_retry_interval),
-                extra={"path": path},
-            )
-        self._save_error = error
+        return self.engine.version, state
 
 
 def _log_alert(alert: Alert) -> None:
@@ -384,57 +309,3 @@ def _log_alert(alert: Alert) -> None:
             "kind": alert.kind.value,
         },
     )
-
-
-async def send_test(config: Config) -> list[tuple[str, bool, str]]:
-    """`probe alert-test`: one attempt per enabled notifier -> (description, delivered, detail)."""
-    redactor = Redactor(config.secrets())
-    reports: list[tuple[str, bool, str]] = []
-    async with _session(config) as session:
-        for index, notifier_config in enumerate(config.alerts.notifiers):
-            if not notifier_config.enabled:
-                continue
-            if not notifier_config.configured:
-                reports.append((f"slack[{index}]", False, "not configured: webhook_url is empty"))
-                continue
-            notifier = build_notifier(notifier_config, session, redactor)
-            reports.append(await _try_send(notifier, config.agent.name, redactor))
-    return reports
-
-
-# `probe alert-test` is run by a person waiting at a terminal: one retry, soon, and none
-# after an attempt that already sat out most of its timeout.
-TEST_RETRY_WAIT_CAP = 10.0
-
-
-async def _try_send(notifier: Notifier, agent: str, redactor: Redactor) -> tuple[str, bool, str]:
-    notification = alert_test_notification(agent, time.time())
-    detail = ""
-    for attempt in range(2):
-        started = time.monotonic()
-        detail, retry_in = await _attempt(notifier, notification, redactor)
-        if not detail:
-            return notifier.description, True, ""
-        slow = time.monotonic() - started >= notifier.timeout / 2
-        if attempt or retry_in is None or slow:
-            break
-        await asyncio.sleep(retry_in)
-    return notifier.description, False, detail
-
-
-async def _attempt(
-    notifier: Notifier, notification: Notification, redactor: Redactor
-) -> tuple[str, float | None]:
-    """'' when delivered, else why not and, when worth retrying, how soon."""
-    try:
-        async with asyncio.timeout(notifier.timeout):
-            await notifier.send(notification)
-    except DeliveryError as exc:
-        retry_in = min(exc.retry_after or 1.0, TEST_RETRY_WAIT_CAP) if exc.retryable else None
-        return exc.detail, retry_in
-    except TimeoutError:
-        return f"timed out after {format_duration(notifier.timeout)}", None
-    except Exception as exc:  # a bug or a library surprise is this notifier's FAILED line
-        log.debug("unexpected error sending to %s", notifier.description, exc_info=True)
-        return redactor(f"unexpected error: {exc}" if str(exc) else "unexpected error"), None
-    return "", None

@@ -10,10 +10,11 @@ and its status code is needed for the words.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
+from pydantic import SecretStr, field_validator, model_validator
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -28,8 +29,9 @@ from probe.alerts.notification import (
     plain_text,
     status_word,
 )
-from probe.config import SlackNotifierConfig
-from probe.redact import Redactor
+from probe.contract import Notifier, NotifierConfig
+from probe.fields import is_http_url
+from probe.redact import Redactor, url_secrets
 
 COLOURS = {"critical": "#E01E5A", "warning": "#ECB22E", "resolved": "#2EB67D", "test": "#1D9BD1"}
 # Slack allows 50 blocks per message; keep room for the header and the overflow line.
@@ -39,11 +41,6 @@ _HEADER_LIMIT = 150  # Slack's cap on plain_text in a header block
 
 def colour(alert: Alert) -> str:
     return COLOURS[status_word(alert).lower()]
-
-
-def _slack_date(ts: float, fallback: str) -> str:
-    """Slack renders `<!date^...>` in each reader's own timezone; the fallback is UTC."""
-    return f"<!date^{int(ts)}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
 def _section(alert: Alert) -> dict[str, Any]:
@@ -100,17 +97,53 @@ def build_payload(notification: Notification) -> dict[str, Any]:
     }
 
 
-class SlackNotifier:
-    kind = "slack"
+class SlackNotifierConfig(NotifierConfig):
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"webhook_url", "token"})
+
+    type: Literal["slack"]
+    webhook_url: SecretStr = SecretStr("")
+    token: SecretStr = SecretStr("")
+    channel: str = ""
+    # Web API base for token + channel; only changed for Slack-compatible gateways and tests.
+    api_url: str = "https://slack.com/api/"
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_is_http(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if url and not is_http_url(url):
+            raise ValueError("expected an https:// URL like https://hooks.slack.com/services/...")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_post(self) -> SlackNotifierConfig:
+        has_hook = bool(self.webhook_url.get_secret_value())
+        has_token = bool(self.token.get_secret_value())
+        if has_hook and has_token:
+            raise ValueError("set either webhook_url or token + channel, not both")
+        if has_token and not self.channel:
+            raise ValueError("token needs a channel")
+        return self
+
+    def unconfigured(self) -> str:
+        # An empty webhook URL (unset env var with an empty default) turns Slack off.
+        if self.webhook_url.get_secret_value() or self.token.get_secret_value():
+            return ""
+        return "webhook_url is empty"
+
+    def secrets(self) -> list[str]:
+        hook = self.webhook_url.get_secret_value()
+        return [s for s in (hook, self.token.get_secret_value()) if s] + url_secrets(hook)
+
+
+class SlackNotifier(Notifier[SlackNotifierConfig]):
+    config_model = SlackNotifierConfig
 
     def __init__(
         self, config: SlackNotifierConfig, session: aiohttp.ClientSession, redactor: Redactor
     ) -> None:
-        self.config = config
-        self.timeout = config.timeout
+        super().__init__(config, session, redactor)
         self.connect_timeout = connect_timeout(session, config.timeout)
-        self.session = session
-        self.redact = redactor
         hook = config.webhook_url.get_secret_value()
         self._webhook: AsyncWebhookClient | None = None
         self._web: AsyncWebClient | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -21,9 +21,17 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
 
 from probe.checks import redis_client
-from probe.checks.base import Check, CheckFailed, Report
 from probe.checks.errors import failure, first_line
-from probe.config import CheckConfig, Limits, StrictModel
+from probe.contract import (
+    Check,
+    CheckConfig,
+    CheckContext,
+    CheckFailed,
+    MetricFamily,
+    MetricPoint,
+    Report,
+)
+from probe.fields import Limits, StrictModel
 from probe.model import Sample, Unit
 from probe.redact import redact_url, url_secrets
 from probe.units import Limit
@@ -55,6 +63,22 @@ _BLOCKING_CONNECTION_COMMANDS = frozenset(
 )
 CLIENT_LIST_REFUSED = "CLIENT LIST refused"
 
+QUEUE_JOBS = MetricFamily(
+    "probe_queue_jobs",
+    "Jobs in a BullMQ queue by state, as Queue.getJobCounts() reports.",
+    ("queue", "state"),
+)
+QUEUE_OLDEST_WAITING_AGE = MetricFamily(
+    "probe_queue_oldest_waiting_age_seconds",
+    "Age of the job next in line in a BullMQ queue's wait list.",
+    ("queue",),
+)
+QUEUE_WORKERS = MetricFamily(
+    "probe_queue_workers",
+    "BullMQ workers connected to the queue, as Queue.getWorkers() counts.",
+    ("queue",),
+)
+
 
 class QueueLimits(StrictModel):
     """Per-queue `warn`/`fail` limits, merged over the check's own."""
@@ -74,6 +98,12 @@ class QueueLimits(StrictModel):
 
 class BullMQConfig(CheckConfig):
     measures: ClassVar[frozenset[str]] = CheckConfig.measures | QUEUE_MEASURES
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"url"})
+    metric_families: ClassVar[tuple[MetricFamily, ...]] = (
+        QUEUE_JOBS,
+        QUEUE_OLDEST_WAITING_AGE,
+        QUEUE_WORKERS,
+    )
 
     type: Literal["bullmq"]
     url: str
@@ -128,6 +158,13 @@ class BullMQConfig(CheckConfig):
 
     def secrets(self) -> list[str]:
         return url_secrets(self.url)
+
+    def metric_points(self) -> Iterator[MetricPoint]:
+        for queue in self.queues:
+            for state in JOB_STATES:
+                yield MetricPoint(QUEUE_JOBS, (queue, state), queue, state)
+            yield MetricPoint(QUEUE_OLDEST_WAITING_AGE, (queue,), queue, "oldest_waiting_age")
+            yield MetricPoint(QUEUE_WORKERS, (queue,), queue, "workers")
 
 
 # ---------------------------------------------------------------- reading
@@ -251,8 +288,8 @@ def _worker_queue(name: str, bases: dict[str, str]) -> str | None:
 class BullMQCheck(Check[BullMQConfig]):
     config_model = BullMQConfig
 
-    def __init__(self, config: BullMQConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: BullMQConfig, context: CheckContext | None = None) -> None:
+        super().__init__(config, context)
         self._client: aioredis.Redis | None = None
 
     def _redis(self) -> aioredis.Redis:

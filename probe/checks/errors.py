@@ -13,7 +13,7 @@ import ssl
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from probe.checks.base import CheckFailed
+from probe.contract import CheckFailed
 
 _ERRNO_WORDS = {
     errno.ECONNREFUSED: "connection refused",

@@ -7,10 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from probe.checks.base import Check, Report
-from probe.checks.registry import build_check
-from probe.config import CheckConfig
-from probe.runner import CheckRunner
+from probe.contract import Check, CheckConfig, CheckContext, Report
 from probe.units import format_duration
 
 
@@ -54,11 +51,11 @@ class GroupConfig(CheckConfig):
 class GroupCheck(Check[GroupConfig]):
     config_model = GroupConfig
 
-    def __init__(self, config: GroupConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: GroupConfig, context: CheckContext | None = None) -> None:
+        super().__init__(config, context)
         # Members keep their own exact deadlines; the runner gives a group a little grace
         # on top, so a member that times out is reported by name with its own words.
-        self._runners = [CheckRunner(build_check(member)) for member in config.checks]
+        self._runners = [self.context.make_runner(member) for member in config.checks]
 
     async def run(self) -> Report:
         results = await asyncio.gather(*(runner.run() for runner in self._runners))

@@ -18,9 +18,9 @@ import aiohttp
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from probe import __version__
-from probe.checks.base import Check, Report
 from probe.checks.errors import address, failure, network_words, url_port
-from probe.config import CheckConfig, StrictModel
+from probe.contract import Check, CheckConfig, CheckContext, Report
+from probe.fields import StrictModel
 from probe.model import Sample, Unit
 from probe.redact import is_sensitive_header, redact_url, url_secrets
 
@@ -111,6 +111,7 @@ class Expect(StrictModel):
 
 class HttpConfig(CheckConfig):
     measures: ClassVar[frozenset[str]] = CheckConfig.measures | {"cert_expiry"}
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"url", "headers"})
 
     type: Literal["http"]
     url: str
@@ -194,8 +195,8 @@ class HttpConfig(CheckConfig):
 class HttpCheck(Check[HttpConfig]):
     config_model = HttpConfig
 
-    def __init__(self, config: HttpConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: HttpConfig, context: CheckContext | None = None) -> None:
+        super().__init__(config, context)
         self._session: aiohttp.ClientSession | None = None
         self._not_after: float | None = None  # unix time the server certificate expires
         self._cert_read_at = 0.0

@@ -11,7 +11,6 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from pydantic import field_validator
 
-from probe.checks.base import Check, CheckFailed, Report
 from probe.checks.errors import (
     address,
     checked_port,
@@ -20,28 +19,115 @@ from probe.checks.errors import (
     network_words,
     split_host_port,
 )
-from probe.config import CheckConfig
+from probe.contract import Check, CheckConfig, CheckContext, CheckFailed, Report
 from probe.model import Sample, Unit
 from probe.redact import redact_url, url_secrets
 
 DEFAULT_PORT = 5432
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
-# One round trip for everything the check measures besides the user's query.
-# Only client backends count against max_connections (PG 10+ lists walwriter & co too).
-# On a standby with nothing left to replay the lag is 0: the replay timestamp alone keeps
-# growing while the primary is idle.
-_STATS_SQL = """
-SELECT
-  (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::float8
-    AS used,
-  current_setting('max_connections')::float8 AS max_connections,
+# Everything the check measures besides the user's query, in one statement sent as a
+# simple query (COPY ... TO STDOUT): no prepared statement, no session state, so it works
+# through PgBouncer and Supavisor in transaction mode, for any role. Sessions and locks are
+# those of the check's own database; XID age and replication slots are the cluster's.
+#
+# - Only client backends count against max_connections (PG 10+ lists walwriter & co too).
+#   A role outside pg_monitor sees other roles' sessions without their type: those with a
+#   user and a database are counted as clients.
+# - `hidden`: sessions of the database whose details this role may not read.
+# - On a standby with nothing left to replay the lag is 0: the replay timestamp alone keeps
+#   growing while the primary is idle.
+# - Ages are returned raw (NULL when hidden) and clamped in Python: greatest() skips NULLs.
+# - pg_locks and pg_replication_slots are readable by every role.
+_DEEP_SQL = """
+WITH a AS (
+  SELECT pid, backend_type, state, xact_start, state_change, query_start, application_name
+  FROM pg_stat_activity
+  WHERE datname = current_database() AND pid <> pg_backend_pid()
+), waiting AS (
+  SELECT DISTINCT l.pid FROM pg_locks l JOIN a ON a.pid = l.pid WHERE NOT l.granted
+), slots AS (
+  SELECT slot_name, active,
+    pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn()
+                         ELSE pg_current_wal_lsn() END, restart_lsn) AS retained
+  FROM pg_replication_slots
+)
+SELECT row_to_json(deep)::text FROM (SELECT
+  extract(epoch FROM now() - pg_postmaster_start_time())::float8 AS uptime,
   pg_is_in_recovery() AS standby,
   CASE WHEN NOT pg_is_in_recovery() THEN NULL
        WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
        ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())
-  END::float8 AS lag
+  END::float8 AS lag,
+  current_setting('max_connections')::int AS max_connections,
+  current_setting('superuser_reserved_connections')::int AS superuser_reserved,
+  coalesce(current_setting('reserved_connections', true), '0')::int AS reserved,
+  (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'
+     OR (backend_type IS NULL AND usesysid IS NOT NULL AND datid IS NOT NULL)) AS used,
+  (SELECT count(*) FROM pg_stat_activity
+     WHERE backend_type IS NULL AND usesysid IS NOT NULL) AS hidden_anywhere,
+  (SELECT count(*) FROM a WHERE backend_type IS NULL) AS hidden,
+  (SELECT json_build_object('pid', pid, 'app', left(application_name, 60), 'state', state,
+       'age', extract(epoch FROM now() - xact_start)::float8)
+     FROM a WHERE backend_type = 'client backend' AND xact_start IS NOT NULL
+     ORDER BY xact_start LIMIT 1) AS longest,
+  (SELECT json_build_object('pid', pid, 'app', left(application_name, 60),
+       'age', extract(epoch FROM now() - state_change)::float8)
+     FROM a WHERE state IN ('idle in transaction', 'idle in transaction (aborted)')
+     ORDER BY state_change LIMIT 1) AS idle,
+  (SELECT count(*) FROM waiting) AS waiters,
+  (SELECT json_build_object('pid', w.pid, 'blockers', pg_blocking_pids(w.pid),
+       'age', extract(epoch FROM now() - a.query_start)::float8)
+     FROM waiting w JOIN a ON a.pid = w.pid
+     ORDER BY a.query_start NULLS LAST, w.pid LIMIT 1) AS waiter,
+  d.deadlocks, d.xact_commit AS commits, d.xact_rollback AS rollbacks,
+  (SELECT json_build_object('db', datname, 'age', age(datfrozenxid))
+     FROM pg_database ORDER BY age(datfrozenxid) DESC LIMIT 1) AS oldest_xid,
+  (SELECT count(*) FROM slots) AS slots,
+  (SELECT count(*) FROM slots WHERE NOT active) AS inactive_slots,
+  (SELECT (array_agg(slot_name::text ORDER BY slot_name))[1:5]
+     FROM slots WHERE NOT active) AS inactive_names,
+  (SELECT max(retained) FROM slots)::float8 AS retained
+  FROM pg_stat_database d WHERE d.datname = current_database()
+) deep
 """
+
+# The query `SELECT 1` proves nothing the statistics statement does not: it is skipped.
+DEFAULT_QUERY = "SELECT 1"
+XID_SPACE = 2**31  # transaction IDs a cluster may use before wraparound protection stops it
+# Counters read each run; their increases over the window are per-window measures.
+_COUNTERS = ("deadlocks", "commits", "rollbacks")
+SESSION_MEASURES = ("longest_transaction", "idle_in_transaction")
+DEEP_MEASURES = frozenset(
+    {
+        "uptime",
+        *SESSION_MEASURES,
+        "lock_waiters",
+        "deadlocks",
+        "wraparound",
+        "inactive_slots",
+        "slot_retained_bytes",
+        "rollback_ratio",
+    }
+)
+# The community's rules (Datadog, Netdata, awesome-prometheus-alerts); the user's `warn:`
+# and `fail:` go over these as `deep.with_defaults` says.
+DEFAULT_WARN = deep.limits(
+    {
+        "uptime": "<5m",
+        "longest_transaction": "5m",
+        "idle_in_transaction": "1m",
+        "lock_waiters": 5,
+        "deadlocks": 0,
+        "wraparound": "50%",
+        "inactive_slots": 0,
+        "rollback_ratio": "5%",
+    }
+)
+DEFAULT_FAIL = deep.limits(
+    {"longest_transaction": "30m", "idle_in_transaction": "10m", "lock_waiters": 20, "wraparound": "75%"}
+)
+HIDDEN_WORDS = "sessions of other roles are hidden from this role (grant it pg_monitor)"
 
 # PostgresConnectionError is a PostgresError, but it means the socket, not the query.
 _LOST_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
@@ -63,6 +149,7 @@ class _ConnectionLost(CheckFailed):
 
 class PostgresConfig(CheckConfig):
     measures: ClassVar[frozenset[str]] = CheckConfig.measures | {"connections", "replication_lag"}
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"dsn"})
 
     type: Literal["postgres"]
     dsn: str
@@ -111,8 +198,8 @@ class PostgresConfig(CheckConfig):
 class PostgresCheck(Check[PostgresConfig]):
     config_model = PostgresConfig
 
-    def __init__(self, config: PostgresConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: PostgresConfig, context: CheckContext | None = None) -> None:
+        super().__init__(config, context)
         self._pool: asyncpg.Pool | None = None
         self._releasing: set[asyncio.Future[None]] = set()
 

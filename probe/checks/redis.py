@@ -9,15 +9,15 @@ from pydantic import field_validator
 from redis import exceptions as rx
 
 from probe.checks import redis_client
-from probe.checks.base import Check, Report
 from probe.checks.errors import failure
-from probe.config import CheckConfig
+from probe.contract import Check, CheckConfig, CheckContext, Report
 from probe.model import Sample, Unit
 from probe.redact import redact_url, url_secrets
 
 
 class RedisConfig(CheckConfig):
     measures: ClassVar[frozenset[str]] = CheckConfig.measures | {"memory"}
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"url"})
 
     type: Literal["redis"]
     url: str
@@ -37,8 +37,8 @@ class RedisConfig(CheckConfig):
 class RedisCheck(Check[RedisConfig]):
     config_model = RedisConfig
 
-    def __init__(self, config: RedisConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: RedisConfig, context: CheckContext | None = None) -> None:
+        super().__init__(config, context)
         self._client: aioredis.Redis | None = None
 
     async def run(self) -> Report:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -32,9 +33,8 @@ import psutil
 from pydantic import Field, field_validator
 
 from probe.checks import cgroup
-from probe.checks.base import Check, Report
 from probe.checks.cgroup import CpuReading, MemoryReading
-from probe.config import CheckConfig
+from probe.contract import Check, CheckConfig, CheckContext, MetricFamily, MetricPoint, Report
 from probe.model import Sample, Unit
 from probe.times import Clock
 
@@ -43,8 +43,47 @@ HOST = "host"
 MIN_CPU_WINDOW = 0.2
 
 
+CPU_USAGE = MetricFamily(
+    "probe_cpu_usage_ratio",
+    "CPU used as a share of the CPU limit (container) or of all CPUs (host).",
+    ("scope",),
+)
+MEMORY_USAGE = MetricFamily(
+    "probe_memory_usage_bytes",
+    "Memory in use: the working set for a container, used memory for the host.",
+    ("scope",),
+)
+MEMORY_LIMIT = MetricFamily(
+    "probe_memory_limit_bytes",
+    "Memory limit: the container's limit, or the host's total memory.",
+    ("scope",),
+)
+MEMORY_RATIO = MetricFamily(
+    "probe_memory_usage_ratio", "Memory in use as a share of the limit.", ("scope",)
+)
+# (family, scope, component, measure): the samples of this module's docstring that feed
+# a series. Outside any cgroup `cpu` and `memory` fall back to host figures, which the
+# host scope already carries: they must not pose as the container's.
+_SERIES = (
+    (CPU_USAGE, "container", "cpu", "cpu"),
+    (CPU_USAGE, "host", "cpu", "host_cpu"),
+    (MEMORY_RATIO, "container", "memory", "memory"),
+    (MEMORY_USAGE, "container", "memory", "memory_bytes"),
+    (MEMORY_LIMIT, "container", "memory", "memory_limit_bytes"),
+    (MEMORY_RATIO, "host", "memory", "host_memory"),
+    (MEMORY_USAGE, "host", "memory", "host_memory_bytes"),
+    (MEMORY_LIMIT, "host", "memory", "host_memory_limit_bytes"),
+)
+
+
 class SystemConfig(CheckConfig):
     measures: ClassVar[frozenset[str]] = CheckConfig.measures | {"cpu", "memory", "disk"}
+    metric_families: ClassVar[tuple[MetricFamily, ...]] = (
+        CPU_USAGE,
+        MEMORY_USAGE,
+        MEMORY_LIMIT,
+        MEMORY_RATIO,
+    )
 
     type: Literal["system"]
     disk_paths: list[str] = Field(default_factory=list)
@@ -68,6 +107,11 @@ class SystemConfig(CheckConfig):
     def target(self) -> str:
         return ", ".join([self.cgroup_root, *self.disk_paths])
 
+    def metric_points(self) -> Iterator[MetricPoint]:
+        for family, scope, component, measure in _SERIES:
+            skip = HOST if scope == "container" else ""
+            yield MetricPoint(family, (scope,), component, measure, skip_note=skip)
+
 
 @dataclass(frozen=True, slots=True)
 class _CpuMark:
@@ -78,8 +122,13 @@ class _CpuMark:
 class SystemCheck(Check[SystemConfig]):
     config_model = SystemConfig
 
-    def __init__(self, config: SystemConfig, clock: Clock = time.monotonic) -> None:
-        super().__init__(config)
+    def __init__(
+        self,
+        config: SystemConfig,
+        context: CheckContext | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        super().__init__(config, context)
         self._root = Path(config.cgroup_root)
         self._clock = clock
         # First samples now, so the first scheduled run reports a real ratio, not 0.

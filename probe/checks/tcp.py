@@ -8,9 +8,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from probe.checks.base import Check, Report
 from probe.checks.errors import address, failure, network_words
-from probe.config import CheckConfig
+from probe.contract import Check, CheckConfig, Report
 
 
 class TcpConfig(CheckConfig):

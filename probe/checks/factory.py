@@ -1,0 +1,22 @@
+"""The one way a configured check becomes a runner, for top-level checks and group members
+alike: built with the agent's clock and redactor."""
+
+from __future__ import annotations
+
+import time
+
+from probe.contract import CheckConfig, CheckContext
+from probe.plugins import build_check
+from probe.redact import Redactor
+from probe.runner import CheckRunner
+from probe.times import Clock
+
+
+def build_runner(
+    config: CheckConfig, redactor: Redactor | None = None, clock: Clock = time.time
+) -> CheckRunner:
+    def member_runner(member: CheckConfig) -> CheckRunner:
+        return build_runner(member, redactor, clock)
+
+    context = CheckContext(clock=clock, redactor=redactor, make_runner=member_runner)
+    return CheckRunner(build_check(config, context), redactor, clock)

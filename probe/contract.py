@@ -1,0 +1,294 @@
+"""What every plugin is: the bases of check types and notifiers. Imports no plugin.
+
+A check type is one module under `probe/checks/` with a `CheckConfig` subclass (its
+fields, `measures`, `secret_fields`, `metric_points`) and a `Check` subclass (`run`).
+A notifier is one module under `probe/alerts/` with a `NotifierConfig` subclass and a
+`Notifier` subclass (`send`; optionally `Resender`). The registries
+(`probe.checks.registry`, `probe.alerts.registry`) are the only lists of names: config
+validation, `probe validate`, `/metrics`, the docs and the tests derive from them.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import (
+    TYPE_CHECKING,
+    ClassVar,
+    Generic,
+    Literal,
+    Protocol,
+    Self,
+    TypeVar,
+    runtime_checkable,
+)
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from probe.fields import MAX_NAME_LENGTH, NAME_RE, Duration, Limits, StrictModel
+from probe.model import CheckResult, Sample
+from probe.redact import Redactor
+from probe.times import Clock
+from probe.units import Limit
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from probe.alerts.notification import Alert, Notification
+
+
+# ---------------------------------------------------------------- metric declarations
+
+
+@dataclass(frozen=True, slots=True)
+class MetricFamily:
+    """A metric family a check type feeds, declared next to the samples that feed it."""
+
+    name: str
+    doc: str
+    labels: tuple[str, ...]
+    kind: Literal["gauge", "counter"] = "gauge"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """One series of a family, filled from the latest (component, measure) sample.
+
+    `skip_note` drops the value when the sample's note starts with it (a host figure
+    standing in for a container one must not pose as the container's).
+    """
+
+    family: MetricFamily
+    labels: tuple[str, ...]
+    component: str
+    measure: str
+    skip_note: str = ""
+
+
+# ---------------------------------------------------------------- check configs
+
+
+class Defaults(StrictModel):
+    """The `defaults:` section: timing each check takes unless it sets its own."""
+
+    interval: Duration = 15.0
+    timeout: Duration = 5.0
+    window: Duration = 300.0
+
+
+BUILT_IN_DEFAULTS = Defaults()
+# The keys a group hands down to its members, as the `defaults:` section does to checks.
+INHERITED_KEYS = tuple(Defaults.model_fields)
+
+
+class CheckConfig(StrictModel):
+    """Fields every check type takes. Each check module subclasses this."""
+
+    # Measures this type can be given thresholds for; subclasses extend the set.
+    measures: ClassVar[frozenset[str]] = frozenset({"response_time", "error_rate"})
+    # Fields whose values may hold credentials: never echoed in a config error.
+    secret_fields: ClassVar[frozenset[str]] = frozenset()
+    # Families this type feeds in /metrics; `metric_points` lists each configured series.
+    metric_families: ClassVar[tuple[MetricFamily, ...]] = ()
+    # True for types whose `checks:` key holds nested checks (group).
+    nested: ClassVar[bool] = False
+
+    name: str
+    type: str
+    interval: Duration = BUILT_IN_DEFAULTS.interval
+    # Validated even when defaulted: 5s is no good beside `interval: 2s`.
+    timeout: Duration = Field(default=BUILT_IN_DEFAULTS.timeout, validate_default=True)
+    critical: bool = False
+    enabled: bool = True
+    warn: Limits = Field(default_factory=dict)
+    fail: Limits = Field(default_factory=dict)
+    window: Duration = BUILT_IN_DEFAULTS.window
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError(f"must match [a-z0-9_-]+, got {value!r}")
+        if len(value) > MAX_NAME_LENGTH:
+            # Names are metric labels, alert keys and Slack text: keep them readable.
+            raise ValueError(f"must be at most {MAX_NAME_LENGTH} characters, got {len(value)}")
+        return value
+
+    @field_validator("warn", "fail")
+    @classmethod
+    def _known_measures(cls, value: dict[str, Limit]) -> dict[str, Limit]:
+        for measure in value:
+            if measure not in cls.measures:
+                known = ", ".join(sorted(cls.measures))
+                raise ValueError(f"unknown measure {measure!r} (known: {known})")
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_below_interval(cls, timeout: float, info: ValidationInfo) -> float:
+        # A field validator, so the error is located at `timeout` itself; `interval` is
+        # declared first and is in `info.data` whenever it was valid.
+        if timeout <= 0:
+            raise ValueError("timeout must be greater than 0")
+        interval = info.data.get("interval")
+        if interval is not None and timeout >= interval:
+            raise ValueError(
+                f"timeout ({timeout:g}s) must be shorter than interval ({interval:g}s)"
+            )
+        return timeout
+
+    def limits_for(self, component: str) -> tuple[dict[str, Limit], dict[str, Limit]]:
+        """(warn, fail) limits for one component; types with per-component overrides extend."""
+        return self.warn, self.fail
+
+    def target(self) -> str:
+        """What this check talks to, safe to print (secrets redacted)."""
+        return ""
+
+    def secrets(self) -> list[str]:
+        """Every secret string in this check's fields, for redaction."""
+        return []
+
+    def members(self) -> list[CheckConfig]:
+        return []
+
+    def metric_points(self) -> Iterable[MetricPoint]:
+        """Every series this check feeds, present from the first scrape (NaN until measured)."""
+        return ()
+
+    def linked(self, others: Sequence[CheckConfig]) -> Self:
+        """This config seen beside all the others (cross-check facts, such as whether a
+        bullmq check shares its Redis); called once by the loader after validation."""
+        return self
+
+
+# ---------------------------------------------------------------- checks
+
+
+class CheckFailed(Exception):
+    """Raised by a check with words a user can act on: `connection refused (127.0.0.1:5433)`.
+
+    The message is shown as-is in /health, the CLI and alerts, so it must never hold
+    an exception class name or a secret.
+    """
+
+
+@dataclass(slots=True)
+class Report:
+    """What one run of a check measured. The runner adds timing and applies thresholds."""
+
+    samples: list[Sample] = field(default_factory=list)
+    # Set by checks that found a problem but still measured something (HTTP 503 with a
+    # response time); the run fails with these words.
+    failure: str = ""
+    members: tuple[tuple[str, CheckResult], ...] = ()
+
+
+class MemberRunner(Protocol):
+    """What a check that runs other checks (group) gets back for each member."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def run(self) -> CheckResult: ...
+
+    async def close(self) -> None: ...
+
+
+def _no_member_runners(config: CheckConfig) -> MemberRunner:
+    raise RuntimeError("this check was built without a runner factory; use checks.factory")
+
+
+@dataclass(frozen=True, slots=True)
+class CheckContext:
+    """What the agent hands every check it builds: its clock, its redactor, and the one
+    factory that builds runners, so nested checks are built like top-level ones."""
+
+    clock: Clock = time.time
+    redactor: Redactor | None = None
+    make_runner: Callable[[CheckConfig], MemberRunner] = _no_member_runners
+
+
+C = TypeVar("C", bound=CheckConfig)
+
+
+class Check(ABC, Generic[C]):
+    """One configured check. Lives across runs so it can keep connections open.
+
+    The deadline is set by the caller (`asyncio.timeout` in the runner); checks pass
+    `config.timeout` to their drivers so no single call outlives it.
+    """
+
+    config_model: ClassVar[type[CheckConfig]]
+
+    def __init__(self, config: C, context: CheckContext | None = None) -> None:
+        self.config = config
+        self.context = context or CheckContext()
+
+    @abstractmethod
+    async def run(self) -> Report: ...
+
+    async def close(self) -> None:
+        """Release connections. Safe to call twice."""
+
+
+# ---------------------------------------------------------------- notifiers
+
+
+class NotifierConfig(StrictModel):
+    """Fields every notifier takes. Each notifier module subclasses this."""
+
+    secret_fields: ClassVar[frozenset[str]] = frozenset()
+
+    type: str
+    enabled: bool = True
+    timeout: Duration = 10.0
+
+    def unconfigured(self) -> str:
+        """Why this notifier is switched off though enabled (an empty webhook URL from an
+        unset env var), or '' when it is ready to send."""
+        return ""
+
+    def secrets(self) -> list[str]:
+        return []
+
+
+N = TypeVar("N", bound=NotifierConfig)
+
+
+class Notifier(ABC, Generic[N]):
+    """One configured notifier. `send` delivers or raises `alerts.delivery.DeliveryError`;
+    the delivery queue around it retries, so `send` makes exactly one attempt."""
+
+    config_model: ClassVar[type[NotifierConfig]]
+
+    def __init__(self, config: N, session: aiohttp.ClientSession, redactor: Redactor) -> None:
+        self.config = config
+        self.session = session
+        self.redact = redactor
+        # The whole budget of one `send`; delivery and `probe alert-test` enforce it.
+        self.timeout: float = config.timeout
+        # Where it sends to, safe to print (`slack webhook hooks.slack.com`): refined by
+        # each notifier once it knows its target.
+        self.description: str = config.type
+
+    @property
+    def kind(self) -> str:
+        """The `notifier` label of probe_notifications_total: the registered type name."""
+        return self.config.type
+
+    @abstractmethod
+    async def send(self, notification: Notification) -> None: ...
+
+
+@runtime_checkable
+class Resender(Protocol):
+    """Optional notifier capability: receivers that expire alerts unless they are sent
+    again (Alertmanager) get every firing alert each `resend_interval` seconds."""
+
+    @property
+    def resend_interval(self) -> float: ...
+
+    def resend(self, active: list[Alert], agent: str, now: float) -> Awaitable[None]: ...
