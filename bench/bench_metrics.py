@@ -26,9 +26,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from probe.checks.bullmq import JOB_STATES as QUEUE_STATES
 from probe.config import AgentConfig, AlertsConfig, Config
 from probe.contract import CheckConfig
-from probe.metrics import QUEUE_STATES, build_registry
+from probe.metrics import build_registry
 from probe.model import CheckResult, Observation, Status, Unit
 from probe.server import build_app
 from probe.store import ResultStore

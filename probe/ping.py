@@ -16,7 +16,6 @@ import time
 from urllib.parse import urljoin, urlsplit
 
 DEFAULT_PATH = "/live"
-DEFAULT_TIMEOUT = 3.0
 MAX_REDIRECTS = 3
 _DURATION_UNITS = (("ms", 0.001), ("s", 1.0), ("m", 60.0))
 

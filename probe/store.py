@@ -23,7 +23,6 @@ from probe.times import Clock
 log = logging.getLogger("probe.store")
 
 HISTORY_SIZE = 60  # results kept per check
-FAILURE_HISTORY_SIZE = 10  # recent failures kept even after they leave the main ring
 # Suited to checks taking 1 ms to 10 s.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -59,7 +58,6 @@ class _Slot:
     config: CheckConfig
     latest: CheckResult | None = None
     history: deque[CheckResult] = field(default_factory=lambda: deque(maxlen=HISTORY_SIZE))
-    failures: deque[CheckResult] = field(default_factory=lambda: deque(maxlen=FAILURE_HISTORY_SIZE))
     stats: RunStats = field(default_factory=RunStats)
 
 
@@ -108,8 +106,6 @@ class ResultStore:
     def _store(self, slot: _Slot, result: CheckResult) -> None:
         slot.latest = result
         slot.history.append(result)
-        if result.status is Status.FAIL:
-            slot.failures.append(result)
         slot.stats.add(result)
 
     def tick(self) -> None:
@@ -170,9 +166,6 @@ class ResultStore:
 
     def history(self, name: str) -> list[CheckResult]:
         return list(self._slots[name].history)
-
-    def recent_failures(self, name: str) -> list[CheckResult]:
-        return list(self._slots[name].failures)
 
     def stats(self, name: str) -> RunStats:
         return self._slots[name].stats

@@ -113,10 +113,8 @@ async def test_blackholed_database_fails_after_timeout_while_endpoints_answer(
         recovered_at = time.monotonic()
 
         async def database_passes() -> bool:
-            return (
-                check_named((await get(session, f"{base}/health"))[1], "database")["status"]
-                == "pass"
-            )
+            entry = check_named((await get(session, f"{base}/health"))[1], "database")
+            return bool(entry["status"] == "pass")
 
         await wait_for(database_passes, 6)
         assert time.monotonic() - recovered_at < 2 + 1 + 1 + 1.5  # one interval + jitter + timeout

@@ -4,6 +4,7 @@ type-checking imports included), and no import upward or sideways between layers
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "probe"
 # (importer prefix, imported prefix, why): a module matches a prefix when it is the
 # prefix or lies under it.
 FORBIDDEN = (
+    *(
+        ("probe.contract", spec.partition(":")[0], "the contract imports no plugin")
+        for spec in [*CHECK_TYPES.values(), *NOTIFIER_TYPES.values()]
+    ),
     ("probe.metrics", "probe.checks", "metrics reads only the store and what plugins declare"),
     ("probe.alerts", "probe.checks", "alerts know nothing of check types"),
     ("probe.contract", "probe.checks", "the contract imports no check module"),
@@ -21,9 +26,6 @@ FORBIDDEN = (
     ("probe.plugins", "probe.alerts", "registries name their plugins, they do not import them"),
     ("probe.model", "probe.contract", "the model is below the contract"),
     ("probe.units", "probe.model", "units are below the model"),
-) + tuple(
-    ("probe.contract", spec.partition(":")[0], "the contract imports no plugin")
-    for spec in [*CHECK_TYPES.values(), *NOTIFIER_TYPES.values()]
 )
 
 
@@ -128,6 +130,10 @@ def test_no_forbidden_imports() -> None:
 
 
 def test_every_plugin_is_one_module_that_the_registry_names() -> None:
+    # Registered names never hold a hyphen, so tests can use `no-such-type` for a type
+    # that can never exist.
+    for name in [*CHECK_TYPES, *NOTIFIER_TYPES]:
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", name), f"registry name {name!r}"
     found = modules()
     for spec in [*CHECK_TYPES.values(), *NOTIFIER_TYPES.values()]:
         module, _, cls = spec.partition(":")

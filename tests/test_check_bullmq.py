@@ -343,9 +343,11 @@ async def test_no_worker_fails_with_the_queue_named(bull_url: str, stack: AsyncE
 def acl_user_without_client(redis_server: tuple[str, int]) -> Iterator[tuple[str, str]]:
     host, port = redis_server
     admin = redis.Redis(host=host, port=port)
-    admin.execute_command("ACL", "SETUSER", "probe", "on", ">s3cret-pw", "~*", "+@all", "-client")
+    admin.execute_command(  # type: ignore[no-untyped-call]
+        "ACL", "SETUSER", "probe", "on", ">s3cret-pw", "~*", "+@all", "-client"
+    )
     yield "probe", "s3cret-pw"
-    admin.execute_command("ACL", "DELUSER", "probe")
+    admin.execute_command("ACL", "DELUSER", "probe")  # type: ignore[no-untyped-call]
     admin.close()
 
 

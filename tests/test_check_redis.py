@@ -53,7 +53,16 @@ async def test_healthy_redis_from_yaml_passes(
 
     assert result.status is Status.PASS
     assert result.output == ""
-    assert list(observed(result)) == ["response_time"]  # no maxmemory, no memory measure
+    # No maxmemory, so no memory measure; the per-window counters have no verdict yet.
+    assert list(observed(result)) == [
+        "response_time",
+        "eviction_policy",
+        "evicted_keys",
+        "rejected_connections",
+        "persistence",
+        "clients",
+    ]
+    assert observed(result)["evicted_keys"] is None
     assert observed(result)["response_time"] is not None
 
 

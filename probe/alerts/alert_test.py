@@ -9,13 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
-from probe.alerts.delivery import DeliveryError
+from probe.alerts.delivery import DeliveryError, Notifier
 from probe.alerts.notification import Notification, alert_test_notification
 from probe.alerts.session import notifier_session
 from probe.config import Config
-from probe.contract import Notifier
 from probe.plugins import build_notifier
 from probe.redact import Redactor
 from probe.units import format_duration
@@ -45,7 +43,7 @@ async def send_test(config: Config) -> list[tuple[str, bool, str]]:
 
 
 async def _try_send(
-    notifier: Notifier[Any], agent: str, redactor: Redactor
+    notifier: Notifier, agent: str, redactor: Redactor
 ) -> tuple[str, bool, str]:
     notification = alert_test_notification(agent, time.time())
     detail = ""
@@ -62,7 +60,7 @@ async def _try_send(
 
 
 async def _attempt(
-    notifier: Notifier[Any], notification: Notification, redactor: Redactor
+    notifier: Notifier, notification: Notification, redactor: Redactor
 ) -> tuple[str, float | None]:
     """'' when delivered, else why not and, when worth retrying, how soon."""
     try:

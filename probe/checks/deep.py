@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
+from itertools import pairwise
 
 from probe.units import Limit, parse_limit
 
@@ -76,8 +77,7 @@ class CounterWindow:
         if len(self._runs) < 2:
             return None
         increases = dict.fromkeys(counters, 0.0)
-        runs = list(self._runs)
-        for (_, before), (_, after) in zip(runs, runs[1:], strict=False):
+        for (_, before), (_, after) in pairwise(self._runs):
             for name in increases:
                 old, new = before.get(name), after.get(name)
                 if new is None:

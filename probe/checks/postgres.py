@@ -1,16 +1,27 @@
-"""PostgreSQL: run a query, then read connection usage and replication lag."""
+"""PostgreSQL: run the user's query, then read every measure in one simple-query round trip.
+
+Besides latency, connection use and replication lag, the deep measures of DESIGN 5.6:
+uptime, the longest transaction, the longest idle-in-transaction session, lock waiters,
+deadlocks and the rollback ratio per window, XID wraparound, and replication slots.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import ClassVar, Literal
+import csv
+import io
+import json
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from pydantic import field_validator
 
+from probe.checks import deep
 from probe.checks.errors import (
     address,
     checked_port,
@@ -19,9 +30,18 @@ from probe.checks.errors import (
     network_words,
     split_host_port,
 )
-from probe.contract import Check, CheckConfig, CheckContext, CheckFailed, Report
+from probe.contract import (
+    Check,
+    CheckConfig,
+    CheckContext,
+    CheckFailed,
+    MetricFamily,
+    MetricPoint,
+    Report,
+)
 from probe.model import Sample, Unit
 from probe.redact import redact_url, url_secrets
+from probe.units import Limit, format_duration
 
 DEFAULT_PORT = 5432
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -125,9 +145,73 @@ DEFAULT_WARN = deep.limits(
     }
 )
 DEFAULT_FAIL = deep.limits(
-    {"longest_transaction": "30m", "idle_in_transaction": "10m", "lock_waiters": 20, "wraparound": "75%"}
+    {
+        "longest_transaction": "30m",
+        "idle_in_transaction": "10m",
+        "lock_waiters": 20,
+        "wraparound": "75%",
+    }
 )
 HIDDEN_WORDS = "sessions of other roles are hidden from this role (grant it pg_monitor)"
+
+_FROM_LAST_RUN = "Values come from the last scheduled run, not from the scrape."
+# measure -> the gauge it feeds, labelled by check.
+_GAUGES: dict[str, MetricFamily] = {
+    measure: MetricFamily(name, f"{doc} {_FROM_LAST_RUN}", ("check",))
+    for measure, name, doc in (
+        (
+            "connections",
+            "probe_postgres_connections_ratio",
+            "Client connections as a share of the slots open to non-superusers.",
+        ),
+        (
+            "replication_lag",
+            "probe_postgres_replication_lag_seconds",
+            "How far a standby's replay is behind (NaN on a primary).",
+        ),
+        ("uptime", "probe_postgres_uptime_seconds", "Time since the server started."),
+        (
+            "longest_transaction",
+            "probe_postgres_longest_transaction_seconds",
+            "Age of the oldest open transaction in the check's database.",
+        ),
+        (
+            "idle_in_transaction",
+            "probe_postgres_idle_in_transaction_seconds",
+            "Longest time a session of the check's database has been idle in a transaction.",
+        ),
+        (
+            "lock_waiters",
+            "probe_postgres_lock_waiters",
+            "Sessions of the check's database waiting for a lock.",
+        ),
+        (
+            "deadlocks",
+            "probe_postgres_window_deadlocks",
+            "Deadlocks in the check's database over the check's window.",
+        ),
+        (
+            "rollback_ratio",
+            "probe_postgres_window_rollback_ratio",
+            "Rolled-back share of the transactions over the check's window.",
+        ),
+        (
+            "wraparound",
+            "probe_postgres_wraparound_ratio",
+            "Share of the 2^31 transaction ID space used by the oldest database.",
+        ),
+        (
+            "inactive_slots",
+            "probe_postgres_inactive_slots",
+            "Replication slots no consumer is connected to.",
+        ),
+        (
+            "slot_retained_bytes",
+            "probe_postgres_slot_retained_bytes",
+            "WAL kept on disk for the replication slot furthest behind.",
+        ),
+    )
+}
 
 # PostgresConnectionError is a PostgresError, but it means the socket, not the query.
 _LOST_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
@@ -148,7 +232,10 @@ class _ConnectionLost(CheckFailed):
 
 
 class PostgresConfig(CheckConfig):
-    measures: ClassVar[frozenset[str]] = CheckConfig.measures | {"connections", "replication_lag"}
+    measures: ClassVar[frozenset[str]] = (
+        CheckConfig.measures | {"connections", "replication_lag"} | DEEP_MEASURES
+    )
+    metric_families: ClassVar[tuple[MetricFamily, ...]] = tuple(_GAUGES.values())
     secret_fields: ClassVar[frozenset[str]] = frozenset({"dsn"})
 
     type: Literal["postgres"]
@@ -180,6 +267,13 @@ class PostgresConfig(CheckConfig):
                 raise ValueError(f"sslmode must be one of {', '.join(SSL_MODES)}, got {mode!r}")
         return value
 
+    def limits_for(self, component: str) -> tuple[dict[str, Limit], dict[str, Limit]]:
+        return deep.with_defaults(self.warn, self.fail, DEFAULT_WARN, DEFAULT_FAIL)
+
+    def metric_points(self) -> Iterable[MetricPoint]:
+        for measure, family in _GAUGES.items():
+            yield MetricPoint(family, (self.name,), "", measure)
+
     def target(self) -> str:
         return redact_url(self.dsn)
 
@@ -202,25 +296,30 @@ class PostgresCheck(Check[PostgresConfig]):
         super().__init__(config, context)
         self._pool: asyncpg.Pool | None = None
         self._releasing: set[asyncio.Future[None]] = set()
+        self._counters = deep.CounterWindow(config.window)
 
     async def run(self) -> Report:
         pool = await self._get_pool()
         try:
-            row = await self._attempt(pool)
+            stats = await self._attempt(pool)
         except _ConnectionLost:
             # A pooled connection the server dropped while idle (restart, failover, a
             # pooler's idle timeout) fails on first use. One fresh attempt tells a stale
             # socket from a dead server, and gives the words for the latter.
-            row = await self._attempt(pool)
-        return Report(samples=_samples(row))
+            stats = await self._attempt(pool)
+        counters = {name: float(stats.get(name) or 0) for name in _COUNTERS}
+        increases = self._counters.add(self.context.clock(), counters)
+        window = _Window(increases, self._counters.span())
+        explicit = set(self.config.warn) | set(self.config.fail)
+        return Report(samples=_samples(stats, window, explicit))
 
-    async def _attempt(self, pool: asyncpg.Pool) -> asyncpg.Record:
+    async def _attempt(self, pool: asyncpg.Pool) -> dict[str, Any]:
         try:
             conn = await pool.acquire(timeout=self.config.timeout)
         except _DRIVER_ERRORS as exc:
             raise failure(exc, self._words(exc)) from None
         try:
-            row = await self._measure(conn)
+            stats = await self._measure(conn)
         except (TimeoutError, asyncio.CancelledError):
             # asyncpg has asked the server to cancel the statement (its own timeout, or the
             # run's deadline cancelled the call). Terminating now would kill that request
@@ -239,7 +338,7 @@ class PostgresCheck(Check[PostgresConfig]):
             await pool.release(conn, timeout=self.config.timeout)
             raise
         await pool.release(conn, timeout=self.config.timeout)
-        return row
+        return stats
 
     def _release_later(self, pool: asyncpg.Pool, conn: PoolConnectionProxy) -> None:
         task = asyncio.ensure_future(self._release_quietly(pool, conn))
@@ -251,16 +350,28 @@ class PostgresCheck(Check[PostgresConfig]):
         with contextlib.suppress(TimeoutError, *_DRIVER_ERRORS):
             await pool.release(conn, timeout=self.config.timeout)
 
-    async def _measure(self, conn: PoolConnectionProxy) -> asyncpg.Record:
+    async def _measure(self, conn: PoolConnectionProxy) -> dict[str, Any]:
+        if self.config.query.strip().rstrip(";").strip().upper() != DEFAULT_QUERY:
+            await self._simple(conn.execute(self.config.query), "query failed")
+        chunks: list[bytes] = []
+
+        async def collect(chunk: bytes) -> None:
+            chunks.append(chunk)
+
+        # COPY's rows come back on the simple-query protocol: one message out, one reply.
+        copying = conn.copy_from_query(_DEEP_SQL, output=collect, format="csv")
+        await self._simple(copying, "reading the server's statistics failed")
+        return _parse_copy(b"".join(chunks))
+
+    async def _simple(self, call: Awaitable[object], what: str) -> None:
         try:
-            await conn.execute(self.config.query)
-            return await conn.fetchrow(_STATS_SQL)
+            await call
         except _LOST_ERRORS as exc:
             if is_timeout(exc):
                 raise TimeoutError() from None
             raise _ConnectionLost(self._words(exc) or "connection lost") from None
         except asyncpg.PostgresError as exc:
-            raise _QueryFailed(f"query failed: {exc.message}") from None
+            raise _QueryFailed(f"{what}: {exc.message}") from None
         except _DRIVER_ERRORS as exc:
             raise failure(exc, self._words(exc)) from None
 
@@ -277,6 +388,10 @@ class PostgresCheck(Check[PostgresConfig]):
                 # Transaction-mode poolers (pgbouncer, Supavisor) reject named prepared statements.
                 statement_cache_size=0,
                 server_settings={"application_name": "probe"},
+                # The check sets no session state, so releasing needs no RESET ALL & co:
+                # that would be a second round trip per run. asyncpg still rolls back a
+                # transaction a custom query left open.
+                reset=_keep_session,
             )
         return self._pool
 
@@ -313,12 +428,132 @@ def statement_timeout(timeout: float) -> float:
     return timeout - min(timeout * 0.1, 0.25)
 
 
-def _samples(row: asyncpg.Record) -> list[Sample]:
-    samples = []
-    if row["max_connections"]:
-        ratio = row["used"] / row["max_connections"]
-        samples.append(Sample("connections", ratio, Unit.RATIO))
-    if row["standby"]:
-        note = "" if row["lag"] is not None else "no transaction replayed yet"
-        samples.append(Sample("replication_lag", row["lag"], Unit.SECONDS, note=note))
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset: there is nothing to undo (see `_get_pool`)."""
+
+
+def _parse_copy(data: bytes) -> dict[str, Any]:
+    """The one CSV row of one JSON column that `_DEEP_SQL` copies out."""
+    rows = list(csv.reader(io.StringIO(data.decode())))
+    if len(rows) != 1 or len(rows[0]) != 1:
+        # pg_stat_database has no row for the database (a pooler's own fake database).
+        raise CheckFailed("the server has no statistics for this database")
+    stats: dict[str, Any] = json.loads(rows[0][0])
+    return stats
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """Counter increases over the check's window (None on the first run) and its span."""
+
+    increases: dict[str, float] | None
+    span: float
+
+
+def _samples(stats: dict[str, Any], window: _Window, explicit: set[str]) -> list[Sample]:
+    """Every measure of one run; `explicit` names the measures the user set limits on (an
+    unknown figure warns only then, not because of a default limit)."""
+    samples = [_connections(stats)]
+    if stats["standby"]:
+        note = "" if stats["lag"] is not None else "no transaction replayed yet"
+        samples.append(Sample("replication_lag", stats["lag"], Unit.SECONDS, note=note))
+    samples.append(Sample("uptime", max(stats["uptime"], 0.0), Unit.SECONDS))
+    hidden = int(stats["hidden"])
+    for measure, found in zip(SESSION_MEASURES, (stats["longest"], stats["idle"]), strict=True):
+        samples.append(_session(measure, found, hidden, measure in explicit))
+    samples.append(_lock_waiters(stats))
+    samples += _per_window(window)
+    samples += _cluster(stats)
+    return samples
+
+
+def _connections(stats: dict[str, Any]) -> Sample:
+    # Non-superusers (the app) are locked out once the reserved slots are all that is left.
+    total = int(stats["max_connections"])
+    reserved = int(stats["superuser_reserved"]) + int(stats["reserved"])
+    slots = total - reserved if total > reserved else total
+    used = int(stats["used"])
+    note = f"{used} of {slots} (max_connections {total} less {reserved} reserved)"
+    if stats["hidden_anywhere"]:
+        note += "; other roles' sessions are counted without their type (grant pg_monitor)"
+    return Sample("connections", used / slots if slots else None, Unit.RATIO, note=note)
+
+
+def _session(measure: str, found: dict[str, Any] | None, hidden: int, explicit: bool) -> Sample:
+    """The longest open transaction or idle-in-transaction session, with who it is."""
+    if found is None or found["age"] is None:
+        if hidden:
+            return Sample(
+                measure, None, Unit.SECONDS, note=f"{hidden} {HIDDEN_WORDS}", unknown_warns=explicit
+            )
+        return Sample(measure, 0.0, Unit.SECONDS)
+    words = [f"pid {found['pid']}"]
+    if found.get("app"):
+        words.append(f"app {json.dumps(found['app'])}")
+    if found.get("state"):
+        words.append(f"state {json.dumps(found['state'])}")
+    if hidden:
+        # What is visible is a lower bound: a limit it breaches is breached.
+        words.append(f"at least: {hidden} {HIDDEN_WORDS}")
+    return Sample(measure, max(found["age"], 0.0), Unit.SECONDS, note=", ".join(words))
+
+
+def _lock_waiters(stats: dict[str, Any]) -> Sample:
+    count, waiter = int(stats["waiters"]), stats["waiter"]
+    if not count or waiter is None:
+        return Sample("lock_waiters", count, Unit.COUNT)
+    words = f"pid {waiter['pid']}"
+    if waiter["age"] is not None:
+        words = f"longest {format_duration(max(waiter['age'], 0.0))}: {words}"
+    blockers = waiter.get("blockers") or []
+    if blockers:
+        shown = ", ".join(str(pid) for pid in blockers[:3])
+        words += f" blocked by pid {shown}" + (" and more" if len(blockers) > 3 else "")
+    return Sample("lock_waiters", count, Unit.COUNT, note=words)
+
+
+def _per_window(window: _Window) -> list[Sample]:
+    if window.increases is None:
+        return [
+            Sample("deadlocks", None, Unit.COUNT, note=deep.FIRST_RUN),
+            Sample("rollback_ratio", None, Unit.RATIO, note=deep.FIRST_RUN),
+        ]
+    span = f"in the last {format_duration(window.span)}"
+    deadlocks = window.increases["deadlocks"]
+    rollbacks = window.increases["rollbacks"]
+    finished = window.increases["commits"] + rollbacks
+    if finished:
+        ratio = Sample(
+            "rollback_ratio",
+            rollbacks / finished,
+            Unit.RATIO,
+            note=f"{rollbacks:,.0f} of {finished:,.0f} transactions {span}",
+        )
+    else:
+        ratio = Sample("rollback_ratio", None, Unit.RATIO, note=f"no transactions {span}")
+    return [Sample("deadlocks", deadlocks, Unit.COUNT, note=span), ratio]
+
+
+def _cluster(stats: dict[str, Any]) -> list[Sample]:
+    """XID wraparound and replication slots: facts of the whole cluster."""
+    oldest = stats["oldest_xid"]
+    samples = [
+        Sample(
+            "wraparound",
+            oldest["age"] / XID_SPACE,
+            Unit.RATIO,
+            note=f'database "{oldest["db"]}" is {oldest["age"]:,} transactions old',
+        )
+    ]
+    slots, inactive = int(stats["slots"]), int(stats["inactive_slots"])
+    names = ", ".join(stats["inactive_names"] or [])
+    if inactive > len(stats["inactive_names"] or []):
+        names += " and more"
+    samples.append(Sample("inactive_slots", inactive, Unit.COUNT, note=names))
+    if not slots:
+        samples.append(Sample("slot_retained_bytes", 0.0, Unit.BYTES, note="no replication slots"))
+    else:
+        retained = stats["retained"]
+        note = "" if retained is not None else "no slot has reserved WAL yet"
+        samples.append(Sample("slot_retained_bytes", retained, Unit.BYTES, note=note))
     return samples

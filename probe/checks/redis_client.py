@@ -82,3 +82,9 @@ def words(exc: BaseException, url: str) -> str | None:
     if isinstance(exc, rx.ConnectionError):
         return f"connection closed by server ({where})"
     return None
+
+
+def server_of(url: str) -> str:
+    """Which Redis server a URL names, whatever its db, user or password: `host:port`
+    (lower case, default port filled in) or a unix socket's path."""
+    return host_and_address(url)[1].lower()
