@@ -7,7 +7,7 @@
 #
 # The default config is baked in at /etc/probe/probe.yaml (PROBE_CONFIG points there).
 # Replace it by mounting a file over that path, or point PROBE_CONFIG somewhere else.
-# README "Deploy" explains the stages and the expected image size.
+# docs/deploy.md explains the stages and the expected image size.
 
 ARG PYTHON_VERSION=3.11
 

@@ -4,7 +4,7 @@ A check type is one module under `probe/checks/` with a `CheckConfig` subclass (
 fields, `measures`, `secret_fields`, `metric_points`) and a `Check` subclass (`run`).
 A notifier is one module under `probe/alerts/` with a `NotifierConfig` subclass and a
 `Notifier` subclass (`send`; optionally `Resender`). The registries
-(`probe.checks.registry`, `probe.alerts.registry`) are the only lists of names: config
+(`probe.plugins`: `CHECK_TYPES`, `NOTIFIER_TYPES`) are the only lists of names: config
 validation, `probe validate`, `/metrics`, the docs and the tests derive from them.
 """
 
@@ -105,6 +105,9 @@ class CheckConfig(StrictModel):
     warn: Limits = Field(default_factory=dict)
     fail: Limits = Field(default_factory=dict)
     window: Duration = BUILT_IN_DEFAULTS.window
+    # Checks this one needs (`queues` needs `redis`): while one fails, this check's new
+    # alerts wait, and verbose /health shows `blocked_by`. Checked by config.rules.
+    depends_on: list[str] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod

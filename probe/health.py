@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from probe.contract import CheckConfig
+from probe.dependencies import blocked_by
 from probe.model import CheckResult, Health, Observation, Status
 from probe.times import rfc3339_seconds
 from probe.units import format_duration
@@ -24,13 +25,20 @@ class Entry:
     status: Status
     output: str
     result: CheckResult | None
+    age: float | None = None  # seconds since the result arrived
 
 
-def effective(config: CheckConfig, result: CheckResult | None, now: float) -> Entry:
-    """Apply "no result yet" and staleness to the latest result."""
+def effective(
+    config: CheckConfig, result: CheckResult | None, now: float, age: float | None = None
+) -> Entry:
+    """Apply "no result yet" and staleness to the latest result.
+
+    `age` is measured by the caller on a monotonic clock when it has one (the agent's
+    store); without it, the wall clock says, which is good enough for one-shot runs.
+    """
     if result is None:
         return Entry(config, Status.WARN, "no result yet", None)
-    age = now - result.observed_at
+    age = now - result.observed_at if age is None else age
     if age > stale_after(config):
         return Entry(
             config,
@@ -38,8 +46,9 @@ def effective(config: CheckConfig, result: CheckResult | None, now: float) -> En
             f"stale: last result {format_duration(age)} ago (expected every "
             f"{format_duration(config.interval)})",
             result,
+            age,
         )
-    return Entry(config, result.status, result.output, result)
+    return Entry(config, result.status, result.output, result, age)
 
 
 def stale_after(config: CheckConfig) -> float:
@@ -89,9 +98,9 @@ def observation_json(obs: Observation) -> dict[str, Any]:
 
 
 def member_entries(entry: Entry, now: float) -> list[Entry]:
-    """Entries of a group's members, from the group's own latest result."""
+    """Entries of a group's members, from the group's own latest result (and its age)."""
     results = dict(entry.result.members) if entry.result else {}
-    return [effective(m, results.get(m.name), now) for m in entry.config.members()]
+    return [effective(m, results.get(m.name), now, entry.age) for m in entry.config.members()]
 
 
 def health_body(
@@ -101,6 +110,8 @@ def health_body(
         check_entry(e, verbose, member_entries(e, now) if e.config.nested else None)
         for e in entries
     ]
+    if verbose:
+        _add_blocked_by(entries, checks, now)
     return {
         "status": overall(entries).value,
         "timestamp": rfc3339_seconds(now),
@@ -108,6 +119,18 @@ def health_body(
         "uptime": int(now - started_at),
         "checks": checks,
     }
+
+
+def _add_blocked_by(entries: list[Entry], bodies: list[dict[str, Any]], now: float) -> None:
+    """`"blocked_by": "redis"` on each check waiting on a failing dependency (`depends_on`)."""
+    nested = [m for e in entries if e.config.nested for m in member_entries(e, now)]
+    everything = [*entries, *nested]
+    failing = {e.config.name for e in everything if e.status is Status.FAIL}
+    depends_on = {e.config.name: e.config.depends_on for e in everything}
+    for entry, body in zip(entries, bodies, strict=True):
+        parent = blocked_by(entry.config.name, depends_on, failing)
+        if parent is not None:
+            body["blocked_by"] = parent
 
 
 def ready_body(entries: list[Entry], now: float) -> dict[str, Any]:

@@ -150,10 +150,12 @@ class StoreCollector(Collector):
         (two bullmq checks watching a queue of the same name) would give duplicates, which
         the contract has no label to tell apart: the first in config order wins.
         """
-        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
-            family.name: _family(family) for family in self._families
+        # Keyed by name and kind: the counter probe_queue_jobs(_total) and the gauge
+        # probe_queue_jobs share a name.
+        families: dict[tuple[str, str], GaugeMetricFamily | CounterMetricFamily] = {
+            (family.name, family.kind): _family(family) for family in self._families
         }
-        seen: set[tuple[str, tuple[str, ...]]] = set()
+        seen: set[tuple[str, str, tuple[str, ...]]] = set()
         for name in self.store.check_names():
             config = self.store.check_config(name)
             latest = self.store.latest(name)
@@ -163,11 +165,12 @@ class StoreCollector(Collector):
                 if o.value is not None
             }
             for point in config.metric_points():
-                key = (point.family.name, point.labels)
+                kind = (point.family.name, point.family.kind)
+                key = (*kind, point.labels)
                 if key in seen:
                     continue
                 seen.add(key)
-                families[point.family.name].add_metric(list(point.labels), _value(point, values))
+                families[kind].add_metric(list(point.labels), _value(point, values))
         return list(families.values())
 
     # ------------------------------------------------------------ alerts and build

@@ -49,6 +49,9 @@ class Sample:
     # An unknown value is a warn when a limit is set on the measure: the limit cannot be
     # checked (bullmq `workers` when CLIENT LIST is refused), and silence would read as pass.
     unknown_warns: bool = False
+    # The note says why a breached limit was breached (bullmq's top failure reasons), so
+    # it is part of the words of a breach, not only of an unknown value.
+    note_explains: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,7 @@ class Observation:
     status: Status
     threshold: str | None = None  # the breached limit as text, e.g. "> 1,000"
     note: str = ""
+    note_explains: bool = False  # see Sample.note_explains
 
     def describe(self, with_component: bool = True) -> str:
         """`ai-assistant backlog 1,240 > 1,000` style words."""
@@ -73,7 +77,7 @@ class Observation:
         text = f"{subject} {shown}"
         if self.threshold:
             text += f" {self.threshold}"
-        if self.note and self.value is None:
+        if self.note and (self.value is None or (self.threshold and self.note_explains)):
             text += f" ({self.note})"
         return text
 

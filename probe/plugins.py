@@ -67,10 +67,12 @@ def build_check(config: CheckConfig, context: CheckContext | None = None) -> Che
 
 def metric_families() -> list[MetricFamily]:
     """Every family any check type feeds, in registry order (imports every check module)."""
-    found: dict[str, MetricFamily] = {}
+    # By name and kind: a counter `probe_queue_jobs` prints as probe_queue_jobs_total,
+    # beside the gauge probe_queue_jobs.
+    found: dict[tuple[str, str], MetricFamily] = {}
     for type_name in CHECK_TYPES:
         for family in check_config_model(type_name).metric_families:
-            found.setdefault(family.name, family)
+            found.setdefault((family.name, family.kind), family)
     return list(found.values())
 
 

@@ -34,6 +34,9 @@ class CheckRunner:
         self.config: CheckConfig = check.config
         self.redact = redactor or Redactor(self.config.secrets())
         self.clock = clock
+        # The error-rate window is an age, so it is measured on a clock no one steps; a
+        # hand-moved clock (tests) is the only time there is and moves it too.
+        self.monotonic: Clock = time.monotonic if clock is time.time else clock
         # (finished_at, failed) per run inside `window`; bounded by the window and a hard cap.
         self._runs: deque[tuple[float, bool]] = deque(maxlen=10_000)
 
@@ -68,7 +71,7 @@ class CheckRunner:
         member_statuses = [result.status for _, result in report.members]
         base = worst([Status.FAIL if failure else Status.PASS, *member_statuses])
 
-        error_rate = self._error_rate(now, failed=base is Status.FAIL)
+        error_rate = self._error_rate(self.monotonic(), failed=base is Status.FAIL)
         if error_rate is not None:
             rate_sample = Sample("error_rate", error_rate, Unit.RATIO)
             observations.append(judge_sample(rate_sample, self.config.warn, self.config.fail))
@@ -127,6 +130,7 @@ def judge_sample(sample: Sample, warn: dict[str, Limit], fail: dict[str, Limit])
         status=status,
         threshold=threshold,
         note=sample.note,
+        note_explains=sample.note_explains,
     )
 
 

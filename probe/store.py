@@ -59,12 +59,21 @@ class _Slot:
     latest: CheckResult | None = None
     history: deque[CheckResult] = field(default_factory=lambda: deque(maxlen=HISTORY_SIZE))
     stats: RunStats = field(default_factory=RunStats)
+    recorded_at: float = 0.0  # monotonic time `latest` arrived
 
 
 class ResultStore:
-    def __init__(self, config: Config, clock: Clock = time.time) -> None:
+    def __init__(
+        self, config: Config, clock: Clock = time.time, monotonic: Clock | None = None
+    ) -> None:
         self.clock = clock
+        # Ages (staleness, uptime) are measured on a clock no one steps: with the wall
+        # clock, a step back of an hour made hour-old results look fresh for that hour.
+        # A hand-moved clock (tests, replays) is the only time there is, so it moves
+        # ages too.
+        self.monotonic = monotonic or (time.monotonic if clock is time.time else clock)
         self.started_at = clock()
+        self._started_mono = self.monotonic()
         self.last_tick = time.monotonic()
         self._listeners: list[Listener] = []
         self._slots: dict[str, _Slot] = {}
@@ -105,6 +114,7 @@ class ResultStore:
 
     def _store(self, slot: _Slot, result: CheckResult) -> None:
         slot.latest = result
+        slot.recorded_at = self.monotonic()
         slot.history.append(result)
         slot.stats.add(result)
 
@@ -121,24 +131,31 @@ class ResultStore:
     def entries(self, now: float | None = None) -> list[health.Entry]:
         """Top-level checks in config order, with staleness applied."""
         now = self.clock() if now is None else now
-        return [
-            health.effective(self._slots[n].config, self._slots[n].latest, now)
-            for n in self._top_level
-        ]
+        return [self._effective(self._slots[n], now) for n in self._top_level]
+
+    def _effective(self, slot: _Slot, now: float) -> health.Entry:
+        age = self.monotonic() - slot.recorded_at
+        return health.effective(slot.config, slot.latest, now, age=age)
+
+    def _started(self, now: float) -> float:
+        """The start as `now` minus the monotonic uptime: a step of the wall clock must
+        not move the uptime /health and /live report."""
+        return now - (self.monotonic() - self._started_mono)
 
     def render(self) -> None:
         now = self.clock()
         entries = self.entries(now)
         version = self.config.agent.version
+        started = self._started(now)
         self.overall = health.overall(entries)
-        body = health.health_body(entries, version, self.started_at, now)
+        body = health.health_body(entries, version, started, now)
         code = 503 if self.overall is Health.UNHEALTHY else 200
         self.health = Rendered(code, health.dumps(body))
-        verbose = health.health_body(entries, version, self.started_at, now, verbose=True)
+        verbose = health.health_body(entries, version, started, now, verbose=True)
         self.health_verbose = Rendered(code, health.dumps(verbose))
         ready = health.is_ready(entries)
         self.ready = Rendered(200 if ready else 503, health.dumps(health.ready_body(entries, now)))
-        self.live = Rendered(200, health.dumps(health.live_body(True, self.started_at, now)))
+        self.live = Rendered(200, health.dumps(health.live_body(True, started, now)))
 
     # ------------------------------------------------------------ readers
 
@@ -147,7 +164,8 @@ class ResultStore:
 
     def stalled_live(self) -> Rendered:
         """Rendered on request only when stalled: the heartbeat that renders is not running."""
-        body = health.live_body(False, self.started_at, self.clock())
+        now = self.clock()
+        body = health.live_body(False, self._started(now), now)
         return Rendered(503, health.dumps(body))
 
     def check_names(self) -> list[str]:
@@ -161,8 +179,7 @@ class ResultStore:
         return self._slots[name].latest
 
     def effective_status(self, name: str) -> Status:
-        slot = self._slots[name]
-        return health.effective(slot.config, slot.latest, self.clock()).status
+        return self._effective(self._slots[name], self.clock()).status
 
     def history(self, name: str) -> list[CheckResult]:
         return list(self._slots[name].history)

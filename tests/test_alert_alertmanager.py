@@ -120,8 +120,10 @@ async def test_alerts_fire_and_resolve_in_a_real_alertmanager(alertmanager: str)
             "check": "database",
             "severity": "critical",
             "agent": "botflow-probe",
+            "measure": "up",
         }
         assert queue["labels"]["component"] == "email"
+        assert queue["labels"]["measure"] == "workers"
         assert queue["annotations"]["summary"] == "queues/email: email workers 0 < 1"
         assert "CRITICAL on botflow-probe" in queue["annotations"]["description"]
         assert database["status"]["state"] == "active"

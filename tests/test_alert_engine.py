@@ -155,8 +155,8 @@ def test_a_failed_run_leaves_component_alerts_as_they_were() -> None:
     engine = engine_for()
     feed(engine, "queues", [no_workers()] * 5, T0)
     feed(engine, "queues", [REFUSED] * 3, T0 + 75)
-    assert engine.states[("queues", "ai-assistant")].phase is Phase.FIRING
-    assert engine.states[("queues", "")].phase is Phase.PENDING
+    assert engine.states[("queues", "ai-assistant", "workers")].phase is Phase.FIRING
+    assert engine.states[("queues", "", "up")].phase is Phase.PENDING
 
 
 def test_reminder_every_repeat_and_never_with_zero() -> None:
@@ -177,7 +177,9 @@ def test_warning_to_critical_escalation_is_notified_at_once() -> None:
     engine = engine_for()
     due = feed(engine, "queues", [backlog(1240)] * 21, T0)  # warning fires at T0+300
     assert [a.kind for _, a in due] == [Kind.FIRING]
-    due = feed(engine, "queues", [no_workers()] * 5, T0 + 315)
+    # The same cause getting worse (alerts are per measure: a new measure is a new alert).
+    huge = result(Status.FAIL, obs("ai-assistant", "backlog", 9000, Status.FAIL, "> 5,000"))
+    due = feed(engine, "queues", [huge] * 5, T0 + 315)
     assert [(t - T0, a.kind, a.severity, a.previous_severity) for t, a in due] == [
         (375, Kind.ESCALATED, Severity.CRITICAL, Severity.WARNING)
     ]
@@ -254,12 +256,12 @@ def test_group_members_have_their_own_keys_and_inherit_group_silences() -> None:
         members=(("paystack", result(Status.FAIL, output="HTTP 503")), ("openai", HEALTHY)),
     )
     assert engine.observe("external_services", grouped, T0) == []  # silenced
-    assert set(engine.states) == {("paystack", "")}
+    assert set(engine.states) == {("paystack", "", "up")}
     later = engine.observe("external_services", grouped, T0 + 300)
     assert [(a.key, a.summary) for a in later] == [("paystack", "HTTP 503")]
 
 
-def test_verdicts_group_observations_by_component() -> None:
+def test_verdicts_are_per_component_and_measure() -> None:
     found = verdicts(
         result(
             Status.FAIL,
@@ -270,9 +272,10 @@ def test_verdicts_group_observations_by_component() -> None:
         )
     )
     assert {k: (v.status, v.summary) for k, v in found.items()} == {
-        "": (Status.PASS, ""),
-        "billing": (Status.PASS, ""),
-        "email": (Status.FAIL, "email: workers 0 < 1, backlog 1,500 > 1,000"),
+        ("", "response_time"): (Status.PASS, ""),
+        ("billing", "backlog"): (Status.PASS, ""),
+        ("email", "backlog"): (Status.WARN, "email backlog 1,500 > 1,000"),
+        ("email", "workers"): (Status.FAIL, "email workers 0 < 1"),
     }
 
 

@@ -201,14 +201,16 @@ async def test_escalation_is_its_own_message(receiver: SlackReceiver) -> None:
     try:
         service.observe("queues", backlog(1240))
         await receiver.wait_for(1)
+        # The same cause getting worse: alerts are per measure, so the backlog escalates.
+        huge = result(Status.FAIL, obs("ai-assistant", "backlog", 9000, Status.FAIL, "> 5,000"))
         for _ in range(3):
             now[0] += 15
-            service.observe("queues", no_workers())
+            service.observe("queues", huge)
         escalated = (await receiver.wait_for(2))[1]
     finally:
         await service.stop()
     assert "(escalated from warning)" in attachment_texts(escalated)[0][1]
-    assert "CRITICAL queues/ai-assistant: ai-assistant workers 0 < 1" in escalated["text"]
+    assert "CRITICAL queues/ai-assistant: ai-assistant backlog 9,000 > 5,000" in escalated["text"]
 
 
 async def test_unconfigured_slack_is_skipped_with_one_warning(

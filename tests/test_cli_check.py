@@ -208,7 +208,7 @@ def _run_on_terminal(path: Path, extra_env: dict[str, str]) -> str:
     proc = subprocess.Popen(
         [sys.executable, "-m", "probe", "check", "-c", str(path)],
         stdout=follower,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         env=cli_env(extra_env),
     )
     os.close(follower)

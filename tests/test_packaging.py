@@ -256,7 +256,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def test_installed_wheel_reports_its_version(installed: Path, tmp_path: Path) -> None:
     result = _run([installed / "probe", "--version"], tmp_path, _clean_env())
     assert result.returncode == 0, result.stderr
-    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    # One version source: the package's __version__, which the wheel's metadata reads.
+    assert pyproject["project"]["dynamic"] == ["version"]
+    assert pyproject["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "probe.__version__"}
+    version = probe.__version__
     assert result.stdout.strip() == f"probe {version}" == f"probe {probe.__version__}"
 
 
@@ -586,7 +590,7 @@ def test_alertmanager_config_routes_probe_alerts_to_slack() -> None:
         assert slack["send_resolved"] is True
         assert "api_url" not in slack, "keep the webhook URL in a file"
     inhibit = config["inhibit_rules"][0]
-    assert set(inhibit["equal"]) == {"check", "component", "agent"}
+    assert set(inhibit["equal"]) == {"check", "component", "measure", "agent"}
 
 
 @pytest.mark.parametrize(

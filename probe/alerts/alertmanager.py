@@ -5,8 +5,9 @@ minute with `endsAt` = now + 4 x resend interval); an alert that is not re-sent 
 its `endsAt`. So besides the notifications from the engine (fired, escalated, resolved),
 the service calls `resend` every `resend` seconds with all firing alerts.
 
-Every alert carries `alertname="ProbeCheckFailing"` and a `severity` label (`warning` or
-`critical`); routes and inhibitions match on `severity`, not on the name.
+Every alert carries `alertname="ProbeCheckFailing"`, a `severity` label (`warning` or
+`critical`) and a `measure` label (`backlog`, `workers`; `up` when the check could not
+run); routes and inhibitions match on `severity` and `measure`, not on the name.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def labels(alert: Alert, agent: str, severity: str | None = None) -> dict[str, s
     }
     if alert.component:  # Alertmanager treats an empty label as absent; leave it out
         found["component"] = alert.component
+    if alert.measure:  # `up` when the check could not run; absent on test alerts
+        found["measure"] = alert.measure
     return found
 
 

@@ -1,39 +1,63 @@
 """The alert state machine: results in, due alert events out. No I/O, no clock of its own.
 
-One state per alert key (check, component): absent (ok) -> pending -> firing -> gone
-(resolved). Every method takes `now`, so tests drive time by hand.
+One state per alert key (check, component, measure): absent (ok) -> pending -> firing ->
+gone (resolved). A run that could not measure anything (connection refused, HTTP 503) is
+the key's measure `up`, as Prometheus names a failed scrape. Keying by measure makes an
+alert describe one cause: when the workers are back but the backlog is high, the workers
+alert resolves and the backlog is a new alert, instead of the old words staying up.
 
 What is notified is decided by one reconcile step per firing key, comparing the
 severity it has with the severity last notified:
-- never notified            -> `firing`    (also when a silence ends over a firing key)
+- never notified            -> `firing`    (also when a silence or quiet hours end)
 - notified warning, now critical -> `escalated`
 - notified and `repeat` elapsed  -> `reminder`
 A silence suppresses these three; the key stays un-notified and goes out when the silence
-ends. A resolve goes out only for a key that was notified, and is never muted: it closes
-something a person has seen.
+ends. Quiet hours do the same for the severities they hold, and also hold the resolves of
+those severities (phase `held`), so the digest at the end of the window says what
+happened meanwhile. A resolve goes out only for a key that was notified or held.
+
+Cause change: when a notified key resolves while another measure of the same component is
+still pending, that one fires at once, carrying the resolved words as `previous_summary`:
+the component was never healthy in between, so its `for` already ran. Notifiers show the
+pair as one line ("now backlog ..., was workers ...").
+
+Dependencies (`depends_on`): while a parent check fails, a child's non-pass opens nothing
+(its pending keys are dropped, so its `for` starts again once the parent is back), open
+keys stay open and still resolve. A child alert that became due just before its parent's
+failure was seen is taken back at flush time (`inhibit`), within `group_wait`.
 
 A firing key's severity only rises: critical falling back to warn stays critical until it
 resolves, so Alertmanager never sees the same alert change labels back and forth.
+
+Keys restored from a version-1 state file have measure "" (the whole component): the
+first non-pass measure of that component adopts it, so a firing alert survives the upgrade
+without being notified again, and it resolves when its component is healthy.
 """
 
 from __future__ import annotations
 
 import enum
-from collections import defaultdict
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from probe.alerts.notification import Alert, Kind, Severity
 from probe.config import AlertsConfig
-from probe.model import CheckResult, Observation, Status, problem_words, worst
+from probe.dependencies import blocked_by
+from probe.model import CheckResult, Status
 
-Key = tuple[str, str]  # (check, component)
+Key = tuple[str, str, str]  # (check, component, measure)
+UP = "up"  # the measure of a run that could not measure anything
+LEGACY = ""  # the measure of keys restored from a version-1 state file
+# Judged over many runs (a failed run is part of it), so still meaningful when a run fails.
+RUN_MEASURES = frozenset({"error_rate"})
 
 
 class Phase(enum.StrEnum):
     PENDING = "pending"
     FIRING = "firing"
+    HELD = "held"  # resolved inside quiet hours; the resolve goes out with the digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +69,8 @@ class Policy:
     resolve_after: int
     repeat: float
     enabled: bool
+    flap_fail: int = 1  # non-pass runs needed among the last `flap_of` before pending
+    flap_of: int = 1
 
 
 @dataclass(slots=True)
@@ -61,12 +87,19 @@ class AlertState:
     fired_at: float | None = None
     notified_severity: Severity | None = None
     notified_at: float | None = None
+    measure: str = LEGACY
+    held: bool = False  # quiet hours kept a notification of it back
+    resolved_at: float | None = None  # phase `held`: when it resolved
+    previous_summary: str = ""  # the resolved cause it replaced, until notified
+    previous_measure: str = ""
 
     @property
     def key(self) -> Key:
-        return (self.check, self.component)
+        return (self.check, self.component, self.measure)
 
-    def snapshot(self, kind: Kind, now: float, previous: Severity | None = None) -> Alert:
+    def snapshot(
+        self, kind: Kind, now: float, previous: Severity | None = None, *, held: bool = False
+    ) -> Alert:
         return Alert(
             check=self.check,
             component=self.component,
@@ -77,6 +110,10 @@ class AlertState:
             at=now,
             fired_at=self.fired_at if self.fired_at is not None else self.since,
             previous_severity=previous,
+            measure=self.measure,
+            previous_summary=self.previous_summary if kind is not Kind.RESOLVED else "",
+            previous_measure=self.previous_measure if kind is not Kind.RESOLVED else "",
+            held=held,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,6 +135,11 @@ class AlertState:
             fired_at=_opt_float(data.get("fired_at")),
             notified_severity=Severity(notified) if notified else None,
             notified_at=_opt_float(data.get("notified_at")),
+            measure=str(data.get("measure", LEGACY)),
+            held=bool(data.get("held", False)),
+            resolved_at=_opt_float(data.get("resolved_at")),
+            previous_summary=str(data.get("previous_summary", "")),
+            previous_measure=str(data.get("previous_measure", "")),
         )
 
 
@@ -111,31 +153,50 @@ class Verdict:
     summary: str
 
 
-def verdicts(result: CheckResult) -> dict[str, Verdict]:
-    """component -> what this result says about it.
+def cannot_run(result: CheckResult) -> bool:
+    """A failed run that no fail observation explains: nothing it reported was measured."""
+    if result.status is not Status.FAIL or result.members:
+        return False
+    return not any(o.status is Status.FAIL for o in result.observations)
 
-    Each component is judged by its observations. A failed run that no fail observation
-    explains (connection refused, HTTP 503) is put on the check as a whole, component "",
-    with the run's output. Group results leave their members' failures to the members.
+
+def verdicts(result: CheckResult) -> dict[tuple[str, str], Verdict]:
+    """(component, measure) -> what this result says about it.
+
+    A run that could not measure is one verdict on `up`, with the run's output; its other
+    observations (the response time of a refused connection) say nothing about their
+    measures, except the ones judged across runs. Group results leave their members'
+    failures to the members.
     """
-    by_component: dict[str, list[Observation]] = defaultdict(list)
-    for observation in result.observations:
-        by_component[observation.component].append(observation)
-    found: dict[str, Verdict] = {}
-    for component, observations in by_component.items():
-        status = worst([o.status for o in observations])
-        found[component] = Verdict(status, "; ".join(problem_words(observations)))
-    explained = any(o.status is Status.FAIL for o in result.observations)
-    if result.status is Status.FAIL and not result.members and not explained:
-        found[""] = Verdict(Status.FAIL, result.output or "check failed")
+    failed = cannot_run(result)
+    found: dict[tuple[str, str], Verdict] = {}
+    for obs in result.observations:
+        if failed and obs.measure not in RUN_MEASURES:
+            continue
+        key = (obs.component, obs.measure)
+        words = obs.describe() if obs.status is not Status.PASS else ""
+        before = found.get(key)
+        if before is None or obs.status.rank > before.status.rank:
+            found[key] = Verdict(obs.status, words)
+    if failed:
+        found[("", UP)] = Verdict(Status.FAIL, result.output or "check failed")
     return found
 
 
 class AlertEngine:
-    def __init__(self, config: AlertsConfig, parents: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: AlertsConfig,
+        parents: dict[str, str] | None = None,
+        depends_on: dict[str, list[str]] | None = None,
+    ) -> None:
         self.config = config
         self.parents = parents or {}  # group member -> its group, for overrides and silences
+        self.depends_on = depends_on or {}  # check -> the checks it depends on
         self.states: dict[Key, AlertState] = {}
+        self.failing: set[str] = set()  # checks whose latest run failed
+        # Last runs of keys that were non-pass lately, for `flap`; not persisted.
+        self._recent: dict[Key, deque[bool]] = {}
         # Bumped on every change worth persisting; the service saves when it moves.
         self.version = 0
 
@@ -145,14 +206,26 @@ class AlertEngine:
         overrides = self.config.overrides
         override = overrides.get(check) or overrides.get(self.parents.get(check, ""))
         base = self.config
+        flap = (override.flap if override else None) or base.flap
+        flap_fail, flap_of = (flap.fail, flap.of) if flap else (1, 1)
         if override is None:
-            return Policy(base.for_.warn, base.for_.fail, base.resolve_after, base.repeat, True)
+            return Policy(
+                base.for_.warn,
+                base.for_.fail,
+                base.resolve_after,
+                base.repeat,
+                True,
+                flap_fail,
+                flap_of,
+            )
         return Policy(
             for_warn=_first(override.for_.warn, base.for_.warn),
             for_fail=_first(override.for_.fail, base.for_.fail),
             resolve_after=override.resolve_after or base.resolve_after,
             repeat=_first(override.repeat, base.repeat),
             enabled=override.enabled,
+            flap_fail=flap_fail,
+            flap_of=flap_of,
         )
 
     def muted(self, check: str, now: float) -> bool:
@@ -162,34 +235,91 @@ class AlertEngine:
             for s in self.config.silences
         )
 
+    def holds(self, severity: Severity, now: float) -> bool:
+        """Whether quiet hours keep a notification of this severity back right now."""
+        return any(
+            Severity(q.hold).rank >= severity.rank and q.covers(now)
+            for q in self.config.quiet_hours
+        )
+
+    def blocked_by(self, check: str) -> str | None:
+        return blocked_by(check, self.depends_on, self.failing)
+
     # ------------------------------------------------------------ input
 
     def observe(self, check: str, result: CheckResult, now: float) -> list[Alert]:
         """Feed one result (members of a group result included); return alerts now due."""
+        self._record_failing(check, result)
+        return self._observe(check, result, now)
+
+    def _record_failing(self, check: str, result: CheckResult) -> None:
+        if result.status is Status.FAIL:
+            self.failing.add(check)
+        else:
+            self.failing.discard(check)
+        for member, member_result in result.members:
+            self._record_failing(member, member_result)
+
+    def _observe(self, check: str, result: CheckResult, now: float) -> list[Alert]:
         due: list[Alert] = []
         policy = self.policy(check)
         if policy.enabled:
+            blocked = self.blocked_by(check) is not None
             seen = verdicts(result)
-            for component, verdict in seen.items():
-                due += self._apply((check, component), verdict, policy, now)
-            if result.status is not Status.FAIL:
-                # A component that stopped being reported (a queue removed) counts as passing;
-                # after a failed run its absence says nothing.
-                missing = [k for k in self.states if k[0] == check and k[1] not in seen]
-                for key in missing:
-                    due += self._apply(key, Verdict(Status.PASS, ""), policy, now)
+            applied: list[tuple[Key, Verdict]] = [((check, *k), v) for k, v in seen.items()]
+            if not cannot_run(result):
+                # A key that stopped being reported (a queue removed, the check runs again
+                # after `up` failed) counts as passing; when nothing could be measured,
+                # its absence says nothing.
+                missing = [k for k in self.states if k[0] == check and (k[1], k[2]) not in seen]
+                applied += [(k, Verdict(Status.PASS, "")) for k in missing]
+                stale = [k for k in self._recent if k[0] == check and (k[1], k[2]) not in seen]
+                applied += [(k, Verdict(Status.PASS, "")) for k in stale if k not in missing]
+            # Non-pass first: a cause that appears in the same run as another one ends is
+            # already pending when the ended one resolves, and takes over from it.
+            applied.sort(key=lambda item: item[1].status is Status.PASS)
+            for key, verdict in applied:
+                due += self._apply(key, verdict, policy, now, blocked)
         for member, member_result in result.members:
-            due += self.observe(member, member_result, now)
+            due += self._observe(member, member_result, now)
         return due
 
     def tick(self, now: float) -> list[Alert]:
-        """Reminders, and firing keys whose silence has ended."""
+        """Reminders, firing keys whose silence or quiet hours ended, and held resolves."""
         due = []
         for state in list(self.states.values()):
+            if state.phase is Phase.HELD:
+                if not self.holds(state.severity, now):
+                    del self.states[state.key]
+                    self.version += 1
+                    at = state.resolved_at if state.resolved_at is not None else now
+                    due.append(state.snapshot(Kind.RESOLVED, at, held=True))
+                continue
             alert = self._reconcile(state, self.policy(state.check), now)
             if alert is not None:
                 due.append(alert)
         return due
+
+    def inhibit(self, alerts: list[Alert]) -> list[Alert]:
+        """Take back new alerts of checks whose parent is now seen failing.
+
+        A parent and its child fail together, but the child may have been run first; the
+        grouping delay lets the parent's failure arrive before anything is sent. The
+        child's key is dropped: nobody was told, and once the parent is back its own `for`
+        starts again.
+        """
+        kept = []
+        for alert in alerts:
+            key = (alert.check, alert.component, alert.measure)
+            state = self.states.get(key)
+            new = alert.kind is Kind.FIRING and not alert.previous_summary and not alert.held
+            ours = state is not None and state.notified_at == alert.at
+            if new and ours and self.blocked_by(alert.check) is not None:
+                del self.states[key]
+                self.version += 1
+                continue
+            kept.append(alert)
+        return kept
 
     def forget_unknown(self, known_checks: Iterable[str], now: float) -> list[Alert]:
         """Drop keys of checks no longer configured; resolve the ones a person was told about."""
@@ -203,31 +333,87 @@ class AlertEngine:
             if state.notified_severity is not None:
                 state.summary = "check removed from the configuration"
                 due.append(state.snapshot(Kind.RESOLVED, now))
+        self._recent = {k: v for k, v in self._recent.items() if k[0] in known}
         return due
 
     # ------------------------------------------------------------ state machine
 
-    def _apply(self, key: Key, verdict: Verdict, policy: Policy, now: float) -> list[Alert]:
+    def _apply(
+        self, key: Key, verdict: Verdict, policy: Policy, now: float, blocked: bool
+    ) -> list[Alert]:
         state = self.states.get(key)
-        if verdict.status is Status.PASS:
-            return self._passed(state, policy, now) if state is not None else []
+        non_pass = verdict.status is not Status.PASS
+        flapping = self._flap(key, non_pass, policy)
+        if not non_pass:
+            if state is None or (state.phase is Phase.PENDING and flapping):
+                return []  # healthy, or still failing N of the last M runs
+            return self._passed(state, policy, now)
+        if blocked:
+            self._blocked(state)
+            return []
         if state is None:
-            state = AlertState(
-                check=key[0],
-                component=key[1],
-                phase=Phase.PENDING,
-                severity=Severity.of(verdict.status),
-                summary=verdict.summary,
-                since=now,
-                nonpass_since=None,
-                fail_since=None,
-            )
-            self.states[key] = state
+            if not flapping:
+                return []
+            state = self._adopt_legacy(key, verdict, now) or self._open(key, verdict, now)
+        elif state.phase is Phase.HELD:
+            # Back within quiet hours: it never really ended, and nobody was told it did.
+            state.phase, state.resolved_at = Phase.FIRING, None
             self.version += 1
         self._not_passed(state, verdict, now)
         self._maybe_fire(state, policy, now)
         alert = self._reconcile(state, policy, now)
         return [alert] if alert is not None else []
+
+    def _flap(self, key: Key, non_pass: bool, policy: Policy) -> bool:
+        """Whether `flap.fail` of the last `flap.of` runs of this key were non-pass."""
+        if policy.flap_of <= 1:
+            return non_pass
+        window = self._recent.get(key)
+        if window is None:
+            if not non_pass:
+                return False
+            window = self._recent[key] = deque(maxlen=policy.flap_of)
+        window.append(non_pass)
+        count = sum(window)
+        if count == 0:
+            del self._recent[key]
+        return count >= policy.flap_fail
+
+    def _open(self, key: Key, verdict: Verdict, now: float) -> AlertState:
+        state = AlertState(
+            check=key[0],
+            component=key[1],
+            measure=key[2],
+            phase=Phase.PENDING,
+            severity=Severity.of(verdict.status),
+            summary=verdict.summary,
+            since=now,
+            nonpass_since=None,
+            fail_since=None,
+        )
+        self.states[key] = state
+        self.version += 1
+        return state
+
+    def _adopt_legacy(self, key: Key, verdict: Verdict, now: float) -> AlertState | None:
+        """A version-1 key of this component becomes this measure's, keeping what it was."""
+        legacy = self.states.pop((key[0], key[1], LEGACY), None) if key[2] else None
+        if legacy is None:
+            return None
+        legacy.measure = key[2]
+        self.states[key] = legacy
+        self.version += 1
+        return legacy
+
+    def _blocked(self, state: AlertState | None) -> None:
+        if state is None:
+            return
+        if state.phase is Phase.PENDING:
+            del self.states[state.key]
+            self.version += 1
+        elif state.passes:
+            state.passes = 0
+            self.version += 1
 
     def _not_passed(self, state: AlertState, verdict: Verdict, now: float) -> None:
         state.summary = verdict.summary
@@ -261,6 +447,8 @@ class AlertEngine:
             self.version += 1
 
     def _passed(self, state: AlertState, policy: Policy, now: float) -> list[Alert]:
+        if state.phase is Phase.HELD:
+            return []
         if state.phase is Phase.PENDING:
             # Shorter than `for`: a flap, nobody hears of it.
             del self.states[state.key]
@@ -272,23 +460,54 @@ class AlertEngine:
         if state.passes < policy.resolve_after:
             return []
         del self.states[state.key]
-        if state.notified_severity is None:
+        if state.notified_severity is None and not state.held:
             return []  # fired only inside a silence: nothing to close
-        return [state.snapshot(Kind.RESOLVED, now)]
+        due = []
+        if self.holds(state.severity, now):
+            state.phase, state.resolved_at = Phase.HELD, now
+            self.states[state.key] = state
+        else:
+            due.append(state.snapshot(Kind.RESOLVED, now))
+        if state.notified_severity is not None:
+            due += self._take_over(state, policy, now)
+        return due
+
+    def _take_over(self, ended: AlertState, policy: Policy, now: float) -> list[Alert]:
+        """Pending causes of the component whose notified cause just ended fire at once."""
+        due = []
+        for state in list(self.states.values()):
+            same = (state.check, state.component) == (ended.check, ended.component)
+            if not same or state.phase is not Phase.PENDING:
+                continue
+            state.phase, state.fired_at = Phase.FIRING, now
+            state.previous_summary, state.previous_measure = ended.summary, ended.measure
+            self.version += 1
+            alert = self._reconcile(state, policy, now)
+            if alert is not None:
+                due.append(alert)
+        return due
 
     def _reconcile(self, state: AlertState, policy: Policy, now: float) -> Alert | None:
         if state.phase is not Phase.FIRING or self.muted(state.check, now):
             return None
         notified = state.notified_severity
         if notified is None:
-            alert = state.snapshot(Kind.FIRING, now)
+            kind, previous = Kind.FIRING, None
         elif state.severity.rank > notified.rank:
-            alert = state.snapshot(Kind.ESCALATED, now, previous=notified)
+            kind, previous = Kind.ESCALATED, notified
         elif policy.repeat > 0 and now - (state.notified_at or now) >= policy.repeat:
-            alert = state.snapshot(Kind.REMINDER, now)
+            kind, previous = Kind.REMINDER, None
         else:
             return None
+        if self.holds(state.severity, now):
+            if not state.held:
+                state.held = True
+                self.version += 1
+            return None
+        alert = state.snapshot(kind, now, previous, held=state.held)
         state.notified_severity, state.notified_at = state.severity, now
+        state.held = False
+        state.previous_summary = state.previous_measure = ""
         self.version += 1
         return alert
 

@@ -52,6 +52,11 @@ class Alert:
     fired_at: float = 0.0  # unix time it first fired (Alertmanager `startsAt`)
     previous_severity: Severity | None = None  # set on escalation
     measure: str = ""  # what is judged: `backlog`, `workers`; `up` when the check cannot run
+    # Set when this alert took over from a cause of the same component that just ended
+    # (workers back, backlog high): that cause's words and measure.
+    previous_summary: str = ""
+    previous_measure: str = ""
+    held: bool = False  # kept back by quiet hours; goes out in the digest at the window's end
 
     @property
     def key(self) -> str:
@@ -75,6 +80,18 @@ class Alert:
             fired_at=float(data.get("fired_at", 0.0)),
             previous_severity=Severity(previous) if previous else None,
             measure=str(data.get("measure", "")),
+            previous_summary=str(data.get("previous_summary", "")),
+            previous_measure=str(data.get("previous_measure", "")),
+            held=bool(data.get("held", False)),
+        )
+
+    def replaces(self, other: Alert) -> bool:
+        """Whether this alert took over from `other`, the resolve of its previous cause."""
+        return (
+            bool(self.previous_summary)
+            and other.kind is Kind.RESOLVED
+            and (other.check, other.component, other.measure)
+            == (self.check, self.component, self.previous_measure)
         )
 
 
@@ -116,16 +133,19 @@ def status_word(alert: Alert) -> str:
 def event_words(alert: Alert) -> str:
     """When it began and, depending on the event, what changed or how long it lasted."""
     since = readable_utc(alert.since)
+    quiet = ", held during quiet hours" if alert.held else ""
     if alert.kind is Kind.RESOLVED:
-        return f"lasted {format_duration(alert.lasted)} (since {since})"
+        return f"lasted {format_duration(alert.lasted)} (since {since}){quiet}"
+    if alert.previous_summary:
+        return f"cause changed, was: {alert.previous_summary}, now ended; since {since}{quiet}"
     if alert.kind is Kind.ESCALATED:
         was = alert.previous_severity.value if alert.previous_severity else "warning"
-        return f"escalated from {was}, since {since}"
+        return f"escalated from {was}, since {since}{quiet}"
     if alert.kind is Kind.REMINDER:
-        return f"still firing after {format_duration(alert.lasted)}, since {since}"
+        return f"still firing after {format_duration(alert.lasted)}, since {since}{quiet}"
     if alert.kind is Kind.TEST:
         return f"sent at {readable_utc(alert.at)}"
-    return f"since {since}"
+    return f"since {since}{quiet}"
 
 
 def alert_line(alert: Alert) -> str:
@@ -133,21 +153,33 @@ def alert_line(alert: Alert) -> str:
     return f"{status_word(alert)} {alert.key}: {alert.summary} ({event_words(alert)})"
 
 
+def shown(notification: Notification) -> list[Alert]:
+    """The alerts a person reads: the resolve of a cause that another one took over is
+    said on the new cause's line ("cause changed, was: ..."), not as a line of its own."""
+    alerts = notification.alerts
+    return [a for a in alerts if not any(b.replaces(a) for b in alerts)]
+
+
 def headline(notification: Notification) -> str:
-    """`botflow-probe: 2 critical, 1 resolved`."""
+    """`botflow-probe: 2 critical, 1 resolved`; a quiet-hours digest says it is one."""
+    alerts = shown(notification)
     counts: dict[str, int] = {}
-    for alert in notification.alerts:
+    for alert in alerts:
         word = status_word(alert).lower()
         counts[word] = counts.get(word, 0) + 1
     order = ("critical", "warning", "resolved", "test")
     parts = [f"{counts[w]} {w}" for w in order if w in counts]
-    return f"{notification.agent}: {', '.join(parts) or 'no alerts'}"
+    changed = sum(1 for a in alerts if a.previous_summary)
+    if changed:
+        parts.append(f"{changed} cause changed" if changed == 1 else f"{changed} causes changed")
+    digest = "quiet hours digest: " if alerts and all(a.held for a in alerts) else ""
+    return f"{notification.agent}: {digest}{', '.join(parts) or 'no alerts'}"
 
 
 def plain_text(notification: Notification) -> str:
     """The whole notification as plain lines (Slack `text`, logs)."""
     lines = [f"[{headline(notification)}]"]
-    lines += [alert_line(a) for a in notification.alerts]
+    lines += [alert_line(a) for a in shown(notification)]
     return "\n".join(lines)
 
 

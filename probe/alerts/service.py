@@ -76,7 +76,8 @@ class AlertService:
         self.config = config
         self.clock = clock
         self.agent = config.agent.name
-        self.engine = AlertEngine(config.alerts, _parents(config))
+        depends_on = {c.name: list(c.depends_on) for c in config.all_checks() if c.depends_on}
+        self.engine = AlertEngine(config.alerts, _parents(config), depends_on)
         self.grouper = Grouper(config.alerts.group_wait)
         self.redactor = Redactor(config.secrets())
         self.backoff = backoff
@@ -251,6 +252,7 @@ class AlertService:
         self._writer.soon(self.engine.version)
 
     def _flush(self, alerts: list[Alert]) -> None:
+        alerts = self.engine.inhibit(alerts)  # a parent's failure seen during group_wait
         if not alerts:
             return
         notification = Notification(self.agent, self.clock(), tuple(alerts))

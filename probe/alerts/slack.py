@@ -27,6 +27,7 @@ from probe.alerts.notification import (
     event_words,
     headline,
     plain_text,
+    shown,
     status_word,
 )
 from probe.contract import Notifier, NotifierConfig
@@ -45,7 +46,9 @@ def colour(alert: Alert) -> str:
 
 def _section(alert: Alert) -> dict[str, Any]:
     title = f"*{status_word(alert)}*  `{alert.key}`"
-    if alert.kind is Kind.ESCALATED:
+    if alert.previous_summary:
+        title += "  (cause changed)"
+    elif alert.kind is Kind.ESCALATED:
         title += "  (escalated from warning)"
     elif alert.kind is Kind.REMINDER:
         title += "  (still firing)"
@@ -68,18 +71,19 @@ def _header_emoji(notification: Notification) -> str:
 def build_payload(notification: Notification) -> dict[str, Any]:
     """One message: a header, then one coloured attachment (section) per alert."""
     header = f"{_header_emoji(notification)} {headline(notification)}"[:_HEADER_LIMIT]
-    shown = notification.alerts[:MAX_ALERTS_SHOWN]
+    readable = shown(notification)
+    listed = readable[:MAX_ALERTS_SHOWN]
     attachments: list[dict[str, Any]] = [
         {
             "color": colour(alert),
             "fallback": f"{status_word(alert)} {alert.key}",
             "blocks": [_section(alert)],
         }
-        for alert in shown
+        for alert in listed
     ]
-    hidden = len(notification.alerts) - len(shown)
+    hidden = len(readable) - len(listed)
     if hidden > 0:
-        worst = max(notification.alerts[len(shown) :], key=lambda a: a.severity.rank)
+        worst = max(readable[len(listed) :], key=lambda a: a.severity.rank)
         more = {
             "type": "context",
             "elements": [

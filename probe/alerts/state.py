@@ -22,7 +22,11 @@ from probe.alerts.notification import Notification
 
 log = logging.getLogger("probe.alerts.state")
 
-FORMAT_VERSION = 1
+# 2: alert keys gained `measure` (and quiet-hours fields). A version-1 file loads as is:
+# its keys have measure "" and the engine hands each to the first measure of its
+# component that is still non-pass, so no firing alert is lost or notified twice.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(slots=True)
@@ -45,7 +49,7 @@ class SavedState:
     @classmethod
     def from_json(cls, text: str) -> SavedState:
         data = json.loads(text)
-        if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+        if not isinstance(data, dict) or data.get("version") not in READABLE_VERSIONS:
             raise ValueError("not a probe alert state file (unknown version)")
         alerts = data.get("alerts", [])
         outbox = data.get("outbox", {})

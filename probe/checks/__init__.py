@@ -1,1 +1,1 @@
-"""Check types: one module per type, listed in `registry.CHECK_TYPES`."""
+"""Check types: one module per type, each named in `probe.plugins.CHECK_TYPES`."""

@@ -1,7 +1,8 @@
 """BullMQ queues read straight from Redis, counted exactly as BullMQ counts them.
 
-One pipelined round trip reads every configured queue and `CLIENT LIST`; a second one,
-only when some queue has waiting jobs, reads the creation time of each queue's next job.
+One pipelined round trip reads every configured queue, its job outcomes (a read-only
+script over the events stream, `bullmq_events`) and `CLIENT LIST`; a second one, only
+when some queue has waiting jobs, reads the creation time of each queue's next job.
 The key layout and counting rules are BullMQ's own: `getCounts-1.lua` for the counts,
 `queue-keys.ts` for the keys, `Queue.getWorkers()` for the workers.
 """
@@ -11,16 +12,31 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import redis.asyncio as aioredis
 from pydantic import Field, field_validator, model_validator
 from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from probe.checks import redis_client
+from probe.checks.bullmq_events import (
+    SCRIPT,
+    SCRIPT_SHA,
+    QueueOutcomes,
+    Reading,
+    parse_reading,
+    script_args,
+)
+from probe.checks.bullmq_outcomes import (
+    MISSING,
+    expected_scheduler_samples,
+    outcome_samples,
+    schedule_samples,
+    unknown_outcome_samples,
+)
 from probe.checks.errors import failure, first_line
 from probe.contract import (
     Check,
@@ -31,10 +47,10 @@ from probe.contract import (
     MetricPoint,
     Report,
 )
-from probe.fields import Limits, StrictModel
+from probe.fields import Duration, Limits, StrictModel
 from probe.model import Sample, Unit
-from probe.redact import redact_url, url_secrets
-from probe.units import Limit
+from probe.redact import Redactor, redact_url, url_secrets
+from probe.units import Limit, format_duration
 
 # The states of `Queue.getJobCounts()`, spelled as BullMQ spells them; each is also the
 # measure name and the `state` label of `probe_queue_jobs`.
@@ -48,9 +64,25 @@ JOB_STATES: tuple[str, ...] = (
     "failed",
     "waiting-children",
 )
-QUEUE_MEASURES: frozenset[str] = frozenset(
-    {*JOB_STATES, "backlog", "oldest_waiting_age", "workers", "is_paused"}
+# Job outcomes over the check's `window` (DESIGN 5.2), per queue.
+OUTCOME_MEASURES: frozenset[str] = frozenset(
+    {
+        "completed_rate",
+        "failed_rate",
+        "stalled_rate",
+        "failure_ratio",
+        "events_lost",
+        "schedulers_late",
+        "delayed_overdue",
+    }
 )
+QUEUE_MEASURES: frozenset[str] = frozenset(
+    {*JOB_STATES, "backlog", "oldest_waiting_age", "workers", "is_paused", *OUTCOME_MEASURES}
+)
+# Per entry of `expect_schedulers`, judged against its `max_age`.
+SCHEDULER_MEASURE = "last_success_age"
+# The `outcome` label of probe_queue_jobs_total, and the measure of each running total.
+OUTCOMES = ("completed", "failed", "stalled")
 
 _LIST_KEYS = (("waiting", "wait"), ("paused", "paused"), ("active", "active"))
 _ZSET_KEYS = ("prioritized", "delayed", "completed", "failed", "waiting-children")
@@ -78,6 +110,33 @@ QUEUE_WORKERS = MetricFamily(
     "BullMQ workers connected to the queue, as Queue.getWorkers() counts.",
     ("queue",),
 )
+# prometheus_client adds `_total` to counter names: these print as probe_queue_jobs_total
+# and probe_queue_events_lost_total.
+QUEUE_OUTCOMES = MetricFamily(
+    "probe_queue_jobs",
+    "Final job outcomes (completed, failed, stalled) in a BullMQ queue's events stream "
+    "since the agent started; a retried attempt is not a failure.",
+    ("queue", "outcome"),
+    kind="counter",
+)
+QUEUE_EVENTS_LOST = MetricFamily(
+    "probe_queue_events_lost",
+    "Entries of a BullMQ queue's events stream trimmed before the agent read them, since "
+    "the agent started: the outcome counts are lower bounds by this much.",
+    ("queue",),
+    kind="counter",
+)
+SCHEDULER_NEXT_RUN = MetricFamily(
+    "probe_queue_scheduler_next_run_timestamp_seconds",
+    "Unix time of the pending run of an expected BullMQ job scheduler (producer clock).",
+    ("queue", "scheduler"),
+)
+SCHEDULER_LAST_SUCCESS = MetricFamily(
+    "probe_queue_scheduler_last_success_timestamp_seconds",
+    "Unix time of the newest completed run of an expected BullMQ job scheduler seen in "
+    "the events stream (Redis clock).",
+    ("queue", "scheduler"),
+)
 
 
 class QueueLimits(StrictModel):
@@ -96,13 +155,36 @@ class QueueLimits(StrictModel):
         return value
 
 
+class ExpectedScheduler(StrictModel):
+    """A job scheduler that must exist and must have completed a run within `max_age`."""
+
+    queue: str
+    id: str = Field(min_length=1)
+    max_age: Duration
+
+    @property
+    def component(self) -> str:
+        return scheduler_component(self.queue, self.id)
+
+
+def scheduler_component(queue: str, scheduler: str) -> str:
+    return f"{queue} scheduler {scheduler}"
+
+
 class BullMQConfig(CheckConfig):
-    measures: ClassVar[frozenset[str]] = CheckConfig.measures | QUEUE_MEASURES
+    measures: ClassVar[frozenset[str]] = CheckConfig.measures | QUEUE_MEASURES | {SCHEDULER_MEASURE}
     secret_fields: ClassVar[frozenset[str]] = frozenset({"url"})
+    # The counter probe_queue_jobs(_total) goes before the gauge probe_queue_jobs: parsers
+    # that key families by name alone (prometheus_client's) then keep the gauge's, as
+    # before the counter existed.
     metric_families: ClassVar[tuple[MetricFamily, ...]] = (
+        QUEUE_OUTCOMES,
         QUEUE_JOBS,
         QUEUE_OLDEST_WAITING_AGE,
         QUEUE_WORKERS,
+        QUEUE_EVENTS_LOST,
+        SCHEDULER_NEXT_RUN,
+        SCHEDULER_LAST_SUCCESS,
     )
 
     type: Literal["bullmq"]
@@ -110,6 +192,10 @@ class BullMQConfig(CheckConfig):
     prefix: str = "bull"
     queues: list[str] = Field(min_length=1)
     queue_overrides: dict[str, QueueLimits] = Field(default_factory=dict)
+    # Below this many finished jobs in the window, failure_ratio has no value (no verdict).
+    min_jobs: int = Field(default=10, ge=1)
+    schedule_grace: Duration = 60.0
+    expect_schedulers: list[ExpectedScheduler] = Field(default_factory=list)
 
     @field_validator("url")
     @classmethod
@@ -147,7 +233,31 @@ class BullMQConfig(CheckConfig):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _expected_schedulers_name_queues(self) -> BullMQConfig:
+        seen: set[tuple[str, str]] = set()
+        for i, expected in enumerate(self.expect_schedulers):
+            if expected.queue not in self.queues:
+                raise ValueError(
+                    f"expect_schedulers[{i}]: no queue named {expected.queue!r} in queues "
+                    f"({', '.join(self.queues)})"
+                )
+            if (expected.queue, expected.id) in seen:
+                raise ValueError(
+                    f"expect_schedulers[{i}]: scheduler {expected.id!r} of queue "
+                    f"{expected.queue!r} is listed twice"
+                )
+            seen.add((expected.queue, expected.id))
+        return self
+
+    def expected_on(self, queue: str) -> list[str]:
+        return [e.id for e in self.expect_schedulers if e.queue == queue]
+
     def limits_for(self, component: str) -> tuple[dict[str, Limit], dict[str, Limit]]:
+        for expected in self.expect_schedulers:
+            if expected.component == component:
+                max_age = Limit(expected.max_age, text=format_duration(expected.max_age))
+                return self.warn, {**self.fail, SCHEDULER_MEASURE: max_age}
         override = self.queue_overrides.get(component)
         if override is None:
             return self.warn, self.fail
@@ -165,6 +275,14 @@ class BullMQConfig(CheckConfig):
                 yield MetricPoint(QUEUE_JOBS, (queue, state), queue, state)
             yield MetricPoint(QUEUE_OLDEST_WAITING_AGE, (queue,), queue, "oldest_waiting_age")
             yield MetricPoint(QUEUE_WORKERS, (queue,), queue, "workers")
+            for outcome in OUTCOMES:
+                yield MetricPoint(QUEUE_OUTCOMES, (queue, outcome), queue, f"{outcome}_total")
+            yield MetricPoint(QUEUE_EVENTS_LOST, (queue,), queue, "events_lost_total")
+        for expected in self.expect_schedulers:
+            labels = (expected.queue, expected.id)
+            component = expected.component
+            yield MetricPoint(SCHEDULER_NEXT_RUN, labels, component, "next_run_timestamp")
+            yield MetricPoint(SCHEDULER_LAST_SUCCESS, labels, component, "last_success_timestamp")
 
 
 # ---------------------------------------------------------------- reading
@@ -291,6 +409,11 @@ class BullMQCheck(Check[BullMQConfig]):
     def __init__(self, config: BullMQConfig, context: CheckContext | None = None) -> None:
         super().__init__(config, context)
         self._client: aioredis.Redis | None = None
+        # Outcomes since this object was made: a restart or reload starts a fresh window.
+        self._outcomes = {queue: QueueOutcomes() for queue in config.queues}
+        self._watching_since: float | None = None
+        redactor = self.context.redactor or Redactor(config.secrets())
+        self._redact: Callable[[str], str] = redactor
 
     def _redis(self) -> aioredis.Redis:
         if self._client is None:
@@ -304,8 +427,9 @@ class BullMQCheck(Check[BullMQConfig]):
 
     async def run(self) -> Report:
         client = self._redis()
+        now = self.context.clock()
         try:
-            states, clients = await self._read_queues(client)
+            states, clients, readings = await self._read_queues(client, now)
             created = await self._read_next_job_times(client, states)
         except (RedisError, OSError, TimeoutError) as exc:
             await self.close()
@@ -324,25 +448,82 @@ class BullMQCheck(Check[BullMQConfig]):
         samples: list[Sample] = []
         for state in states:
             samples += _queue_samples(state, created, workers, now_ms)
-        return Report(samples=samples)
+        problems: list[str] = []
+        for queue, reading in readings.items():
+            samples += self._outcome_samples(queue, reading, now, problems)
+        return Report(samples=samples, failure="; ".join(problems))
+
+    def _outcome_samples(
+        self, queue: str, reading: Reading | str, now: float, problems: list[str]
+    ) -> list[Sample]:
+        """Outcomes, schedules and expected schedulers of one queue; a missing expected
+        scheduler adds its words to `problems` (the run fails with them)."""
+        expected = [e for e in self.config.expect_schedulers if e.queue == queue]
+        if isinstance(reading, str):
+            samples = unknown_outcome_samples(queue, reading)
+            for entry in expected:
+                samples.append(
+                    Sample(SCHEDULER_MEASURE, None, Unit.SECONDS, entry.component, reading)
+                )
+            return samples
+        outcomes = self._outcomes[queue]
+        outcomes.add(reading, now, self.config.window)
+        if self._watching_since is None:
+            self._watching_since = now
+        samples = outcome_samples(
+            queue, outcomes, self.config.window, self.config.min_jobs, self._redact
+        )
+        samples += schedule_samples(
+            queue, reading.schedulers_late, reading.late_names, reading.delayed_overdue
+        )
+        for entry in expected:
+            next_run = reading.next_runs.get(entry.id)
+            if next_run is None:
+                problems.append(f"{entry.component}: {MISSING}")
+            samples += expected_scheduler_samples(
+                entry.component,
+                next_run,
+                outcomes.last_success.get(entry.id),
+                now,
+                self._watching_since,
+            )
+        return samples
 
     async def _read_queues(
-        self, client: aioredis.Redis
-    ) -> tuple[list[QueueState], list[dict[str, str]] | None]:
+        self, client: aioredis.Redis, now: float, loaded: bool = False
+    ) -> tuple[list[QueueState], list[dict[str, str]] | None, dict[str, Reading | str]]:
+        config = self.config
         async with client.pipeline(transaction=False) as pipe:
-            for queue in self.config.queues:
-                _queue_commands(pipe, queue_key_prefix(self.config.prefix, queue))
+            for queue in config.queues:
+                keys = queue_key_prefix(config.prefix, queue)
+                _queue_commands(pipe, keys)
+                args = script_args(
+                    self._outcomes[queue].cursor,
+                    now,
+                    config.schedule_grace,
+                    keys,
+                    config.expected_on(queue),
+                )
+                pipe.execute_command("EVALSHA_RO", SCRIPT_SHA, *args)
             pipe.client_list()
             replies = await self._execute(pipe)
         *queue_replies, client_list = replies
         states = []
-        for i, queue in enumerate(self.config.queues):
-            chunk = queue_replies[i * COMMANDS_PER_QUEUE : (i + 1) * COMMANDS_PER_QUEUE]
-            self._raise_first_error(queue, chunk)
-            states.append(_parse_queue(queue, chunk))
+        readings: dict[str, Reading | str] = {}
+        size = COMMANDS_PER_QUEUE + 1
+        for i, queue in enumerate(config.queues):
+            chunk = queue_replies[i * size : (i + 1) * size]
+            self._raise_first_error(queue, chunk[:COMMANDS_PER_QUEUE])
+            states.append(_parse_queue(queue, chunk[:COMMANDS_PER_QUEUE]))
+            outcome = chunk[COMMANDS_PER_QUEUE]
+            if isinstance(outcome, NoScriptError) and not loaded:
+                # Once per Redis start (scripts live in its memory): load, then read again.
+                await client.script_load(SCRIPT)
+                return await self._read_queues(client, now, loaded=True)
+            readings[queue] = _reading_or_words(outcome, config.expected_on(queue))
         # Managed Redis (and ACLs) often refuse CLIENT; say so rather than report 0.
         clients = None if isinstance(client_list, Exception) else client_list
-        return states, clients
+        return states, clients, readings
 
     async def _read_next_job_times(
         self, client: aioredis.Redis, states: list[QueueState]
@@ -385,6 +566,20 @@ class BullMQCheck(Check[BullMQConfig]):
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+
+
+def _reading_or_words(reply: Any, expected: list[str]) -> Reading | str:
+    """The script's reading, or why there is none, in words (never a traceback)."""
+    if isinstance(reply, ResponseError):
+        text = first_line(reply)
+        if "unknown command" in text.lower():
+            return "job outcomes need Redis 7 or later (EVALSHA_RO)"
+        if text.startswith("NOPERM"):
+            return f"Redis refused the events read (EVALSHA_RO): {text}"
+        return f"events stream not read: {text}"
+    if isinstance(reply, Exception):
+        raise reply
+    return parse_reading(reply, expected)
 
 
 def _queue_samples(

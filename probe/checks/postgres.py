@@ -85,7 +85,8 @@ SELECT row_to_json(deep)::text FROM (SELECT
   (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'
      OR (backend_type IS NULL AND usesysid IS NOT NULL AND datid IS NOT NULL)) AS used,
   (SELECT count(*) FROM pg_stat_activity
-     WHERE backend_type IS NULL AND usesysid IS NOT NULL) AS hidden_anywhere,
+     WHERE backend_type IS NULL AND usesysid IS NOT NULL AND datid IS NOT NULL)
+    AS hidden_anywhere,
   (SELECT count(*) FROM a WHERE backend_type IS NULL) AS hidden,
   (SELECT json_build_object('pid', pid, 'app', left(application_name, 60), 'state', state,
        'age', extract(epoch FROM now() - xact_start)::float8)
@@ -152,7 +153,6 @@ DEFAULT_FAIL = deep.limits(
         "wraparound": "75%",
     }
 )
-HIDDEN_WORDS = "sessions of other roles are hidden from this role (grant it pg_monitor)"
 
 _FROM_LAST_RUN = "Values come from the last scheduled run, not from the scrape."
 # measure -> the gauge it feeds, labelled by check.
@@ -484,7 +484,7 @@ def _session(measure: str, found: dict[str, Any] | None, hidden: int, explicit: 
     if found is None or found["age"] is None:
         if hidden:
             return Sample(
-                measure, None, Unit.SECONDS, note=f"{hidden} {HIDDEN_WORDS}", unknown_warns=explicit
+                measure, None, Unit.SECONDS, note=_hidden_words(hidden), unknown_warns=explicit
             )
         return Sample(measure, 0.0, Unit.SECONDS)
     words = [f"pid {found['pid']}"]
@@ -494,8 +494,15 @@ def _session(measure: str, found: dict[str, Any] | None, hidden: int, explicit: 
         words.append(f"state {json.dumps(found['state'])}")
     if hidden:
         # What is visible is a lower bound: a limit it breaches is breached.
-        words.append(f"at least: {hidden} {HIDDEN_WORDS}")
+        words.append(f"at least: {_hidden_words(hidden)}")
     return Sample(measure, max(found["age"], 0.0), Unit.SECONDS, note=", ".join(words))
+
+
+def _hidden_words(count: int) -> str:
+    sessions = (
+        "1 session of another role is" if count == 1 else f"{count} sessions of other roles are"
+    )
+    return f"{sessions} hidden from this role (grant it pg_monitor)"
 
 
 def _lock_waiters(stats: dict[str, Any]) -> Sample:

@@ -236,7 +236,8 @@ def _replica_link(info: dict[str, Any]) -> list[Sample]:
         note = f"down: no link to {primary}"
     if int(info.get("master_sync_in_progress") or 0):
         note += " (a full sync is in progress)"
-    return [Sample("replica_link", float(since), Unit.SECONDS, note=note)]
+    # Redis counts whole seconds: a link down for less than one still is down, not 0.
+    return [Sample("replica_link", float(max(since, 1)), Unit.SECONDS, note=note)]
 
 
 def _clients(info: dict[str, Any]) -> Sample:

@@ -75,6 +75,7 @@ def _validate(raw: dict[str, Any], source: str) -> Config:
         problems,
     )
     known = rules.unique_names(checks, problems)
+    problems += rules.dependency_problems(checks, known)
     alerts: AlertsConfig | None = sections.get("alerts")
     if alerts is not None:
         problems += rules.unknown_check_references(alerts, known)

@@ -51,3 +51,60 @@ def linked(checks: list[CheckConfig]) -> list[CheckConfig]:
     """Each top-level check as `CheckConfig.linked` sees it beside every other check."""
     everything = list(walk(checks))
     return [check.linked(everything) for check in checks]
+
+
+def dependency_problems(checks: list[CheckConfig], known: dict[str, str]) -> list[str]:
+    """`depends_on` names checks that exist, not itself, not its own group or members,
+    and no chain of them comes back to where it started."""
+    problems: list[str] = []
+    graph: dict[str, list[str]] = {}
+    for path, check in walk_with_paths(checks, "checks"):
+        graph[check.name] = list(check.depends_on)
+        related = _ancestors_and_members(checks, check.name)
+        for name in check.depends_on:
+            where = f"{path}.depends_on"
+            if name == check.name:
+                problems.append(f"{where}: a check cannot depend on itself")
+            elif name not in known:
+                problems.append(f"{where}: no check named {name!r}")
+            elif name in related:
+                problems.append(
+                    f"{where}: cannot depend on {name!r}, its own group or member "
+                    "(a group fails when a member does)"
+                )
+    reported: set[frozenset[str]] = set()
+    for name, path in known.items():
+        cycle = _cycle_from(name, graph)
+        if cycle and frozenset(cycle) not in reported:
+            reported.add(frozenset(cycle))
+            problems.append(f"{path}.depends_on: dependency cycle {' -> '.join(cycle)}")
+    return problems
+
+
+def _ancestors_and_members(checks: list[CheckConfig], name: str) -> set[str]:
+    related: set[str] = set()
+
+    def visit(entries: list[CheckConfig], above: list[str]) -> None:
+        for check in entries:
+            if check.name == name:
+                related.update(above)
+                related.update(c.name for c in walk(check.members()))
+            visit(check.members(), [*above, check.name])
+
+    visit(checks, [])
+    return related
+
+
+def _cycle_from(start: str, graph: dict[str, list[str]]) -> list[str]:
+    """The names of a cycle through `start` (`a -> b -> a`), or [] when there is none."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        node, trail = stack.pop()
+        for parent in graph.get(node, []):
+            if parent == start and len(trail) > 1:
+                return [*trail, start]
+            if parent != start and parent not in seen:
+                seen.add(parent)
+                stack.append((parent, [*trail, parent]))
+    return []

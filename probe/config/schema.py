@@ -4,7 +4,9 @@ their plugins define (`probe.contract`): agent, alerts, and the whole validated 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, time
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -58,11 +60,114 @@ class SeverityOverrides(StrictModel):
     fail: Duration | None = None
 
 
+class Flap(StrictModel):
+    """`{fail: 3, of: 5}`: a non-pass must be seen in `fail` of the last `of` runs of an
+    alert key before it is pending (and `for` starts)."""
+
+    fail: int = Field(ge=1, le=100)
+    of: int = Field(ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _fail_within_of(self) -> Flap:
+        if self.fail > self.of:
+            raise ValueError(f"fail ({self.fail}) cannot be more than of ({self.of})")
+        return self
+
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _clock_time(value: str) -> time:
+    hours, sep, minutes = value.partition(":")
+    if sep and hours.isdigit() and minutes.isdigit() and len(minutes) == 2:
+        h, m = int(hours), int(minutes)
+        if 0 <= h <= 23 and 0 <= m <= 59:
+            return time(h, m)
+    raise ValueError(f"expected a time of day like 22:00, got {value!r}")
+
+
+class QuietHours(StrictModel):
+    """A weekly window in local time when notifications of `hold` and below wait.
+
+    `days` name the day a window starts on: `{days: [fri], start: "22:00", end: "07:00"}`
+    runs from Friday 22:00 to Saturday 07:00. Times are wall-clock times in `tz`, so a
+    window keeps its local hours across daylight-saving changes.
+    """
+
+    days: list[str] = Field(default_factory=lambda: list(DAYS))
+    start: str
+    end: str
+    tz: str = "UTC"
+    hold: Literal["warning", "critical"] = "warning"
+
+    @field_validator("days")
+    @classmethod
+    def _day_names(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            _weekdays(entry)
+        if not value:
+            raise ValueError("name at least one day, e.g. [mon-fri]")
+        return value
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _sexagesimal(cls, value: object) -> object:
+        # YAML 1.1 reads an unquoted 22:00 as the base-60 number 1320.
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+            return f"{value // 60:02d}:{value % 60:02d}"
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        _clock_time(value)
+        return value
+
+    @field_validator("tz")
+    @classmethod
+    def _iana_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(
+                f"unknown time zone {value!r} (an IANA name like Africa/Johannesburg)"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("start and end are the same time: the window would be empty")
+        return self
+
+    def covers(self, ts: float) -> bool:
+        """Whether the unix time `ts` falls inside one of this entry's windows."""
+        local = datetime.fromtimestamp(ts, ZoneInfo(self.tz))
+        now, start, end = local.time(), _clock_time(self.start), _clock_time(self.end)
+        days = {d for entry in self.days for d in _weekdays(entry)}
+        today, yesterday = local.weekday(), (local.weekday() - 1) % 7
+        if start < end:
+            return today in days and start <= now < end
+        # Across midnight: the evening part is today's window, the morning part yesterday's.
+        return (today in days and now >= start) or (yesterday in days and now < end)
+
+
+def _weekdays(entry: str) -> list[int]:
+    """`mon` -> [0]; `mon-fri` -> [0..4]; `fri-mon` wraps over the weekend."""
+    first, _, last = entry.strip().lower().partition("-")
+    last = last or first
+    if first not in DAYS or last not in DAYS:
+        raise ValueError(f"expected days like mon, sat-sun or mon-fri, got {entry!r}")
+    a, b = DAYS.index(first), DAYS.index(last)
+    return [(a + i) % 7 for i in range((b - a) % 7 + 1)]
+
+
 class AlertOverride(StrictModel):
     for_: SeverityOverrides = Field(default_factory=SeverityOverrides, alias="for")
     resolve_after: int | None = Field(default=None, ge=1, le=1000)
     repeat: Duration | None = None
     enabled: bool = True
+    flap: Flap | None = None
 
 
 class Silence(StrictModel):
@@ -88,6 +193,8 @@ class AlertsConfig(StrictModel):
     max_delivery_age: Duration = 3600.0
     overrides: dict[str, AlertOverride] = Field(default_factory=dict)
     silences: list[Silence] = Field(default_factory=list)
+    quiet_hours: list[QuietHours] = Field(default_factory=list)
+    flap: Flap | None = None
     # Validated one by one by the loader, each by its registered model.
     notifiers: list[NotifierConfig] = Field(default_factory=list)
 

@@ -1,0 +1,286 @@
+"""The documentation holds together: every relative link in README.md and docs/**/*.md
+points at a file that exists and, with a `#anchor`, at a heading of that file (GitHub's
+anchor rules). No network: links with a scheme (https:, mailto:) are not followed."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from probe.config import AgentConfig, AlertsConfig, Config
+from probe.contract import CheckConfig
+from probe.metrics import build_registry
+from probe.plugins import CHECK_TYPES, NOTIFIER_TYPES, check_config_model, metric_families
+from probe.store import ResultStore
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+README_MAX_LINES = 200
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+_CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.S)
+# [text](target) or [text](<target> "title"); the text may hold one level of brackets.
+_INLINE_LINK = re.compile(
+    r"\[(?:[^\[\]]|\[[^\[\]]*\])*\]\(\s*(<[^>]*>|[^)\s]+)(?:\s+(?:\"[^\"]*\"|'[^']*'))?\s*\)"
+)
+_REFERENCE_DEF = re.compile(r"^ {0,3}\[[^\]]+\]:[ \t]*(<[^>]*>|\S+)", re.M)
+_HTML_ANCHOR = re.compile(r"<a\s[^>]*\b(?:name|id)=\"([^\"]+)\"", re.I)
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:|^//")
+# What GitHub's heading text loses before it becomes an anchor.
+_MD_LINK_OR_IMAGE = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_HTML_TAG = re.compile(r"<[^>]+>")
+_NOT_ANCHOR_CHAR = re.compile(r"[^\w\- ]")
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    source: Path
+    line: int
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class Broken:
+    link: Link
+    reason: str
+
+    def __str__(self) -> str:
+        where = _shown(self.link.source)
+        return f"{where}:{self.link.line}: ({self.link.target}) {self.reason}"
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def doc_files(root: Path = ROOT) -> list[Path]:
+    """README.md and every Markdown file under docs/."""
+    return [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+
+
+def _without_code_blocks(text: str) -> list[str]:
+    """The file's lines, fenced code blocks blanked (line numbers stay)."""
+    lines = text.splitlines()
+    fence = ""
+    for index, line in enumerate(lines):
+        match = _FENCE.match(line)
+        if fence:
+            if match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence):
+                fence = ""
+            lines[index] = ""
+        elif match:
+            fence = match.group(1)
+            lines[index] = ""
+    return lines
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading: the rendered text, lowercase, punctuation except
+    `-` and `_` dropped, each space a `-`."""
+    text = _CODE_SPAN.sub(lambda m: m.group(2).strip(), heading)
+    text = _MD_LINK_OR_IMAGE.sub(r"\1", text)
+    text = _HTML_TAG.sub("", text)
+    return _NOT_ANCHOR_CHAR.sub("", text.strip().lower()).replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    """Every anchor a Markdown file offers: its headings (duplicates get -1, -2, ...) and
+    explicit `<a name=...>` / `id=...` targets."""
+    lines = _without_code_blocks(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    seen: dict[str, int] = {}
+
+    def add(heading: str) -> None:
+        base = slug(heading)
+        count = seen.get(base, 0)
+        seen[base] = count + 1
+        found.add(base if count == 0 else f"{base}-{count}")
+
+    for index, line in enumerate(lines):
+        atx = _ATX.match(line)
+        if atx:
+            add(atx.group(2) or "")
+        elif (
+            index > 0
+            and _SETEXT.match(line)
+            and lines[index - 1].strip()
+            and not _ATX.match(lines[index - 1])
+            and not lines[index - 1].lstrip().startswith(("|", "-", "*", ">"))
+        ):
+            add(lines[index - 1].strip())
+        found.update(_HTML_ANCHOR.findall(line))
+    return found
+
+
+def links(path: Path) -> list[Link]:
+    """Every link target of a Markdown file outside code blocks and code spans."""
+    lines = _without_code_blocks(path.read_text(encoding="utf-8"))
+    # Blank code spans but keep offsets, so a match's position still gives its line.
+    text = _CODE_SPAN.sub(lambda m: " " * len(m.group(0)), "\n".join(lines))
+    found: list[Link] = []
+    for pattern in (_INLINE_LINK, _REFERENCE_DEF):
+        for match in pattern.finditer(text):
+            target = match.group(1).removeprefix("<").removesuffix(">")
+            line = text.count("\n", 0, match.start()) + 1
+            found.append(Link(path, line, target))
+    return sorted(found, key=lambda link: link.line)
+
+
+def check_link(link: Link, root: Path = ROOT) -> str:
+    """Why a link is broken, or '' when it resolves."""
+    target = link.target
+    if not target:
+        return "empty link"
+    if _SCHEME.match(target):
+        return ""  # external: not followed (no network in tests)
+    raw_path, _, raw_anchor = target.partition("#")
+    path_part, anchor = unquote(raw_path), unquote(raw_anchor)
+    resolved = (link.source.parent / path_part).resolve() if path_part else link.source
+    if not resolved.is_relative_to(root.resolve()):
+        return "points outside the repository"
+    if not resolved.exists():
+        return "no such file"
+    if not raw_anchor:
+        return "" if "#" not in target else "empty #anchor"
+    page = resolved / "README.md" if resolved.is_dir() else resolved
+    if page.suffix.lower() != ".md" or not page.is_file():
+        return f"#{anchor}: only Markdown files have headings to link to"
+    if anchor not in anchors(page):
+        return f"#{anchor}: no such heading in {_shown(page)}"
+    return ""
+
+
+def broken_links(files: list[Path], root: Path = ROOT) -> list[Broken]:
+    broken: list[Broken] = []
+    for path in files:
+        for link in links(path):
+            reason = check_link(link, root)
+            if reason:
+                broken.append(Broken(link, reason))
+    return broken
+
+
+# ---------------------------------------------------------------- the repository's docs
+
+
+def test_every_relative_link_resolves() -> None:
+    files = doc_files()
+    assert all(path.is_file() for path in files)
+    broken = broken_links(files)
+    assert not broken, f"{len(broken)} broken link(s):\n" + "\n".join(map(str, broken))
+
+
+def test_readme_is_the_front_door() -> None:
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= README_MAX_LINES, f"README.md has {len(lines)} lines"
+    first_block = "\n".join(lines[: lines.index("```", 3)])
+    assert lines[0].startswith("# "), lines[0]
+    assert lines[2].startswith("```"), "README must start with the commands"
+    assert first_block.index("make run") < first_block.index("make test"), first_block
+
+
+def test_every_check_type_has_its_page_in_the_index() -> None:
+    index = (DOCS / "checks" / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in CHECK_TYPES if not (DOCS / "checks" / f"{name}.md").is_file()]
+    unlisted = [name for name in CHECK_TYPES if f"]({name}.md)" not in index]
+    assert not missing, f"no docs/checks/<type>.md for: {', '.join(missing)}"
+    assert not unlisted, f"docs/checks/README.md does not link: {', '.join(unlisted)}"
+
+
+# ---------------------------------------------------------------- the checker itself
+
+
+@pytest.mark.parametrize(
+    ("heading", "anchor"),
+    [
+        ("Choosing `critical`", "choosing-critical"),
+        (
+            "Why liveness must never point at `/health` (or `/ready`)",
+            "why-liveness-must-never-point-at-health-or-ready",
+        ),
+        ("Fleets: Prometheus and Alertmanager", "fleets-prometheus-and-alertmanager"),
+        ("Seeing the app's limits", "seeing-the-apps-limits"),
+        ("`probe_check_up` and snake_case", "probe_check_up-and-snake_case"),
+        ("Errors: 404 and 405", "errors-404-and-405"),
+        ("See [the docs](x.md) now", "see-the-docs-now"),
+        ("a  -  b", "a-----b"),
+    ],
+)
+def test_slug_follows_github(heading: str, anchor: str) -> None:
+    assert slug(heading) == anchor
+
+
+def test_the_checker_reports_what_is_broken(tmp_path: Path) -> None:
+    (tmp_path / "docs" / "sub").mkdir(parents=True)
+    (tmp_path / "README.md").write_text(
+        "# Top\n\n"
+        "[ok](docs/a.md) [ok anchor](docs/a.md#second-heading) [self](#top)\n"
+        "[dir](docs/sub) [dir anchor](docs/sub#index) [external](https://example.com/x#y)\n"
+        "[missing file](docs/nope.md)\n"
+        "[missing anchor](docs/a.md#no-such-heading)\n"
+        "[anchor into code](docs/a.md#in-code)\n"
+        "[outside](../elsewhere.md)\n"
+        "`[in a code span](docs/nope.md)`\n"
+        "```\n[in a code block](docs/nope.md)\n```\n"
+        "[ref]: docs/gone.md\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "docs" / "a.md").write_text(
+        "# A\n\n## Second heading\n\n## A\n\n```\n# in code\n```\n", encoding="utf-8"
+    )
+    (tmp_path / "docs" / "sub" / "README.md").write_text("# Index\n", encoding="utf-8")
+    (tmp_path / "elsewhere.md").write_text("# Elsewhere\n", encoding="utf-8")
+
+    assert anchors(tmp_path / "docs" / "a.md") == {"a", "second-heading", "a-1"}
+    broken = broken_links(doc_files(tmp_path), root=tmp_path)
+    shown = {(b.link.line, b.link.target): b.reason for b in broken}
+    a_md = tmp_path / "docs" / "a.md"
+    assert shown == {
+        (5, "docs/nope.md"): "no such file",
+        (6, "docs/a.md#no-such-heading"): f"#no-such-heading: no such heading in {a_md}",
+        (7, "docs/a.md#in-code"): f"#in-code: no such heading in {a_md}",
+        (8, "../elsewhere.md"): "points outside the repository",
+        (13, "docs/gone.md"): "no such file",
+    }
+
+
+# ---------------------------------------------------------------- names from the registries
+
+
+def _docs_text() -> str:
+    return "\n".join(p.read_text() for p in doc_files() if p.is_relative_to(ROOT / "docs"))
+
+
+def _metric_names() -> set[str]:
+    """Every family a scrape can show: the core ones and those the check types declare."""
+    config = Config(source="docs", agent=AgentConfig(), checks=[], alerts=AlertsConfig())
+    text = generate_latest(build_registry(ResultStore(config), None)).decode()
+    names = {f.name for f in text_string_to_metric_families(text)}
+    names |= {family.name for family in metric_families()}
+    return {n for n in names if n.startswith("probe_")}
+
+
+def test_every_check_type_measure_and_metric_is_documented() -> None:
+    docs = _docs_text()
+    missing = [f"check type {t}" for t in CHECK_TYPES if f"`{t}`" not in docs]
+    missing += [f"notifier {n}" for n in NOTIFIER_TYPES if f"`{n}`" not in docs]
+    for type_name in CHECK_TYPES:
+        page = (ROOT / "docs" / "checks" / f"{type_name}.md").read_text()
+        # `response_time` and `error_rate` every check takes: documented once, in general.
+        own = check_config_model(type_name).measures - CheckConfig.measures
+        missing += [f"measure {type_name}.{m}" for m in sorted(own) if f"`{m}`" not in page]
+    missing += [f"measure {m}" for m in sorted(CheckConfig.measures) if f"`{m}`" not in docs]
+    # Counters are documented with their `_total` sample name or their family name.
+    missing += [f"metric {m}" for m in sorted(_metric_names()) if m not in docs]
+    assert missing == [], "not in docs/: " + ", ".join(missing)
