@@ -1,6 +1,7 @@
-"""Cost of one bullmq collection for 7 queues and for 1,000 queues (run by hand).
+"""Cost of one bullmq collection for 7 queues and for 1,000 queues (run by hand), and
+of reading the job outcomes of a queue that finishes 1,000 jobs a second.
 
-    .venv/bin/python bench/bench_bullmq.py [--runs 200] [--big-runs 30]
+    .venv/bin/python bench/bench_bullmq.py [--runs 200] [--big-runs 30] [--busy-seconds 10]
 
 Starts its own redis-server on a free port, fills the queues with the real `bullmq`
 package (waiting, delayed, prioritized, completed jobs) and names 20 connections the way
@@ -9,6 +10,13 @@ BullMQ for Node names its workers, so CLIENT LIST has something to parse. Then i
 sample against limits), and counts round trips as pipeline executions, next to the
 commands Redis processed (`INFO commandstats`) and its read events (`total_reads_processed`;
 a large pipeline arrives in several 16 KiB reads but is still one round trip).
+
+The busy queue is run by the real BullMQ for Node (tests/node, npm bullmq@6): a producer
+adding 100 jobs every 100 ms and a worker (concurrency 100) finishing them, 1 in 50
+failing, each returning 1 KB. The check runs once a second behind a TCP proxy that
+counts the bytes Redis sends it; Redis's own `usec_per_call` of the script says how long
+the server was busy with it. A second pass at the default stream length (10,000) and a
+5 s interval shows what trimming does at that rate.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from probe.checks.bullmq import BullMQCheck, BullMQConfig
 from probe.runner import CheckRunner
+from tests.node_bullmq import start_node
 
 APP_QUEUES = [
     "billing", "email", "whatsapp", "ai-assistant", "receipt-ocr", "analytics", "webhooks"
@@ -166,7 +175,124 @@ async def measure(url: str, queues: list[str], runs: int) -> None:
               f"p90 {p90:7.2f} ms   min {ms[0]:7.2f} ms   (n={len(ms)})")  # fmt: skip
 
 
-async def main(runs: int, big_runs: int) -> None:
+BUSY = r"""
+const { Queue, Worker } = require("bullmq");
+const IORedis = require("ioredis");
+const conn = () => new IORedis(process.env.REDIS_URL, { maxRetriesPerRequest: null });
+const maxLen = Number(process.env.MAXLEN);
+(async () => {
+  const q = new Queue("webhooks", { connection: conn(), streams: { events: { maxLen } },
+    defaultJobOptions: { removeOnComplete: true, removeOnFail: true } });
+  const payload = "y".repeat(1000);
+  const work = async (job) => {
+    if (job.data.i % 50 === 0) throw new Error("partner answered 502");
+    return payload;
+  };
+  new Worker("webhooks", work, { connection: conn(), concurrency: 100 });
+  let i = 0;
+  setInterval(() => {
+    const jobs = Array.from({ length: 100 }, () => ({ name: "hook", data: { i: i++ } }));
+    q.addBulk(jobs);
+  }, 100);
+  console.log("started");
+})();
+"""
+
+
+class CountingProxy:
+    """Forwards to Redis and counts the bytes Redis sends back to the probe."""
+
+    def __init__(self, port: int) -> None:
+        self.target_port = port
+        self.from_server = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> CountingProxy:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        await asyncio.gather(
+            self._pipe(reader, up_writer, False),
+            self._pipe(up_reader, writer, True),
+            return_exceptions=True,
+        )
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count: bool
+    ) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                self.from_server += len(chunk) if count else 0
+                writer.write(chunk)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+async def busy_queue(url: str, seconds: int, max_len: int, interval: float) -> None:
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    db = 1 if max_len == 10_000 else 0
+    admin = aioredis.from_url(f"redis://127.0.0.1:{port}/{db}", decode_responses=True)
+    await admin.flushdb()
+    node = start_node(BUSY, f"redis://127.0.0.1:{port}/{db}", {"MAXLEN": str(max_len)})
+    proxy = await CountingProxy(port).start()
+    config = BullMQConfig.model_validate(
+        {"name": "queues", "type": "bullmq", "url": f"redis://127.0.0.1:{proxy.port}/{db}",
+         "queues": ["webhooks"], "timeout": "900ms" if interval <= 1 else "4s",
+         "interval": f"{interval}s"}
+    )  # fmt: skip
+    check = BullMQCheck(config)
+    try:
+        assert node.stdout is not None
+        await asyncio.wait_for(asyncio.to_thread(node.stdout.readline), 30)
+        await asyncio.sleep(2)  # warm up
+        await check.run()  # the fresh window starts here
+        await admin.config_resetstat()
+        started = time.monotonic()
+        times: list[float] = []
+        sizes: list[int] = []
+        totals: dict[str, float] = {}
+        while time.monotonic() - started < seconds:
+            await asyncio.sleep(interval)
+            before = proxy.from_server
+            t0 = time.perf_counter()
+            report = await check.run()
+            times.append(time.perf_counter() - t0)
+            sizes.append(proxy.from_server - before)
+            totals = {s.measure: float(s.value or 0) for s in report.samples}
+        elapsed = time.monotonic() - started
+        stats = (await admin.info("commandstats")).get("cmdstat_evalsha_ro", {})
+        lost = int(totals.get("events_lost_total", 0))
+        finished = totals.get("completed_total", 0) + totals.get("failed_total", 0)
+        ms = sorted(t * 1000 for t in times)
+        print(f"  busy queue, maxLenEvents {max_len:,}, a run every {interval:g}s for "
+              f"{elapsed:.0f}s: {finished / elapsed:,.0f} jobs/s counted "
+              f"({totals.get('failed_total', 0):,.0f} failed), {lost:,} entries lost")  # fmt: skip
+        print(f"       run time median {statistics.median(ms):.2f} ms, max {ms[-1]:.2f} ms; "
+              f"bytes read per run median {statistics.median(sizes):,.0f}, max {max(sizes):,}; "
+              f"script on the server {float(stats.get('usec_per_call', 0)) / 1000:.2f} ms "
+              f"per call")  # fmt: skip
+    finally:
+        await check.close()
+        await proxy.close()
+        node.kill()
+        node.wait(10)
+        for pipe in (node.stdout, node.stderr):
+            if pipe is not None:
+                pipe.close()
+        await admin.flushdb()
+        await admin.aclose()
+
+
+async def main(runs: int, big_runs: int, busy_seconds: int) -> None:
     with redis_server() as url:
         many = [f"queue-{i:04d}" for i in range(1000)]
         started = time.perf_counter()
@@ -178,11 +304,17 @@ async def main(runs: int, big_runs: int) -> None:
         await measure(url, many, big_runs)
         for conn in conns:
             await conn.aclose()
+        if busy_seconds:
+            await busy_queue(url, busy_seconds, max_len=100_000, interval=1.0)
+            await busy_queue(url, busy_seconds, max_len=10_000, interval=5.0)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200, help="timed runs for 7 queues")
     parser.add_argument("--big-runs", type=int, default=30, help="timed runs for 1,000 queues")
+    parser.add_argument(
+        "--busy-seconds", type=int, default=10, help="seconds of the 1,000 jobs/s queue (0: skip)"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.big_runs))
+    asyncio.run(main(args.runs, args.big_runs, args.busy_seconds))

@@ -14,14 +14,16 @@ from pathlib import Path
 from aiohttp import web
 
 from probe.alerts.service import AlertService
+from probe.checks.errors import address
 from probe.checks.factory import build_runner
 from probe.config import Config, ConfigError, load_config, load_or_report
+from probe.history.service import History
 from probe.metrics import build_registry
 from probe.model import CheckResult
 from probe.redact import Redactor
 from probe.runner import CheckRunner
 from probe.scheduler import Scheduler
-from probe.server import build_app
+from probe.server import build_app, serve
 from probe.store import ResultStore
 from probe.times import Clock
 
@@ -48,8 +50,12 @@ class Agent:
         self.scheduler = Scheduler(self.store)
         self.alerts = AlertService(config, clock=clock)
         self.store.subscribe(self._forward_to_alerts)
+        self.history = History(config, self.store, clock)
+        self.store.subscribe(self.history.observe)
+        self.alerts.listeners.append(self.history.record_alert)  # carried over on reload
         # The agent, not the alert service, is the metrics' source: a reload swaps the service.
         self.registry = build_registry(self.store, self)
+        self.history.register_metrics(self.registry)
         self._http: web.AppRunner | None = None
         self.port = 0
         self._stopped = False
@@ -70,24 +76,22 @@ class Agent:
     async def start(self) -> None:
         await self._serve()
         await self.alerts.start()
+        await self.history.start()
         self.scheduler.start(self._runners(self.config))
         log.info(
             "probe started",
             extra={
                 "agent": self.config.agent.name,
-                "listen": f"{self.config.agent.host}:{self.port}",
+                "listen": address(self.config.agent.host, self.port),
                 "checks": len(self.config.checks),
                 "config": self.config.source,
             },
         )
 
     async def _serve(self) -> None:
-        app = build_app(self.store, self.registry)
-        self._http = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
-        await self._http.setup()
         agent = self.config.agent
-        site = web.TCPSite(self._http, agent.host or None, agent.port, reuse_address=True)
-        await site.start()
+        app = build_app(self.store, self.registry, self.history.site.add_routes)
+        self._http = await serve(app, agent.host or None, agent.port)
         addresses = self._http.addresses  # the real port when listen asks for port 0
         self.port = int(addresses[0][1]) if addresses else agent.port
 
@@ -115,6 +119,7 @@ class Agent:
         self.redactor.update(config.secrets())
         self.config = config
         self.store.reconfigure(config)
+        self.history.reconfigure(config)
         # Alerts first: results of runs that finish while the checks are swapped must
         # reach a running alert service, not the stopped one.
         old_alerts = self.alerts
@@ -130,6 +135,7 @@ class Agent:
         self._stopped = True
         await self.scheduler.shutdown(SHUTDOWN_CHECK_WAIT)
         await self.alerts.stop(flush_timeout=NOTIFICATION_FLUSH)
+        await self.history.stop()  # after alerts: their last incidents are written too
         if self._http is not None:
             await self._http.cleanup()
             self._http = None

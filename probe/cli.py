@@ -14,7 +14,7 @@ from typing import NoReturn
 from probe import __version__
 
 # Exit code for a usage or config error, per command (DESIGN.md 2.1).
-ERROR_CODES = {"run": 2, "check": 3, "validate": 2, "ping": 1, "alert-test": 2}
+ERROR_CODES = {"run": 2, "check": 3, "validate": 2, "ping": 1, "alert-test": 2, "history": 2}
 TOP_LEVEL_ERROR = 2
 
 _CONFIG_HELP = (
@@ -173,6 +173,21 @@ def build_parser() -> _Parser:
         "  SLACK_WEBHOOK_URL=https://hooks.slack.com/services/... probe alert-test",
     )
     alert_test.add_argument("-c", "--config", metavar="FILE", help=_CONFIG_HELP)
+
+    history = _command(
+        subparsers,
+        "history",
+        "print uptime and incidents from the history store (the agent need not run)",
+        "exit codes: 0 printed, 1 nothing recorded yet, 2 config error or history off\n\n"
+        "examples:\n"
+        "  probe history\n"
+        "  probe history --check database --window 30d",
+    )
+    history.add_argument("-c", "--config", metavar="FILE", help=_CONFIG_HELP)
+    history.add_argument("--check", metavar="NAME", default="", help="only this check")
+    history.add_argument(
+        "--window", metavar="DURATION", default="7d", help="e.g. 24h, 7d, 90d (default 7d)"
+    )
     return parser
 
 
@@ -239,7 +254,31 @@ def _dispatch(args: argparse.Namespace) -> int:
         return oneshot.main(args.config, args.format, args.only, args.timeout)
     if command == "validate":
         return _validate(args.config)
+    if command == "history":
+        return _history(args.config, args.check, args.window)
     return _alert_test(args.config)
+
+
+def _history(config_arg: str | None, check: str, window: str) -> int:
+    import time
+
+    from probe.config import load_or_report, resolve_path
+    from probe.history import report
+
+    path = resolve_path(config_arg)
+    config = load_or_report(path)
+    if config is None:
+        return ERROR_CODES["history"]
+    try:
+        seconds = _duration(window)
+    except argparse.ArgumentTypeError as exc:
+        print(f"probe history: --window: {exc}", file=sys.stderr)
+        return ERROR_CODES["history"]
+    if seconds > report.MAX_WINDOW:
+        print(f"probe history: --window: at most 400d (history keeps no more), got {window}",
+              file=sys.stderr)  # fmt: skip
+        return ERROR_CODES["history"]
+    return report.main(config, str(path), check, seconds, window, time.time())
 
 
 def _validate(config_arg: str | None) -> int:

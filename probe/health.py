@@ -142,6 +142,31 @@ def ready_body(entries: list[Entry], now: float) -> dict[str, Any]:
     }
 
 
+def health_bytes(
+    status: Health, version: str, started_at: float, now: float, fragments: list[bytes]
+) -> bytes:
+    """`dumps(health_body(...))` from entries already serialised one by one.
+
+    The store keeps each check's serialised entry until it changes, so a render joins
+    bytes instead of serialising every check again; the JSON is the same to the byte.
+    """
+    head = dumps(
+        {
+            "status": status.value,
+            "timestamp": rfc3339_seconds(now),
+            "version": version,
+            "uptime": int(now - started_at),
+        }
+    )
+    return b"".join((head[:-1], b',"checks":[', b",".join(fragments), b"]}"))
+
+
+def ready_bytes(ready: bool, now: float, fragments: list[bytes]) -> bytes:
+    """`dumps(ready_body(...))` from the critical checks' serialised entries."""
+    head = dumps({"status": "ready" if ready else "not_ready", "timestamp": rfc3339_seconds(now)})
+    return b"".join((head[:-1], b',"checks":[', b",".join(fragments), b"]}"))
+
+
 def live_body(alive: bool, started_at: float, now: float) -> dict[str, Any]:
     return {
         "status": "alive" if alive else "stalled",

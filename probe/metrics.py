@@ -9,11 +9,17 @@ the contract; error messages, URLs and secrets never become labels.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from aiohttp import hdrs, web
 from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.aiohttp import make_aiohttp_handler
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -22,10 +28,11 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
-from probe.contract import MetricFamily, MetricPoint
-from probe.model import Health, Observation, Status
+from probe.config import Config
+from probe.contract import CheckConfig, MetricFamily, MetricPoint
+from probe.model import CheckResult, Health, Observation, Status
 from probe.plugins import metric_families
-from probe.store import DURATION_BUCKETS, ResultStore
+from probe.store import DURATION_BUCKETS, ResultStore, RunStats
 
 log = logging.getLogger("probe.metrics")
 
@@ -48,16 +55,197 @@ class AlertStats(Protocol):
         ...
 
 
-def build_registry(store: ResultStore, alerts: AlertStats | None) -> CollectorRegistry:
+class StoreReader(Protocol):
+    """What the collector reads: the live store, or a copy of it taken on the loop."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def overall(self) -> Health: ...
+
+    def check_names(self) -> list[str]: ...
+
+    def check_config(self, name: str) -> CheckConfig: ...
+
+    def latest(self, name: str) -> CheckResult | None: ...
+
+    def effective_status(self, name: str) -> Status: ...
+
+    def stats(self, name: str) -> RunStats: ...
+
+
+def build_registry(store: ResultStore, alerts: AlertStats | None) -> ProbeRegistry:
     """A registry of our own (never the global one), for the agent to serve at /metrics."""
-    registry = CollectorRegistry()
-    registry.register(StoreCollector(store, alerts))
-    ProcessCollector(registry=registry)
-    return registry
+    return ProbeRegistry(store, alerts)
+
+
+class ProbeRegistry(CollectorRegistry):
+    """The agent's registry, which can also hand out a copy of itself frozen in time.
+
+    Formatting 24 series per check costs hundreds of milliseconds at 1,000 checks: done on
+    the loop, each scrape stalled /live and the checks. `frozen()` copies what the
+    collector reads (cheap, on the loop), and the copy is formatted on a worker thread.
+    """
+
+    def __init__(self, store: ResultStore, alerts: AlertStats | None) -> None:
+        super().__init__()
+        self.store = store
+        self.alerts = alerts
+        self.register(StoreCollector(store, alerts))
+        ProcessCollector(registry=self)
+
+    def frozen(self) -> CollectorRegistry:
+        """Must run on the loop; the registry it returns may be read from any thread."""
+        registry = CollectorRegistry()
+        alerts = None if self.alerts is None else FrozenAlerts.of(self.alerts)
+        registry.register(StoreCollector(StoreView.of(self.store), alerts))
+        ProcessCollector(registry=registry)
+        return registry
+
+    def version(self) -> tuple[object, ...]:
+        """Changes whenever a scrape could differ, except for the passing of time."""
+        if self.alerts is None:
+            return (self.store.generation,)
+        firing = tuple(sorted(self.alerts.firing().items()))
+        counts = tuple(sorted(self.alerts.notification_counts().items()))
+        return (self.store.generation, firing, counts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    config: CheckConfig
+    latest: CheckResult | None
+    status: Status
+    stats: RunStats
+
+
+@dataclass(frozen=True, slots=True)
+class StoreView:
+    """The store as `StoreCollector` reads it, copied at one moment."""
+
+    config: Config
+    overall: Health
+    rows: dict[str, _Row]
+
+    @classmethod
+    def of(cls, store: ResultStore) -> StoreView:
+        rows = {}
+        for name in store.check_names():
+            stats = store.stats(name)
+            copied = RunStats(
+                dict(stats.runs),
+                list(stats.bucket_counts),
+                stats.duration_sum,
+                stats.duration_count,
+            )
+            rows[name] = _Row(
+                store.check_config(name), store.latest(name), store.effective_status(name), copied
+            )
+        return cls(store.config, store.overall, rows)
+
+    def check_names(self) -> list[str]:
+        return list(self.rows)
+
+    def check_config(self, name: str) -> CheckConfig:
+        return self.rows[name].config
+
+    def latest(self, name: str) -> CheckResult | None:
+        return self.rows[name].latest
+
+    def effective_status(self, name: str) -> Status:
+        return self.rows[name].status
+
+    def stats(self, name: str) -> RunStats:
+        return self.rows[name].stats
+
+
+@dataclass(frozen=True, slots=True)
+class FrozenAlerts:
+    firing_now: dict[str, int]
+    counts: dict[tuple[str, str], int]
+
+    @classmethod
+    def of(cls, alerts: AlertStats) -> FrozenAlerts:
+        return cls(dict(alerts.firing()), dict(alerts.notification_counts()))
+
+    def firing(self) -> dict[str, int]:
+        return self.firing_now
+
+    def notification_counts(self) -> dict[tuple[str, str], int]:
+        return self.counts
+
+
+# ---------------------------------------------------------------- the /metrics handler
+
+# Bytes younger than this are served again while nothing changed: process_* figures and
+# staleness move with time alone, and a second is finer than any scrape interval.
+EXPOSITION_MAX_AGE = 1.0
+
+
+@dataclass(slots=True)
+class _Baked:
+    version: tuple[object, ...]
+    at: float
+    body: asyncio.Future[bytes]
+
+
+@dataclass(slots=True)
+class CachedExposition:
+    """/metrics bytes per content type, reused between changes, formatted off the loop.
+
+    Content negotiation (`Accept`, `?name[]=`) and gzip are prometheus_client's, as in
+    its `make_aiohttp_handler`; only where and how often the bytes are made differs.
+    Concurrent scrapes of a changed store share one formatting run.
+    """
+
+    registry: ProbeRegistry
+    clock: Callable[[], float] = time.monotonic
+    _baked: dict[tuple[str, tuple[str, ...]], _Baked] = field(default_factory=dict)
+    bakes: int = 0  # formatting runs so far (tests count them)
+
+    async def __call__(self, request: web.Request) -> web.Response:
+        accept = ",".join(request.headers.getall(hdrs.ACCEPT, []))
+        encoder, content_type = choose_encoder(accept)
+        names = tuple(request.query.getall("name[]", []))
+        body = await self.bytes_for((content_type, names), encoder)
+        response = web.Response(body=body, headers={"Content-Type": content_type})
+        response.enable_compression()  # large bodies are compressed on aiohttp's executor
+        return response
+
+    async def bytes_for(
+        self, key: tuple[str, tuple[str, ...]], encoder: Callable[[Collector], bytes]
+    ) -> bytes:
+        version = self.registry.version()
+        now = self.clock()
+        baked = self._baked.get(key)
+        if baked is not None and baked.version == version and now - baked.at < EXPOSITION_MAX_AGE:
+            return await asyncio.shield(baked.body)
+        frozen = self.registry.frozen()
+        names = key[1]
+        source: Collector = frozen.restricted_registry(names) if names else frozen
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(None, encoder, source)
+        self._baked[key] = _Baked(version, now, future)
+        self.bakes += 1
+        try:
+            return await asyncio.shield(future)
+        except Exception:
+            self._baked.pop(key, None)  # never cache a failure
+            raise
+
+
+def metrics_handler(
+    registry: CollectorRegistry,
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The agent's registry gets the cached, off-loop handler; any other, prometheus_client's."""
+    if isinstance(registry, ProbeRegistry):
+        return CachedExposition(registry)
+    return make_aiohttp_handler(registry)
 
 
 class StoreCollector(Collector):
-    def __init__(self, store: ResultStore, alerts: AlertStats | None = None) -> None:
+    def __init__(self, store: StoreReader, alerts: AlertStats | None = None) -> None:
         self.store = store
         self.alerts = alerts
         self._families = metric_families()

@@ -1,8 +1,17 @@
 """Latest results, bounded history and pre-serialised endpoint bodies.
 
 Writers: the scheduler (`record`, `tick`). Readers: HTTP handlers, the metrics
-collector and the alert engine (via `subscribe`). Readers never cause I/O or work
-proportional to the number of checks; they take the bytes rendered here.
+collector and the alert engine (via `subscribe`). Readers never cause I/O; they take
+bytes rendered here.
+
+Rendering is bounded, not triggered: a result only marks the bodies dirty, and the next
+reader renders them, at most `RENDERS_PER_SECOND` times a second (after a burst of
+`RENDER_BURST`). Re-rendering on every result made each result cost O(checks): at 3,000
+checks one core could not keep up. A reader arriving when the budget is spent gets the
+last bodies, at most about 1/RENDERS_PER_SECOND old. Each check's serialised entry is
+kept until its result (or its staleness) changes, so a render is mostly a join, and the
+verbose body, which few ever ask for, is built only when asked, from the same snapshot
+as the plain one.
 """
 
 from __future__ import annotations
@@ -25,6 +34,10 @@ log = logging.getLogger("probe.store")
 HISTORY_SIZE = 60  # results kept per check
 # Suited to checks taking 1 ms to 10 s.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# A few renders a second keep bodies fresh to a fraction of a second, whatever the rate
+# of results; the burst lets a quiet store answer a change at once.
+RENDERS_PER_SECOND = 5.0
+RENDER_BURST = 5
 
 Listener = Callable[[str, CheckResult], None]
 
@@ -53,6 +66,16 @@ class Rendered:
     body: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class _Fragment:
+    """A check's serialised non-verbose entry and what it was serialised from."""
+
+    result: CheckResult | None
+    status: Status
+    output: str
+    body: bytes
+
+
 @dataclass(slots=True)
 class _Slot:
     config: CheckConfig
@@ -60,6 +83,49 @@ class _Slot:
     history: deque[CheckResult] = field(default_factory=lambda: deque(maxlen=HISTORY_SIZE))
     stats: RunStats = field(default_factory=RunStats)
     recorded_at: float = 0.0  # monotonic time `latest` arrived
+    fragment: _Fragment | None = None
+
+    def entry_bytes(self, entry: health.Entry) -> bytes:
+        cached = self.fragment
+        if (
+            cached is None
+            or cached.result is not entry.result
+            or cached.status is not entry.status
+            or cached.output != entry.output
+        ):
+            body = health.dumps(health.check_entry(entry, verbose=False))
+            cached = self.fragment = _Fragment(entry.result, entry.status, entry.output, body)
+        return cached.body
+
+
+class RenderBudget:
+    """A token bucket on the store's monotonic clock: `take` says whether a render may run."""
+
+    def __init__(self, clock: Clock, rate: float, burst: int) -> None:
+        self.clock = clock
+        self.rate = rate
+        self.burst = burst
+        self._tokens = float(burst)
+        self._at = clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """What one render saw: the verbose body is built from it later, consistently."""
+
+    entries: list[health.Entry]
+    now: float
+    started: float
+    status_code: int
 
 
 class ResultStore:
@@ -77,6 +143,13 @@ class ResultStore:
         self.last_tick = time.monotonic()
         self._listeners: list[Listener] = []
         self._slots: dict[str, _Slot] = {}
+        self.budget = RenderBudget(self.monotonic, RENDERS_PER_SECOND, RENDER_BURST)
+        self.renders = 0  # plain-body renders so far (tests and the bench count them)
+        self.verbose_renders = 0
+        # Bumped on every change a reader could see; /metrics caches its bytes against it.
+        self.generation = 0
+        self._dirty = True
+        self._verbose: Rendered | None = None
         self.reconfigure(config)
 
     # ------------------------------------------------------------ writers
@@ -91,9 +164,11 @@ class ResultStore:
             slot = old.get(check.name)
             if slot is not None and slot.config.type == check.type:
                 slot.config = check
+                slot.fragment = None  # `critical` or a group's members may have changed
                 self._slots[check.name] = slot
             else:
                 self._slots[check.name] = _Slot(check)
+        self.generation += 1
         self.render()
 
     def record(self, name: str, result: CheckResult) -> None:
@@ -105,7 +180,7 @@ class ResultStore:
             member = self._slots.get(member_name)
             if member is not None:
                 self._store(member, member_result)
-        self.render()
+        self._changed()
         for listener in self._listeners:
             try:
                 listener(name, result)
@@ -118,10 +193,17 @@ class ResultStore:
         slot.history.append(result)
         slot.stats.add(result)
 
+    def _changed(self) -> None:
+        self.generation += 1
+        self._dirty = True
+
     def tick(self) -> None:
-        """Called by the scheduler's heartbeat: proves progress and refreshes time fields."""
+        """Called by the scheduler's heartbeat, on the loop: proves progress, and lets the
+        next reader refresh the time fields (timestamp, uptime, staleness)."""
         self.last_tick = time.monotonic()
-        self.render()
+        now = self.clock()
+        self._live = Rendered(200, health.dumps(health.live_body(True, self._started(now), now)))
+        self._dirty = True
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -143,21 +225,64 @@ class ResultStore:
         return now - (self.monotonic() - self._started_mono)
 
     def render(self) -> None:
+        """Render the plain bodies now, whatever the budget (reloads, tests)."""
         now = self.clock()
         entries = self.entries(now)
         version = self.config.agent.version
         started = self._started(now)
-        self.overall = health.overall(entries)
-        body = health.health_body(entries, version, started, now)
-        code = 503 if self.overall is Health.UNHEALTHY else 200
-        self.health = Rendered(code, health.dumps(body))
-        verbose = health.health_body(entries, version, started, now, verbose=True)
-        self.health_verbose = Rendered(code, health.dumps(verbose))
+        overall = health.overall(entries)
+        code = 503 if overall is Health.UNHEALTHY else 200
+        fragments = [self._slots[e.config.name].entry_bytes(e) for e in entries]
+        self._overall = overall
+        self._health = Rendered(
+            code, health.health_bytes(overall, version, started, now, fragments)
+        )
+        critical = [f for e, f in zip(entries, fragments, strict=True) if e.config.critical]
         ready = health.is_ready(entries)
-        self.ready = Rendered(200 if ready else 503, health.dumps(health.ready_body(entries, now)))
-        self.live = Rendered(200, health.dumps(health.live_body(True, started, now)))
+        self._ready = Rendered(200 if ready else 503, health.ready_bytes(ready, now, critical))
+        self._live = Rendered(200, health.dumps(health.live_body(True, started, now)))
+        self._snapshot = _Snapshot(entries, now, started, code)
+        self._verbose = None
+        self._dirty = False
+        self.renders += 1
+
+    def _fresh(self) -> None:
+        if self._dirty and self.budget.take():
+            self.render()
 
     # ------------------------------------------------------------ readers
+
+    @property
+    def health(self) -> Rendered:
+        self._fresh()
+        return self._health
+
+    @property
+    def ready(self) -> Rendered:
+        self._fresh()
+        return self._ready
+
+    @property
+    def live(self) -> Rendered:
+        return self._live
+
+    @property
+    def overall(self) -> Health:
+        self._fresh()
+        return self._overall
+
+    @property
+    def health_verbose(self) -> Rendered:
+        """Built on first request after a render, from that render's snapshot."""
+        self._fresh()
+        if self._verbose is None:
+            shot = self._snapshot
+            body = health.health_body(
+                shot.entries, self.config.agent.version, shot.started, shot.now, verbose=True
+            )
+            self._verbose = Rendered(shot.status_code, health.dumps(body))
+            self.verbose_renders += 1
+        return self._verbose
 
     def is_alive(self, live_timeout: float) -> bool:
         return time.monotonic() - self.last_tick <= live_timeout

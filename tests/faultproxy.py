@@ -56,12 +56,17 @@ class FaultProxy:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1)
             self._server = None
+            # Closed transports finish on the next loop iterations; let them before the
+            # test's loop is closed.
+            for _ in range(3):
+                await asyncio.sleep(0)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
         self._writers.add(writer)
+        up_writer: asyncio.StreamWriter | None = None
         try:
             if self.mode is Mode.REFUSE:
                 return
@@ -77,8 +82,12 @@ class FaultProxy:
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
-            writer.close()
-            self._writers.discard(writer)
+            # Both ends, always: a pipe task cancelled before it started never closes its
+            # writer, and the upstream socket would leak (a ResourceWarning at exit).
+            for end in (writer, up_writer):
+                if end is not None:
+                    end.close()
+                    self._writers.discard(end)
             self._tasks.discard(task)
 
     @staticmethod

@@ -322,3 +322,40 @@ async def test_error_rate_turns_intermittent_failures_into_one_alert(with_error_
         return
     assert [(a.key, a.severity, a.kind) for a in due] == [("app", Severity.WARNING, Kind.FIRING)]
     assert "error_rate 5" in due[0].summary and "> 20%" in due[0].summary
+
+
+# ---------------------------------------------------------------- flap windows
+
+
+def test_flap_needs_n_of_the_last_m_runs_before_pending() -> None:
+    engine = engine_for(**{"for": {"fail": "0s"}, "flap": {"fail": 3, "of": 5}})
+    two_of_five = [REFUSED, HEALTHY, REFUSED, HEALTHY, HEALTHY, HEALTHY, HEALTHY]
+    assert feed(engine, "database", two_of_five, T0) == []
+    assert engine.states == {}
+    due = feed(engine, "database", [REFUSED, HEALTHY, REFUSED, HEALTHY, REFUSED], T0 + 105)
+    assert [(t - T0 - 105, a.kind, a.measure) for t, a in due] == [(60, Kind.FIRING, "up")]
+
+
+def test_intermittent_failures_stay_pending_across_passes_and_fire_after_for() -> None:
+    """Failing every other run: a flap without `flap`; with 3 of 5 it is one alert."""
+    engine = engine_for(**{"for": {"fail": "1m"}, "flap": {"fail": 3, "of": 5}})
+    due = feed(engine, "database", [REFUSED, HEALTHY] * 10, T0)
+    # Pending at the 3rd failure (T0+60), fires at the first failed run a minute later.
+    assert [(t - T0, a.kind) for t, a in due] == [(120, Kind.FIRING)]
+    # It resolves only after `resolve_after` consecutive passes, not between failures.
+    resolved = feed(engine, "database", [HEALTHY] * 2, T0 + 300)
+    assert [a.kind for _, a in resolved] == [Kind.RESOLVED]
+
+
+def test_flap_windows_are_per_key_and_may_be_overridden_per_check() -> None:
+    engine = engine_for(
+        **{"for": {"fail": "0s"}, "overrides": {"database": {"flap": {"fail": 2, "of": 3}}}}
+    )
+    assert [a.check for _, a in feed(engine, "redis", [REFUSED], T0)] == ["redis"]  # 1 of 1
+    assert feed(engine, "database", [REFUSED, HEALTHY], T0) == []
+    assert [a.check for _, a in feed(engine, "database", [REFUSED], T0 + 30)] == ["database"]
+
+
+def test_flap_fail_cannot_exceed_of() -> None:
+    with pytest.raises(ValueError, match=r"fail \(4\) cannot be more than of \(3\)"):
+        engine_for(flap={"fail": 4, "of": 3})

@@ -19,7 +19,7 @@ from probe.model import CheckResult, Status
 from tests.cli_helpers import arun_cli
 from tests.conftest import free_port
 from tests.slack_receiver import Answer, SlackReceiver
-from tests.test_alert_engine import REFUSED, T0, backlog, make_config, no_workers, obs, result
+from tests.test_alert_engine import REFUSED, T0, backlog, make_config, obs, result
 
 QUEUES = ["billing", "email", "whatsapp", "ai-assistant", "receipt-ocr", "analytics", "webhooks"]
 

@@ -374,6 +374,60 @@ async def test_refused_client_list_is_reported_never_as_zero(
     assert password not in repr(result)
 
 
+@pytest.fixture
+def acl_user_without_scripts(redis_server: tuple[str, int]) -> Iterator[tuple[str, str]]:
+    host, port = redis_server
+    admin = redis.Redis(host=host, port=port)
+    admin.execute_command(  # type: ignore[no-untyped-call]
+        "ACL", "SETUSER", "noscript", "on", ">s3cret-pw2", "~*", "+@all", "-@scripting"
+    )
+    yield "noscript", "s3cret-pw2"
+    admin.execute_command("ACL", "DELUSER", "noscript")  # type: ignore[no-untyped-call]
+    admin.close()
+
+
+async def test_refused_scripts_make_outcomes_unknown_never_zero(
+    redis_server: tuple[str, int],
+    stack: AsyncExitStack,
+    acl_user_without_scripts: tuple[str, str],
+) -> None:
+    user, password = acl_user_without_scripts
+    host, port = redis_server
+    url = f"redis://{user}:{password}@{host}:{port}/{DB}"
+
+    result = await run_check(stack, make_config(url, ["email"], warn={"failure_ratio": "10%"}))
+
+    ratio = observed(result, "email")["failure_ratio"]
+    assert ratio.value is None
+    assert ratio.note == (
+        "Redis refused the events read (EVALSHA_RO): "
+        "this user has no permissions to run the 'evalsha_ro' command"
+    )
+    assert values(result, "email")["waiting"] == 0  # the counts are still measured
+    assert result.status is Status.WARN
+    assert result.output.startswith("email failure_ratio unknown (Redis refused the events")
+    assert password not in repr(result)
+
+
+async def test_outcomes_survive_a_script_flush(bull_url: str, stack: AsyncExitStack) -> None:
+    """Scripts live in Redis's memory: after a restart (or SCRIPT FLUSH) the first run
+    loads the script again and counts on from where it was."""
+    queue = await open_queue(stack, bull_url, "email")
+    runner = CheckRunner(BullMQCheck(make_config(bull_url, ["email"])))
+    stack.push_async_callback(runner.close)
+    await runner.run()
+    await finish_some_jobs(stack, bull_url, queue, "bull")
+    admin = aioredis.from_url(bull_url)
+    stack.push_async_callback(admin.aclose)
+    await admin.script_flush()
+
+    result = await runner.run()
+
+    assert result.status is Status.PASS
+    assert values(result, "email")["failed_total"] == 2
+    assert values(result, "email")["completed_total"] == 3
+
+
 async def test_refused_client_list_without_a_workers_limit_passes(
     redis_server: tuple[str, int],
     bull_url: str,
@@ -431,6 +485,8 @@ async def test_one_round_trip_for_all_queues(
     assert calls(stats, "lrange") == 2 * len(QUEUES)
     assert calls(stats, "client|list") == 1
     assert calls(stats, "hget") == with_waiting
+    assert calls(stats, "evalsha_ro") == len(QUEUES)  # the job outcomes, in the same trip
+    assert calls(stats, "script|load") == 0  # loaded by the first run, once
 
 
 async def test_connection_is_reused_and_closed(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -253,3 +254,19 @@ def test_critical_on_a_member_is_a_config_error(write_config: Any) -> None:
         f"{path}: checks[0]: member 'bank' sets critical: true, which only top-level checks "
         "can; set it on the group"
     ]
+
+
+def test_a_redis_member_learns_of_a_bullmq_check_on_its_server(tmp_path: Path) -> None:
+    path = tmp_path / "probe.yaml"
+    path.write_text(
+        "checks:\n"
+        "  - name: deps\n"
+        "    type: group\n"
+        "    checks:\n"
+        "      - { name: cache, type: redis, url: 'redis://127.0.0.1:6379/0' }\n"
+        "  - { name: queues, type: bullmq, url: 'redis://127.0.0.1:6379/1', queues: [a] }\n"
+    )
+    member = load_config(path, environ={}).checks[0].members()[0]
+    # With BullMQ on the same server, an evicting policy fails instead of warning.
+    assert getattr(member, "bullmq_checks", None) == ("queues",)
+    assert "eviction_policy" in member.limits_for("")[1]

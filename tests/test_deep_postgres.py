@@ -167,7 +167,9 @@ async def test_pg_monitor_role_sees_another_roles_open_transaction_with_who_it_i
 
     assert result.status is Status.FAIL
     assert re.fullmatch(
-        rf"longest_transaction {DURATION} > 1s; idle_in_transaction {DURATION} > 1s",
+        rf'longest_transaction {DURATION} > 1s \(pid \d+, app "botflow-worker", '
+        rf'state "idle in transaction"\); '
+        rf'idle_in_transaction {DURATION} > 1s \(pid \d+, app "botflow-worker"\)',
         result.output,
     )
     pid = worker.get_server_pid()
@@ -215,11 +217,12 @@ async def test_lock_waiter_is_counted_with_its_blocker_for_any_role(
         await asyncio.wait_for(blocked, 5)
 
     assert seen.status is Status.WARN
-    assert seen.output == "lock_waiters 1 > 0"
     blocked_words = f"pid {waiter.get_server_pid()} blocked by pid {holder.get_server_pid()}"
+    # The one-line output names the culprit, as the verbose note does.
+    assert re.fullmatch(rf"lock_waiters 1 > 0 \(longest \S+: {blocked_words}\)", seen.output)
     assert re.fullmatch(rf"longest \S+: {blocked_words}", obs(seen, "lock_waiters").note)
     # pg_locks is readable by every role: the count is exact without pg_monitor too.
-    assert plain_seen.output == "lock_waiters 1 > 0"
+    assert plain_seen.output == f"lock_waiters 1 > 0 ({blocked_words})"
     assert obs(plain_seen, "lock_waiters").note == blocked_words  # no age: hidden
 
 
@@ -311,7 +314,7 @@ async def test_inactive_logical_slot_warns_and_says_how_much_wal_it_keeps(
         await admin.execute("SELECT pg_drop_replication_slot('deep_orphan')")
 
     assert result.status is Status.WARN
-    assert result.output == "inactive_slots 1 > 0"
+    assert result.output.startswith("inactive_slots 1 > 0 (deep_orphan")
     assert obs(result, "inactive_slots").note == "deep_orphan"
     retained = obs(result, "slot_retained_bytes").value
     assert retained is not None and retained >= 2_000_000

@@ -1,1 +1,1 @@
-"""Alerts: the engine (state machine), delivery, and the notifiers named in `probe.plugins.NOTIFIER_TYPES`."""
+"""Alerts: the engine (state machine), delivery, and the notifiers of `probe.plugins`."""

@@ -343,16 +343,16 @@ class AlertEngine:
     ) -> list[Alert]:
         state = self.states.get(key)
         non_pass = verdict.status is not Status.PASS
-        flapping = self._flap(key, non_pass, policy)
+        recent = self._flap(key, non_pass, policy)
         if not non_pass:
-            if state is None or (state.phase is Phase.PENDING and flapping):
-                return []  # healthy, or still failing N of the last M runs
+            if state is None or (state.phase is Phase.PENDING and recent):
+                return []  # healthy, or flapping: pending until a whole window passes
             return self._passed(state, policy, now)
         if blocked:
             self._blocked(state)
             return []
         if state is None:
-            if not flapping:
+            if recent < policy.flap_fail:
                 return []
             state = self._adopt_legacy(key, verdict, now) or self._open(key, verdict, now)
         elif state.phase is Phase.HELD:
@@ -364,20 +364,24 @@ class AlertEngine:
         alert = self._reconcile(state, policy, now)
         return [alert] if alert is not None else []
 
-    def _flap(self, key: Key, non_pass: bool, policy: Policy) -> bool:
-        """Whether `flap.fail` of the last `flap.of` runs of this key were non-pass."""
+    def _flap(self, key: Key, non_pass: bool, policy: Policy) -> int:
+        """How many of the last `flap.of` runs of this key were non-pass (this one included).
+
+        `flap.fail` of them open a pending key; it stays pending until a whole window
+        passes, so a check failing every other run does not drop in and out of pending.
+        """
         if policy.flap_of <= 1:
-            return non_pass
+            return int(non_pass)
         window = self._recent.get(key)
         if window is None:
             if not non_pass:
-                return False
+                return 0
             window = self._recent[key] = deque(maxlen=policy.flap_of)
         window.append(non_pass)
         count = sum(window)
         if count == 0:
             del self._recent[key]
-        return count >= policy.flap_fail
+        return count
 
     def _open(self, key: Key, verdict: Verdict, now: float) -> AlertState:
         state = AlertState(

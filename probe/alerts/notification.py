@@ -154,10 +154,12 @@ def alert_line(alert: Alert) -> str:
 
 
 def shown(notification: Notification) -> list[Alert]:
-    """The alerts a person reads: the resolve of a cause that another one took over is
-    said on the new cause's line ("cause changed, was: ..."), not as a line of its own."""
+    """The alerts a person reads, open ones first: the resolve of a cause that another one
+    took over is said on the new cause's line ("cause changed, was: ..."), not on its own."""
     alerts = notification.alerts
-    return [a for a in alerts if not any(b.replaces(a) for b in alerts)]
+    kept = [a for a in alerts if not any(b.replaces(a) for b in alerts)]
+    # What still needs someone first; what is over after.
+    return sorted(kept, key=lambda a: a.kind is Kind.RESOLVED)
 
 
 def headline(notification: Notification) -> str:

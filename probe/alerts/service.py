@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 import aiohttp
 
@@ -84,6 +85,8 @@ class AlertService:
         self.retry_after_cap = retry_after_cap
         self.tick_interval = tick_interval or min(1.0, max(0.05, config.alerts.group_wait / 5))
         self._previous = previous
+        # Told of every alert that goes out (history records incidents); kept on reload.
+        self.listeners: list[Callable[[Alert], None]] = list(previous.listeners) if previous else []
         self._deliveries: list[Delivery] = []
         self._carried_counts: dict[tuple[str, str], int] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -259,6 +262,12 @@ class AlertService:
         for delivery in self._deliveries:
             delivery.put(notification)
         self._writer.soon(self.engine.version, force=True)
+        for listener in self.listeners:
+            for alert in alerts:
+                try:
+                    listener(alert)
+                except Exception:  # a broken listener must not stop notifications
+                    log.exception("alert listener failed", extra={"alert": alert.key})
 
     def _outbox_changed(self) -> None:
         self._writer.soon(self.engine.version, force=True)

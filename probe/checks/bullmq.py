@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 import redis.asyncio as aioredis
 from pydantic import Field, field_validator, model_validator
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoPermissionError, NoScriptError, RedisError, ResponseError
 
 from probe.checks import redis_client
 from probe.checks.bullmq_events import (
@@ -574,7 +574,7 @@ def _reading_or_words(reply: Any, expected: list[str]) -> Reading | str:
         text = first_line(reply)
         if "unknown command" in text.lower():
             return "job outcomes need Redis 7 or later (EVALSHA_RO)"
-        if text.startswith("NOPERM"):
+        if isinstance(reply, NoPermissionError):
             return f"Redis refused the events read (EVALSHA_RO): {text}"
         return f"events stream not read: {text}"
     if isinstance(reply, Exception):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import ClassVar, Literal
+from collections.abc import Sequence
+from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -46,6 +47,11 @@ class GroupConfig(CheckConfig):
 
     def members(self) -> list[CheckConfig]:
         return list(self.checks)
+
+    def linked(self, others: Sequence[CheckConfig]) -> Self:
+        # Members are checks like any other: a redis member must learn of a bullmq check
+        # sharing its server as a top-level redis check does.
+        return self.model_copy(update={"checks": [m.linked(others) for m in self.checks]})
 
 
 class GroupCheck(Check[GroupConfig]):

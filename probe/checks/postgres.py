@@ -495,7 +495,9 @@ def _session(measure: str, found: dict[str, Any] | None, hidden: int, explicit: 
     if hidden:
         # What is visible is a lower bound: a limit it breaches is breached.
         words.append(f"at least: {_hidden_words(hidden)}")
-    return Sample(measure, max(found["age"], 0.0), Unit.SECONDS, note=", ".join(words))
+    return Sample(
+        measure, max(found["age"], 0.0), Unit.SECONDS, note=", ".join(words), note_explains=True
+    )
 
 
 def _hidden_words(count: int) -> str:
@@ -516,7 +518,7 @@ def _lock_waiters(stats: dict[str, Any]) -> Sample:
     if blockers:
         shown = ", ".join(str(pid) for pid in blockers[:3])
         words += f" blocked by pid {shown}" + (" and more" if len(blockers) > 3 else "")
-    return Sample("lock_waiters", count, Unit.COUNT, note=words)
+    return Sample("lock_waiters", count, Unit.COUNT, note=words, note_explains=True)
 
 
 def _per_window(window: _Window) -> list[Sample]:
@@ -556,11 +558,13 @@ def _cluster(stats: dict[str, Any]) -> list[Sample]:
     names = ", ".join(stats["inactive_names"] or [])
     if inactive > len(stats["inactive_names"] or []):
         names += " and more"
-    samples.append(Sample("inactive_slots", inactive, Unit.COUNT, note=names))
+    samples.append(Sample("inactive_slots", inactive, Unit.COUNT, note=names, note_explains=True))
     if not slots:
         samples.append(Sample("slot_retained_bytes", 0.0, Unit.BYTES, note="no replication slots"))
     else:
         retained = stats["retained"]
         note = "" if retained is not None else "no slot has reserved WAL yet"
-        samples.append(Sample("slot_retained_bytes", retained, Unit.BYTES, note=note))
+        samples.append(
+            Sample("slot_retained_bytes", retained, Unit.BYTES, note=note, note_explains=True)
+        )
     return samples

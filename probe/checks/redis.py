@@ -184,7 +184,9 @@ class RedisCheck(Check[RedisConfig]):
             note += "; keys are evicted when memory runs out"
         if policy != NO_EVICTION and not int(info.get("maxmemory") or 0):
             note += " (maxmemory is not set yet)"
-        return Sample("eviction_policy", int(policy != NO_EVICTION), Unit.NONE, note=note)
+        return Sample(
+            "eviction_policy", int(policy != NO_EVICTION), Unit.NONE, note=note, note_explains=True
+        )
 
     def _get_client(self) -> aioredis.Redis:
         if self._client is None:
@@ -217,7 +219,9 @@ def _persistence(info: dict[str, Any]) -> Sample:
             failed.append("last AOF write failed")
         elif info.get("aof_last_bgrewrite_status", "ok") != "ok":
             failed.append("last AOF rewrite failed")
-    return Sample("persistence", len(failed), Unit.COUNT, note="; ".join(failed))
+    return Sample(
+        "persistence", len(failed), Unit.COUNT, note="; ".join(failed), note_explains=True
+    )
 
 
 def _replica_link(info: dict[str, Any]) -> list[Sample]:
@@ -237,7 +241,9 @@ def _replica_link(info: dict[str, Any]) -> list[Sample]:
     if int(info.get("master_sync_in_progress") or 0):
         note += " (a full sync is in progress)"
     # Redis counts whole seconds: a link down for less than one still is down, not 0.
-    return [Sample("replica_link", float(max(since, 1)), Unit.SECONDS, note=note)]
+    return [
+        Sample("replica_link", float(max(since, 1)), Unit.SECONDS, note=note, note_explains=True)
+    ]
 
 
 def _clients(info: dict[str, Any]) -> Sample:

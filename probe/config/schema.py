@@ -12,8 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from probe.contract import CheckConfig, NotifierConfig
 from probe.fields import Duration, StrictModel
+from probe.redact import url_secrets
 
 MIN_LIVE_TIMEOUT = 3.0  # seconds; a few scheduler heartbeats (one per second)
+DEFAULT_HISTORY = "sqlite:///var/lib/probe/history.db"  # used only when writable
 
 
 class AgentConfig(StrictModel):
@@ -23,6 +25,35 @@ class AgentConfig(StrictModel):
     live_timeout: Duration = 30.0
     state_file: str = ""
     auth_token: SecretStr = SecretStr("")
+    # A DSN may hold a password: secret, and its errors never quote it (docs/history.md).
+    history: SecretStr = SecretStr(DEFAULT_HISTORY)
+    status_page: Literal["public", "token", "off"] = "public"
+
+    @field_validator("history", "status_page", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        # YAML 1.1 reads a bare `off` as false; `history: off` means the word.
+        return "off" if value is False else value
+
+    @field_validator("history")
+    @classmethod
+    def _history_target(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value().strip()
+        if text == "off" or text.startswith(("postgresql://", "postgres://")):
+            return SecretStr(text)
+        if text.startswith("sqlite://") and len(text) > len("sqlite://"):
+            return SecretStr(text)
+        scheme = text.partition("://")[0] if "://" in text else ""
+        shown = f" (scheme {scheme!r})" if scheme else ""
+        raise ValueError(
+            "expected off, sqlite:///path/to/history.db or a postgresql:// DSN" + shown
+        )
+
+    @model_validator(mode="after")
+    def _token_needs_a_token(self) -> AgentConfig:
+        if self.status_page == "token" and not self.auth_token.get_secret_value():
+            raise ValueError("status_page: token needs agent.auth_token to be set")
+        return self
 
     @field_validator("live_timeout")
     @classmethod
@@ -216,6 +247,7 @@ class Config(BaseModel):
 
     def secrets(self) -> list[str]:
         found = [self.agent.auth_token.get_secret_value()]
+        found.extend(url_secrets(self.agent.history.get_secret_value()))
         for check in self.all_checks():
             found.extend(check.secrets())
         for notifier in self.alerts.notifiers:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -51,6 +52,8 @@ _CORRUPT = ("file is not a database", "malformed", "corrupt")
 def words(exc: BaseException, path: Path) -> str:
     """sqlite3's messages are already plain; add where, and say what to do."""
     text = str(exc)
+    if _read_only_fs(path):
+        return f"{path} is on a read-only file system"
     if isinstance(exc, sqlite3.OperationalError):
         if "readonly" in text or "read-only" in text:
             return f"{path} is read-only"
@@ -63,9 +66,17 @@ def words(exc: BaseException, path: Path) -> str:
     return f"{path}: {text}"
 
 
+def _read_only_fs(path: Path) -> bool:
+    for candidate in [path.parent, *path.parent.parents]:
+        if candidate.exists():
+            return bool(os.statvfs(candidate).f_flag & os.ST_RDONLY)
+    return False
+
+
 class SqliteBackend:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, repair: bool = True) -> None:
         self.path = path
+        self.repair = repair  # `probe history` only reads: it must never move a file
         self.description = f"sqlite://{path}"
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="probe-history")
         self._db: sqlite3.Connection | None = None
@@ -89,7 +100,7 @@ class SqliteBackend:
         try:
             self._db = self._connect()
         except sqlite3.DatabaseError as exc:
-            if not any(marker in str(exc) for marker in _CORRUPT):
+            if not self.repair or not any(marker in str(exc) for marker in _CORRUPT):
                 raise
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
             for suffix in ("", "-wal", "-shm"):

@@ -154,9 +154,7 @@ class HistoryWriter:
             async with asyncio.timeout(timeout):
                 await self.flush()
         if self._dirty or self._pending_incidents:
-            log.warning(
-                "history: %d results and alerts not written before stop", self.pending()
-            )
+            log.warning("history: %d results and alerts not written before stop", self.pending())
         with contextlib.suppress(HistoryError, TimeoutError):
             async with asyncio.timeout(timeout):
                 await self.backend.close()

@@ -1,0 +1,122 @@
+"""History for the agent: the writer, the view and the status site, built from config.
+
+`agent.history` is `off`, a `sqlite://` path or a `postgresql://` DSN. The default
+SQLite path is used only when it can be written (the image has `/var/lib/probe`; a
+laptop usually does not): otherwise history is off, with one line saying so. A path the
+user chose is always tried, and a failing one is reported and retried, never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from probe.alerts.notification import Alert
+from probe.config import Config
+from probe.config.schema import DEFAULT_HISTORY
+from probe.history.metrics import HistoryCollector
+from probe.history.store import describe, is_postgres, open_backend, sqlite_path
+from probe.history.view import HistoryView
+from probe.history.writer import HistoryWriter
+from probe.model import CheckResult
+from probe.status_page import StatusSite
+from probe.store import ResultStore
+from probe.times import Clock
+
+log = logging.getLogger("probe.history")
+
+REFRESH_WITHOUT_HISTORY = 1.0
+
+
+def _writable(path: Path) -> bool:
+    """Whether `path` could be created: its nearest existing ancestor is writable."""
+    for candidate in [path, *path.parents]:
+        if candidate.exists():
+            if candidate == path:
+                return os.access(path, os.W_OK)
+            return candidate.is_dir() and os.access(candidate, os.W_OK | os.X_OK)
+    return False
+
+
+def build_writer(config: Config, clock: Clock) -> HistoryWriter | None:
+    dsn = config.agent.history.get_secret_value()
+    if dsn == "off":
+        log.info("history off (agent.history: off)")
+        return None
+    path = sqlite_path(dsn)
+    if path is not None and dsn == DEFAULT_HISTORY and not _writable(path):
+        log.info(
+            "history off: %s is not writable; set agent.history to a writable "
+            "sqlite:// path or a postgresql:// DSN to keep it",
+            path.parent,
+        )
+        return None
+    # Replicas sharing one PostgreSQL keep their own rows, and the page adds them up.
+    source = config.agent.name
+    if is_postgres(dsn):
+        source = f"{source}@{socket.gethostname()}"
+    log.info("history kept in %s", describe(dsn), extra={"history": describe(dsn)})
+    top_level = [c.name for c in config.checks]
+    return HistoryWriter(open_backend(dsn), source, top_level, clock=clock)
+
+
+class History:
+    def __init__(self, config: Config, store: ResultStore, clock: Clock = time.time) -> None:
+        self.store = store
+        self.dsn = config.agent.history.get_secret_value()
+        self.writer = build_writer(config, clock)
+        self.view = HistoryView(store, self.writer, clock)
+        self.site = StatusSite(store, self.view)
+        if self.writer is not None:
+            self.writer.on_change = self.site.refresh
+        self._task: asyncio.Task[None] | None = None
+
+    def observe(self, check: str, result: CheckResult) -> None:
+        """The store's listener: top-level results only, as /health lists them."""
+        if self.writer is not None:
+            self.writer.observe(check, result, self.store.check_config(check).interval)
+
+    def record_alert(self, alert: Alert) -> None:
+        if self.writer is not None:
+            self.writer.record_alert(alert)
+
+    def reconfigure(self, config: Config) -> None:
+        if config.agent.history.get_secret_value() != self.dsn:
+            log.warning("agent.history changed; restart probe to keep history elsewhere")
+        if self.writer is not None:
+            self.writer.checks = [c.name for c in config.checks]
+        self.site.refresh()
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        if self.writer is not None:
+            registry.register(HistoryCollector(self.writer))
+
+    async def start(self) -> None:
+        if self.writer is not None:
+            self.writer.start()
+        elif self._task is None:
+            self._task = asyncio.create_task(self._refresh_loop(), name="status refresh")
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_WITHOUT_HISTORY)
+            try:
+                self.site.refresh()
+            except Exception:  # the page must keep refreshing whatever one render hit
+                log.exception("status page refresh failed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.writer is not None:
+            await self.writer.stop()

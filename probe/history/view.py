@@ -1,0 +1,221 @@
+"""What the page, the JSON endpoints and the badges show, computed from memory.
+
+`HistoryView.rebuild()` runs after each batch write (off the request path) and leaves
+plain values (`checks`, `incidents`) and serialised JSON bodies behind; handlers only
+pick bytes. Current states come from the results store, everything else from the
+writer's in-memory rollups; with history off the view still shows the current states.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from probe.history.model import DAY, HOUR, Incident, Rollup, day_of
+from probe.history.rollup import WINDOWS, by_day, combine, day_starts, over_window, uptime
+from probe.history.writer import HistoryWriter
+from probe.model import Health, Status
+from probe.store import ResultStore
+from probe.times import Clock, rfc3339_seconds
+
+BARS = 90
+CHART_HOURS = 7 * 24
+PAGE_INCIDENTS = 20
+# Windows of /api/v1/checks/<name>/history: hourly points up to a week, daily beyond.
+HISTORY_WINDOWS: dict[str, tuple[int, int]] = {
+    "24h": (DAY, HOUR),
+    "7d": (7 * DAY, HOUR),
+    "30d": (30 * DAY, DAY),
+    "90d": (90 * DAY, DAY),
+    "400d": (400 * DAY, DAY),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSummary:
+    name: str
+    status: Status | None  # None: no result yet
+    output: str
+    uptime: dict[str, float | None]  # window -> share of known time up
+    days: list[tuple[int, Rollup]]  # the last BARS days, oldest first
+    chart: list[tuple[int, Rollup]]  # the last CHART_HOURS hours, oldest first
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """One rebuild's worth of values."""
+
+    now: float = 0.0
+    agent: str = "probe"
+    overall: Health = Health.HEALTHY
+    history: str = "off"  # `on`, `off`, or why it is unavailable
+    checks: list[CheckSummary] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)
+
+
+def ratio(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def millis(micros: int) -> float:
+    return round(micros / 1000, 3)
+
+
+def incident_json(incident: Incident, now: float) -> dict[str, Any]:
+    return {
+        "check": incident.check,
+        "component": incident.component or None,
+        "measure": incident.measure or None,
+        "severity": incident.severity,
+        "summary": incident.summary,
+        "start": rfc3339_seconds(incident.start),
+        "end": rfc3339_seconds(incident.end) if incident.end is not None else None,
+        "duration": int(incident.duration(now)),
+    }
+
+
+def point_json(start: int, rollup: Rollup) -> dict[str, Any]:
+    return {
+        "start": rfc3339_seconds(start),
+        "uptime": ratio(uptime(rollup)),
+        "pass": rollup.passed,
+        "warn": rollup.warned,
+        "fail": rollup.failed,
+        "responseTimeP50": millis(rollup.p50_us) if rollup.runs else None,
+        "responseTimeP95": millis(rollup.p95_us) if rollup.runs else None,
+    }
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class HistoryView:
+    def __init__(
+        self, store: ResultStore, writer: HistoryWriter | None, clock: Clock = time.time
+    ) -> None:
+        self.store = store
+        self.writer = writer
+        self.clock = clock
+        self.snapshot = Snapshot()
+        self.uptime_body = b"{}"
+        self.incidents_body = b"{}"
+        self._hours: dict[str, dict[int, Rollup]] = {}
+        self._days: dict[str, dict[int, Rollup]] = {}
+        self._history_bodies: dict[tuple[str, str], bytes] = {}
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        now = self.clock()
+        writer = self.writer
+        hours = writer.merged_hours() if writer is not None else {}
+        stored_days = writer.daily if writer is not None else {}
+        names = [c.name for c in self.store.config.checks]
+        self._hours = {n: hours.get(n, {}) for n in names}
+        self._days = {}
+        for name in names:
+            days = dict(stored_days.get(name, {}))
+            days.update(by_day(self._hours[name]))  # recent days: from hours, more current
+            self._days[name] = days
+        entries = {e.config.name: e for e in self.store.entries(now)}
+        checks = []
+        for name in names:
+            entry = entries[name]
+            own_hours = self._hours[name]
+            known = entry.result is not None
+            checks.append(
+                CheckSummary(
+                    name=name,
+                    status=entry.status if known else None,
+                    output=entry.output if entry.status is not Status.PASS else "",
+                    uptime={w: uptime(over_window(own_hours, now, s)) for w, s in WINDOWS.items()},
+                    days=[(d, self._days[name].get(d, Rollup())) for d in day_starts(now, BARS)],
+                    chart=[
+                        (h, own_hours.get(h, Rollup()))
+                        for h in range(
+                            int(now // HOUR) * HOUR - (CHART_HOURS - 1) * HOUR,
+                            int(now // HOUR) * HOUR + HOUR,
+                            HOUR,
+                        )
+                    ],
+                )
+            )
+        self.snapshot = Snapshot(
+            now=now,
+            agent=self.store.config.agent.name,
+            overall=self.store.overall,
+            history=self._history_state(),
+            checks=checks,
+            incidents=writer.incidents() if writer is not None else [],
+        )
+        self.uptime_body = _dumps(
+            {
+                "timestamp": rfc3339_seconds(now),
+                "windows": list(WINDOWS),
+                "checks": [
+                    {
+                        "name": c.name,
+                        "status": c.status.value if c.status else None,
+                        "uptime": {w: ratio(v) for w, v in c.uptime.items()},
+                    }
+                    for c in checks
+                ],
+            }
+        )
+        self.incidents_body = _dumps(
+            {
+                "timestamp": rfc3339_seconds(now),
+                "incidents": [incident_json(i, now) for i in self.snapshot.incidents],
+            }
+        )
+        self._history_bodies = {}
+
+    def _history_state(self) -> str:
+        if self.writer is None:
+            return "off"
+        if self.writer.available:
+            return "on"
+        return self.writer.problem or "starting"
+
+    def has_check(self, name: str) -> bool:
+        return name in self._hours
+
+    def history_body(self, name: str, window: str) -> bytes:
+        """A check's points over a window, rendered once per rebuild.
+
+        Memoised rather than rendered for every check and window at each rebuild: the
+        400-day bodies of 50 checks would cost more than everything else together, for
+        bodies that are rarely asked for. Still no I/O: it is the rebuild's values.
+        """
+        key = (name, window)
+        found = self._history_bodies.get(key)
+        if found is None:
+            found = self._history_bodies[key] = self._render_history(name, window)
+        return found
+
+    def _render_history(self, name: str, window: str) -> bytes:
+        now = self.snapshot.now
+        seconds, step = HISTORY_WINDOWS[window]
+        source = self._hours[name] if step == HOUR else self._days[name]
+        last = (int(now // step)) * step
+        starts = range(last - seconds + step, last + step, step)
+        points = [point_json(s, source.get(s, Rollup())) for s in starts]
+        if step == HOUR:
+            total = over_window(self._hours[name], now, seconds)
+        else:
+            total = combine(source[s] for s in starts if s in source)
+        return _dumps(
+            {
+                "name": name,
+                "window": window,
+                "resolution": "1h" if step == HOUR else "1d",
+                "timestamp": rfc3339_seconds(now),
+                "uptime": ratio(uptime(total)),
+                "points": points,
+            }
+        )
+
+
+__all__ = ["BARS", "HISTORY_WINDOWS", "CheckSummary", "HistoryView", "Snapshot", "day_of"]

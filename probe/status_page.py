@@ -1,0 +1,317 @@
+"""`/status`, the history JSON endpoints and the badges (DESIGN.md 5.4).
+
+One self-contained HTML page: inline CSS and SVG, no external assets, a meta refresh
+(so it refreshes with JavaScript off) and a few lines of script that only say how old
+the page is. Everything is rendered by `StatusSite.refresh()` after each history batch;
+handlers pick bytes and never touch a database.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable
+from html import escape
+
+from aiohttp import web
+
+from probe.badges import AMBER, GREEN, GREY, RED, percent, status_badge, uptime_badge
+from probe.history.model import Incident, Rollup
+from probe.history.rollup import WINDOWS, uptime
+from probe.history.view import HISTORY_WINDOWS, CheckSummary, HistoryView, Snapshot
+from probe.model import Health, Status
+from probe.store import ResultStore
+from probe.times import readable_utc, rfc3339_seconds
+from probe.units import format_duration
+
+NO_STORE = {"Cache-Control": "no-store"}
+REFRESH_SECONDS = 30
+BAR_W, BAR_GAP, BAR_H = 8, 2, 32
+CHART_W, CHART_H = 840, 120
+
+_STATE_COLOUR = {Status.PASS: GREEN, Status.WARN: AMBER, Status.FAIL: RED, None: GREY}
+_STATE_WORD = {Status.PASS: "pass", Status.WARN: "warn", Status.FAIL: "fail", None: "no data"}
+_OVERALL = {
+    Health.HEALTHY: ("All checks passing", GREEN),
+    Health.DEGRADED: ("Degraded", AMBER),
+    Health.UNHEALTHY: ("Unhealthy", RED),
+}
+
+CSS = """
+*{box-sizing:border-box}body{margin:0;font:15px/1.4 system-ui,-apple-system,Segoe UI,Roboto,
+sans-serif;background:#f4f5f7;color:#1d2330}main{max-width:960px;margin:0 auto;padding:12px}
+header{display:flex;flex-wrap:wrap;justify-content:space-between;align-items:baseline;gap:8px}
+h1{font-size:1.3em;margin:.4em 0}.overall{color:#fff;border-radius:6px;padding:10px 14px;
+font-weight:600;margin:8px 0 16px}.meta{color:#5b6270;font-size:.85em}
+.check{background:#fff;border-radius:6px;padding:10px 12px;margin:0 0 12px;
+box-shadow:0 1px 2px rgba(0,0,0,.08)}.row{display:flex;flex-wrap:wrap;gap:6px 14px;
+align-items:center;justify-content:space-between}.name{font-weight:600;font-size:1.05em}
+.state{display:inline-block;border-radius:10px;padding:1px 9px;color:#fff;font-size:.8em;
+font-weight:600;margin-left:6px;vertical-align:middle}.output{color:#5b6270;font-size:.85em;
+margin:4px 0 0;overflow-wrap:anywhere}.uptime{display:flex;gap:12px;font-size:.85em}
+.uptime b{font-variant-numeric:tabular-nums}svg{display:block;width:100%;height:auto}
+.bars{margin:8px 0 2px}.axis{display:flex;justify-content:space-between;color:#8a8f98;
+font-size:.75em}details{margin-top:6px}summary{cursor:pointer;color:#5b6270;font-size:.85em}
+.incidents{background:#fff;border-radius:6px;padding:10px 12px}.incidents ul{list-style:none;
+margin:0;padding:0}.incident{border-top:1px solid #eceef1;padding:8px 0}
+.incident:first-child{border-top:0}.sev{font-weight:600;text-transform:uppercase;
+font-size:.75em;margin-right:6px}.sev.critical{color:#d23f31}.sev.warning{color:#b58500}
+h2{font-size:1.05em;margin:18px 0 8px}.none{color:#5b6270}
+"""
+
+SCRIPT = """
+(function(){var t=document.getElementById('age');if(!t)return;
+var at=Date.parse(t.getAttribute('datetime'));if(isNaN(at))return;
+function tick(){var s=Math.max(0,Math.round((Date.now()-at)/1000));
+t.textContent=s<90?s+'s ago':Math.round(s/60)+'m ago';}tick();setInterval(tick,1000);})();
+"""
+
+
+def _day_word(day: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(day))
+
+
+def _counts(rollup: Rollup) -> str:
+    return f"{rollup.runs:,} runs ({rollup.passed:,} pass, {rollup.warned:,} warn, " + (
+        f"{rollup.failed:,} fail)"
+    )
+
+
+def _bars(summary: CheckSummary) -> str:
+    width = len(summary.days) * (BAR_W + BAR_GAP) - BAR_GAP
+    parts = [
+        f'<svg class="bars" viewBox="0 0 {width} {BAR_H}" preserveAspectRatio="none" '
+        f'role="img" aria-label="{escape(summary.name)}: last {len(summary.days)} days">'
+    ]
+    for index, (day, rollup) in enumerate(summary.days):
+        state = rollup.worst
+        word = _STATE_WORD[state] if state else "none"
+        if rollup.runs:
+            tip = f"{_day_word(day)}: {percent(uptime(rollup))} up, {_counts(rollup)}"
+        else:
+            tip = f"{_day_word(day)}: no data"
+        parts.append(
+            f'<rect class="bar" data-day="{_day_word(day)}" data-state="{word}" '
+            f'x="{index * (BAR_W + BAR_GAP)}" width="{BAR_W}" height="{BAR_H}" rx="1.5" '
+            f'fill="{_STATE_COLOUR[state]}"><title>{tip}</title></rect>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _polylines(points: list[tuple[int, float | None]], scale: float, colour: str) -> str:
+    """One polyline per run of hours with data: gaps stay gaps, not straight lines."""
+    step = CHART_W / max(1, len(points) - 1)
+    runs: list[list[str]] = [[]]
+    for index, (_, value) in enumerate(points):
+        if value is None:
+            if runs[-1]:
+                runs.append([])
+            continue
+        y = CHART_H - min(CHART_H, value * scale)
+        runs[-1].append(f"{index * step:.1f},{y:.1f}")
+    return "".join(
+        f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{" ".join(r)}"/>'
+        for r in runs
+        if r
+    )
+
+
+def _chart(summary: CheckSummary) -> str:
+    p50 = [(h, r.p50_us / 1000 if r.runs else None) for h, r in summary.chart]
+    p95 = [(h, r.p95_us / 1000 if r.runs else None) for h, r in summary.chart]
+    peak = max((v for _, v in p95 if v is not None), default=0.0)
+    if peak <= 0:
+        return '<p class="none">no response times in the last 7 days</p>'
+    scale = (CHART_H - 8) / peak
+    return (
+        f'<svg class="chart" viewBox="0 0 {CHART_W} {CHART_H}" role="img" '
+        f'aria-label="{escape(summary.name)} response time, last 7 days, p50 and p95 per hour">'
+        f"<title>response time per hour, last 7 days: p95 up to {peak:,.1f} ms</title>"
+        f'<line x1="0" y1="{CHART_H}" x2="{CHART_W}" y2="{CHART_H}" stroke="#ccd0d6"/>'
+        f"{_polylines(p95, scale, '#e8833a')}{_polylines(p50, scale, '#3867d6')}"
+        f'<text x="4" y="12" font-size="11" fill="#5b6270">{peak:,.1f} ms</text></svg>'
+        '<div class="axis"><span>7 days ago</span>'
+        '<span><span style="color:#3867d6">p50</span> · '
+        '<span style="color:#e8833a">p95</span></span><span>now</span></div>'
+    )
+
+
+def _check(summary: CheckSummary) -> str:
+    state = summary.status
+    uptimes = "".join(f"<span>{w} <b>{percent(summary.uptime[w])}</b></span>" for w in WINDOWS)
+    output = f'<p class="output">{escape(summary.output)}</p>' if summary.output else ""
+    return (
+        f'<section class="check" data-check="{escape(summary.name)}" '
+        f'data-status="{_STATE_WORD[state]}"><div class="row"><div>'
+        f'<span class="name">{escape(summary.name)}</span>'
+        f'<span class="state" style="background:{_STATE_COLOUR[state]}">'
+        f"{_STATE_WORD[state]}</span></div>"
+        f'<div class="uptime">{uptimes}</div></div>{output}{_bars(summary)}'
+        f'<div class="axis"><span>{len(summary.days)} days ago</span><span>today</span></div>'
+        f"<details><summary>response time, 7 days</summary>{_chart(summary)}</details>"
+        "</section>"
+    )
+
+
+def _incident(incident: Incident, now: float) -> str:
+    subject = incident.check + (f"/{incident.component}" if incident.component else "")
+    if incident.measure:
+        subject += f" {incident.measure}"
+    lasted = format_duration(incident.duration(now))
+    when = (
+        f"lasted {lasted}, ended {readable_utc(incident.end)}"
+        if incident.end is not None
+        else f"ongoing for {lasted}"
+    )
+    return (
+        f'<li class="incident" data-check="{escape(incident.check)}" '
+        f'data-open="{"false" if incident.end is not None else "true"}">'
+        f'<span class="sev {escape(incident.severity)}">{escape(incident.severity)}</span>'
+        f"<b>{escape(subject)}</b>: {escape(incident.summary)}"
+        f'<div class="meta">started {readable_utc(incident.start)}; {when}</div></li>'
+    )
+
+
+def render_page(snap: Snapshot, limit: int = 20) -> str:
+    words, colour = _OVERALL[snap.overall]
+    history = "" if snap.history == "on" else f" · history: {escape(snap.history)}"
+    incidents = "".join(_incident(i, snap.now) for i in snap.incidents[:limit])
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
+        f"<title>{escape(snap.agent)} status</title><style>{CSS}</style></head><body><main>"
+        f"<header><h1>{escape(snap.agent)}</h1>"
+        f'<span class="meta">updated <time id="age" datetime="{rfc3339_seconds(snap.now)}">'
+        f"{readable_utc(snap.now)}</time>{history}</span></header>"
+        f'<div class="overall" style="background:{colour}">{words}</div>'
+        + "".join(_check(c) for c in snap.checks)
+        + '<h2>Recent incidents</h2><div class="incidents">'
+        + (f"<ul>{incidents}</ul>" if incidents else '<p class="none">No incidents.</p>')
+        + f"</div></main><script>{SCRIPT}</script></body></html>"
+    )
+
+
+# ---------------------------------------------------------------- serving
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=body,
+        status=status,
+        content_type="application/json",
+        headers={**NO_STORE, **(headers or {})},
+    )
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return _json(status, json.dumps({"status": "error", "error": message}).encode(), headers)
+
+
+class StatusSite:
+    """The cached bodies, and the handlers that serve them."""
+
+    def __init__(self, store: ResultStore, view: HistoryView) -> None:
+        self.store = store
+        self.view = view
+        self.page = b""
+        self.status_badges: dict[str, bytes] = {}
+        self.uptime_badges: dict[tuple[str, str], bytes] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.view.rebuild()
+        snap = self.view.snapshot
+        self.page = render_page(snap).encode()
+        self.status_badges = {c.name: status_badge(c.name, c.status) for c in snap.checks}
+        self.uptime_badges = {
+            (c.name, w): uptime_badge(c.name, w, c.uptime[w]) for c in snap.checks for w in WINDOWS
+        }
+
+    # ------------------------------------------------------------ access
+
+    def _denied(self, request: web.Request) -> web.Response | None:
+        agent = self.store.config.agent
+        if agent.status_page != "token":
+            return None
+        token = agent.auth_token.get_secret_value()
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            # Browsers cannot send a header from a bookmark: `?token=` works as well.
+            given = request.query.get("token", "")
+        if token and hmac.compare_digest(given.strip().encode(), token.encode()):
+            return None
+        return _error(401, "unauthorized", {"WWW-Authenticate": 'Bearer realm="probe"'})
+
+    def _guarded(self, handler: Handler) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            denied = self._denied(request)
+            return denied if denied is not None else await handler(request)
+
+        return guarded
+
+    # ------------------------------------------------------------ handlers
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=self.page, content_type="text/html", charset="utf-8", headers=NO_STORE
+        )
+
+    async def uptime(self, request: web.Request) -> web.Response:
+        return _json(200, self.view.uptime_body)
+
+    async def incidents(self, request: web.Request) -> web.Response:
+        return _json(200, self.view.incidents_body)
+
+    async def check_history(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if not self.view.has_check(name):
+            return _error(404, f"no such check: {name}")
+        window = request.query.get("window", "7d")
+        if window not in HISTORY_WINDOWS:
+            allowed = ", ".join(HISTORY_WINDOWS)
+            return _error(400, f"window must be one of {allowed}, got {window!r}")
+        return _json(200, self.view.history_body(name, window))
+
+    async def badge_status(self, request: web.Request) -> web.Response:
+        found = self.status_badges.get(request.match_info["check"])
+        if found is None:
+            return _error(404, f"no such check: {request.match_info['check']}")
+        return _svg(found)
+
+    async def badge_uptime(self, request: web.Request) -> web.Response:
+        check, window = request.match_info["check"], request.match_info["window"]
+        if window not in WINDOWS:
+            return _error(404, f"window must be one of {', '.join(WINDOWS)}, got {window!r}")
+        found = self.uptime_badges.get((check, window))
+        if found is None:
+            return _error(404, f"no such check: {check}")
+        return _svg(found)
+
+    def add_routes(self, app: web.Application) -> None:
+        """Called by `build_app` before its catch-all; nothing when the page is off."""
+        if self.store.config.agent.status_page == "off":
+            return
+        routes: list[tuple[str, Handler]] = [
+            ("/status", self.status),
+            ("/api/v1/uptime", self.uptime),
+            ("/api/v1/incidents", self.incidents),
+            ("/api/v1/checks/{name}/history", self.check_history),
+            ("/badge/{check}/status.svg", self.badge_status),
+            ("/badge/{check}/uptime/{window}.svg", self.badge_uptime),
+        ]
+        for path, handler in routes:
+            app.router.add_get(path, self._guarded(handler))
+            app.router.add_route("*", path, _method_not_allowed)
+
+
+def _svg(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type="image/svg+xml", headers=NO_STORE)
+
+
+async def _method_not_allowed(request: web.Request) -> web.StreamResponse:
+    return _error(405, f"method {request.method} not allowed", {"Allow": "GET, HEAD"})

@@ -1,0 +1,173 @@
+"""F2: a step of the wall clock (NTP `makestep`, a VM snapshot restore, suspend/resume)
+must not stop checks, nor make old results look fresh.
+
+The agent runs in a child process under libfaketime with its wall clock read from a file
+the test rewrites; the monotonic clock stays real, as it does when the kernel's wall clock
+is stepped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import os
+import shutil
+import subprocess
+import time
+from calendar import timegm
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import free_port
+from tests.faultproxy import FaultProxy, Mode
+from tests.hostile import AgentProcess
+
+INTERVAL, TIMEOUT = 1.0, 0.5
+# One loop turn for the heartbeat to render, and as much again for the poll itself.
+SLACK = 1.5
+LIBFAKETIME_GLOB = "/usr/lib/*/faketime/libfaketimeMT.so.1"
+
+
+def _installed() -> str | None:
+    found = glob.glob(LIBFAKETIME_GLOB)
+    return found[0] if found else None
+
+
+def _apt_install() -> str:
+    """'' when `faketime` got installed, else the last words apt-get said."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "faketime"]
+    last = ""
+    # Straight away when the package lists are fresh enough; else once more after an update.
+    for command in (install, ["apt-get", "update", "-q"], install):
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+        except subprocess.TimeoutExpired:
+            return f"{' '.join(command)} timed out"
+        last = (done.stderr or done.stdout).strip()
+        if command is install and done.returncode == 0:
+            return ""
+    return last.splitlines()[-1] if last else "no output"
+
+
+@pytest.fixture(scope="session")
+def libfaketime() -> str:
+    """The preload library; installed with apt-get when missing and we may."""
+    found = _installed()
+    if found:
+        return found
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.skip("needs libfaketime: `apt-get install faketime` (as root)")
+    why = _apt_install()
+    found = _installed()
+    if not found:
+        pytest.skip(f"needs libfaketime, and `apt-get install faketime` failed: {why}")
+    return found
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as s:
+        yield s
+
+
+async def health(session: aiohttp.ClientSession, base: str) -> tuple[int, dict[str, Any]]:
+    async with session.get(f"{base}/health") as response:
+        return response.status, await response.json()
+
+
+async def runs(session: aiohttp.ClientSession, base: str) -> int:
+    """Scheduled runs of `dep` so far, every status."""
+    async with session.get(f"{base}/metrics") as response:
+        text = await response.text()
+    prefix = 'probe_check_runs_total{check="dep",'
+    return sum(
+        int(float(line.split()[-1])) for line in text.splitlines() if line.startswith(prefix)
+    )
+
+
+def wall_of(body: dict[str, Any]) -> float:
+    return float(timegm(time.strptime(body["timestamp"], "%Y-%m-%dT%H:%M:%SZ")))
+
+
+async def seconds_until(condition: Callable[[], Awaitable[bool]], limit: float) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        if await condition():
+            return time.monotonic() - started
+        await asyncio.sleep(0.05)
+    return float("inf")
+
+
+async def step_and_observe(
+    session: aiohttp.ClientSession, base: str, spec: Path, offset: int, proxy: FaultProxy
+) -> tuple[int, float, float]:
+    """Step the agent's wall clock to `offset` seconds from real time; then (runs in 3 s,
+    seconds until a refused dependency fails its check, seconds until it passes again)."""
+    spec.write_text(f"{offset:+d}\n")
+
+    async def stepped() -> bool:
+        return abs(wall_of((await health(session, base))[1]) - (time.time() + offset)) < 3
+
+    assert await seconds_until(stepped, 5) < 5, "libfaketime did not step the agent's clock"
+    before = await runs(session, base)
+    await asyncio.sleep(3)
+    ran = await runs(session, base) - before
+
+    async def dep_is(status: str) -> bool:
+        _, body = await health(session, base)
+        return bool(body["checks"][0]["status"] == status)
+
+    proxy.set(Mode.REFUSE)
+    failed_after = await seconds_until(lambda: dep_is("fail"), 8)
+    proxy.set(Mode.FORWARD)
+    passed_after = await seconds_until(lambda: dep_is("pass"), 8)
+    return ran, failed_after, passed_after
+
+
+@pytest.mark.timeout(300)  # the first run may install faketime with apt-get (one time)
+@pytest.mark.parametrize("first_step", [-3600, +3600], ids=["back-1h", "forward-1h"])
+async def test_clock_steps_leave_checks_running_on_their_interval(
+    first_step: int,
+    libfaketime: str,
+    redis_proxy: FaultProxy,
+    tmp_path: Path,
+    session: aiohttp.ClientSession,
+) -> None:
+    port = free_port()
+    config = tmp_path / "probe.yaml"
+    config.write_text(
+        f"""
+agent: {{ name: f2, listen: "127.0.0.1:{port}", live_timeout: 5s }}
+defaults: {{ interval: {INTERVAL:g}s, timeout: {TIMEOUT * 1000:g}ms }}
+checks:
+  - {{ name: dep, type: redis, url: "redis://127.0.0.1:{redis_proxy.port}/0", critical: true }}
+"""
+    )
+    spec = tmp_path / "faketime"
+    spec.write_text("+0\n")
+    env = {
+        "LD_PRELOAD": libfaketime,
+        "FAKETIME_TIMESTAMP_FILE": str(spec),
+        "FAKETIME_CACHE_DURATION": "1",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
+    agent = AgentProcess(config, port, tmp_path / "agent.log", env=env).start()
+    try:
+        await agent.wait_until_serving()
+        seen = []
+        for offset in (first_step, 0):  # the step, then the step that puts the clock right
+            seen.append(await step_and_observe(session, agent.base, spec, offset, redis_proxy))
+        print(f"\nF2 {first_step:+d}s then back: (runs in 3s, s to fail, s to pass) = {seen}")
+        for ran, failed_after, passed_after in seen:
+            assert 2 <= ran <= 5  # one run a second
+            assert failed_after < INTERVAL + TIMEOUT + SLACK
+            assert passed_after < INTERVAL + TIMEOUT + SLACK
+        status, _ = await health(session, agent.base)
+        assert status == 200
+    finally:
+        assert agent.stop() == 0
