@@ -92,6 +92,8 @@ class ProbeRegistry(CollectorRegistry):
         super().__init__()
         self.store = store
         self.alerts = alerts
+        # More collectors for every frozen copy (history's); each reads plain counters.
+        self.extra: list[Collector] = []
         self.register(StoreCollector(store, alerts))
         ProcessCollector(registry=self)
 
@@ -101,6 +103,8 @@ class ProbeRegistry(CollectorRegistry):
         alerts = None if self.alerts is None else FrozenAlerts.of(self.alerts)
         registry.register(StoreCollector(StoreView.of(self.store), alerts))
         ProcessCollector(registry=registry)
+        for collector in self.extra:
+            registry.register(collector)
         return registry
 
     def version(self) -> tuple[object, ...]:

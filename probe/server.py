@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 from prometheus_client import CollectorRegistry
 
+from probe import health_json
 from probe.metrics import metrics_handler
 from probe.store import Rendered, ResultStore
 
@@ -78,6 +79,8 @@ class Endpoints:
         )
 
     async def health(self, request: web.Request) -> web.Response:
+        if health_json.wants_health_json(request):
+            return health_json.health_json(self, request)
         # `query_string` first: parsing the query costs more than the rest of this handler.
         if request.query_string and _is_truthy(request.query.get("verbose")):
             if not self.authorized(request):
@@ -86,6 +89,8 @@ class Endpoints:
         return _respond(self.store.health)
 
     async def ready(self, request: web.Request) -> web.Response:
+        if request.query_string:
+            return health_json.ready_excluding(self.store, request)
         return _respond(self.store.ready)
 
     async def live(self, request: web.Request) -> web.Response:
@@ -124,6 +129,7 @@ def build_app(
         (("/ready", "/api/health/ready"), endpoints.ready),
         (("/live", "/api/health/live"), endpoints.live),
         (("/metrics",), metrics_route),
+        *health_json.routes(endpoints),  # /health/<check>, /ready/<check>
     ]
     for paths, handler in routes:
         for path in paths:

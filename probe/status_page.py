@@ -150,7 +150,7 @@ def _check(summary: CheckSummary) -> str:
         f"{_STATE_WORD[state]}</span></div>"
         f'<div class="uptime">{uptimes}</div></div>{output}{_bars(summary)}'
         f'<div class="axis"><span>{len(summary.days)} days ago</span><span>today</span></div>'
-        f"<details><summary>response time, 7 days</summary>{_chart(summary)}</details>"
+        f"<details open><summary>response time, 7 days</summary>{_chart(summary)}</details>"
         "</section>"
     )
 
@@ -168,7 +168,7 @@ def _incident(incident: Incident, now: float) -> str:
     return (
         f'<li class="incident" data-check="{escape(incident.check)}" '
         f'data-open="{"false" if incident.end is not None else "true"}">'
-        f'<span class="sev {escape(incident.severity)}">{escape(incident.severity)}</span>'
+        f'<span class="sev {escape(incident.severity)}">{escape(incident.severity)}</span> '
         f"<b>{escape(subject)}</b>: {escape(incident.summary)}"
         f'<div class="meta">started {readable_utc(incident.start)}; {when}</div></li>'
     )
@@ -182,6 +182,7 @@ def render_page(snap: Snapshot, limit: int = 20) -> str:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
+        '<link rel="icon" href="data:,">'  # no /favicon.ico request, no 404 in the console
         f"<title>{escape(snap.agent)} status</title><style>{CSS}</style></head><body><main>"
         f"<header><h1>{escape(snap.agent)}</h1>"
         f'<span class="meta">updated <time id="age" datetime="{rfc3339_seconds(snap.now)}">'

@@ -20,12 +20,13 @@ import bisect
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 from probe import health
 from probe.config import Config
 from probe.contract import CheckConfig
+from probe.health import Entry
 from probe.model import CheckResult, Health, Status
 from probe.times import Clock
 
@@ -38,6 +39,7 @@ DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 # of results; the burst lets a quiet store answer a change at once.
 RENDERS_PER_SECOND = 5.0
 RENDER_BURST = 5
+MAX_DERIVED = 64  # views of one snapshot kept at once
 
 Listener = Callable[[str, CheckResult], None]
 
@@ -119,7 +121,7 @@ class RenderBudget:
 
 
 @dataclass(frozen=True, slots=True)
-class _Snapshot:
+class Snapshot:
     """What one render saw: the verbose body is built from it later, consistently."""
 
     entries: list[health.Entry]
@@ -150,6 +152,7 @@ class ResultStore:
         self.generation = 0
         self._dirty = True
         self._verbose: Rendered | None = None
+        self._derived: dict[Hashable, Rendered] = {}
         self.reconfigure(config)
 
     # ------------------------------------------------------------ writers
@@ -241,8 +244,9 @@ class ResultStore:
         ready = health.is_ready(entries)
         self._ready = Rendered(200 if ready else 503, health.ready_bytes(ready, now, critical))
         self._live = Rendered(200, health.dumps(health.live_body(True, started, now)))
-        self._snapshot = _Snapshot(entries, now, started, code)
+        self._snapshot = Snapshot(entries, now, started, code)
         self._verbose = None
+        self._derived = {}
         self._dirty = False
         self.renders += 1
 
@@ -283,6 +287,32 @@ class ResultStore:
             self._verbose = Rendered(shot.status_code, health.dumps(body))
             self.verbose_renders += 1
         return self._verbose
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The entries and moment of the bodies being served."""
+        self._fresh()
+        return self._snapshot
+
+    def derived(self, key: Hashable, build: Callable[[Snapshot], Rendered]) -> Rendered:
+        """Another view of the current snapshot (health+json, `?exclude=`), built when
+        first asked and kept until the next render, as the verbose body is."""
+        self._fresh()
+        found = self._derived.get(key)
+        if found is None:
+            if len(self._derived) >= MAX_DERIVED:  # any query string makes a key
+                self._derived.clear()
+            found = self._derived[key] = build(self._snapshot)
+        return found
+
+    def fragment(self, entry: Entry) -> bytes:
+        """A check's serialised plain entry (as in /health's `checks`), kept until it changes."""
+        return self._slots[entry.config.name].entry_bytes(entry)
+
+    def entry(self, name: str) -> Entry | None:
+        """One check, group members included, as it stands now; None for an unknown name."""
+        slot = self._slots.get(name)
+        return None if slot is None else self._effective(slot, self.clock())
 
     def is_alive(self, live_timeout: float) -> bool:
         return time.monotonic() - self.last_tick <= live_timeout

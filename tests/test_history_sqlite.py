@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from probe.alerts.notification import Kind, Severity
+from probe.history.codec import decode_chunk
 from probe.history.sqlite import SqliteBackend
 from probe.history.writer import HistoryWriter
 from probe.model import Status
@@ -156,7 +157,9 @@ async def test_a_full_disk_costs_a_line_and_a_metric_then_writes_resume_with_not
     assert writer.available and writer.pending() == 0
     assert "available again" in caplog.records[-1].getMessage()
     await writer.stop()
-    assert rows(path, "raw") == 39
+    with sqlite3.connect(path) as db:
+        stored = db.execute("SELECT hour, data FROM raw").fetchall()
+    assert sum(len(decode_chunk(hour, blob)) for hour, blob in stored) == 39 * 120
 
 
 async def test_a_read_only_path_is_reported_and_retried(

@@ -7,14 +7,21 @@ import calendar
 import contextlib
 import json
 import re
+import socket
 import ssl
+import threading
 import time
+import weakref
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from queue import SimpleQueue
+from typing import Annotated, Any, ClassVar, Literal, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from probe import __version__
@@ -27,6 +34,10 @@ from probe.redact import is_sensitive_header, redact_url, url_secrets
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 MAX_BODY = 1024 * 1024  # enough for any health endpoint; a huge page must not eat memory
 CERT_REFRESH = 3600.0  # certificates change rarely; a handshake per run would skew timing
+# Threads for the names http checks look up. A resolver that drops queries holds each one
+# for its whole timeout (10s by default), so these must not be the loop's default
+# executor: asyncpg and redis-py resolve `db.internal` there when they reconnect.
+RESOLVER_THREADS = 4
 _MISSING = object()
 
 
@@ -189,6 +200,132 @@ class HttpConfig(CheckConfig):
         return urlsplit(self.url).scheme == "https"
 
 
+# ---------------------------------------------------------------- name lookups
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class DaemonThreads(Executor):
+    """A fixed set of daemon threads.
+
+    ThreadPoolExecutor joins its threads when the interpreter exits, and a lookup hung on
+    a dead resolver would hold up the exit after SIGTERM for the resolver's whole timeout,
+    past Docker's grace period. A daemon thread is simply abandoned.
+    """
+
+    def __init__(self, count: int, name: str) -> None:
+        self.count = count
+        self.name = name
+        self._work: SimpleQueue[Callable[[], None]] = SimpleQueue()
+        self._started = False
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        future: Future[T] = Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return  # every waiter gave up before a thread was free
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # handed to the waiter, as ThreadPoolExecutor does
+                future.set_exception(exc)
+
+        self._work.put(run)
+        self._start()
+        return future
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        for i in range(self.count):
+            threading.Thread(target=self._serve, name=f"{self.name}-{i}", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            self._work.get()()
+
+
+class Lookups:
+    """getaddrinfo for http checks: on threads of their own, one lookup per name at once.
+
+    Callers asking for a name already being looked up wait for that lookup instead of
+    taking another thread: a group of checks on one host, and a check's certificate
+    handshake beside its request, cost one lookup between them.
+    """
+
+    def __init__(self, threads: int = RESOLVER_THREADS) -> None:
+        self._executor = DaemonThreads(threads, "probe-http-dns")
+        # Futures belong to one event loop; tests and `probe check` run several in turn.
+        self._pending: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[tuple[str, int, int], asyncio.Future[Any]]
+        ] = weakref.WeakKeyDictionary()
+
+    async def getaddrinfo(self, host: str, port: int, family: int) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        pending = self._pending.setdefault(loop, {})
+        key = (host, port, family)
+        lookup = pending.get(key)
+        if lookup is None:
+            lookup = loop.run_in_executor(self._executor, _getaddrinfo, host, port, family)
+            pending[key] = lookup
+            lookup.add_done_callback(lambda done: _forget(pending, key, done))
+        # One caller giving up (its check timed out) must not cancel the others' lookup.
+        result: list[Any] = await asyncio.shield(lookup)
+        return result
+
+
+def _getaddrinfo(host: str, port: int, family: int) -> list[Any]:
+    return socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_ADDRCONFIG)
+
+
+def _forget(
+    pending: dict[tuple[str, int, int], asyncio.Future[Any]],
+    key: tuple[str, int, int],
+    done: asyncio.Future[Any],
+) -> None:
+    pending.pop(key, None)
+    if not done.cancelled():
+        done.exception()  # retrieved: a failure every waiter abandoned is not logged
+
+
+LOOKUPS = Lookups()
+
+
+class HttpResolver(AbstractResolver):
+    """aiohttp's resolver for http checks, through LOOKUPS."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = [_resolved(host, info) for info in await LOOKUPS.getaddrinfo(host, port, family)]
+        if not found:
+            raise socket.gaierror(socket.EAI_NONAME, f"no addresses for {host}")
+        return found
+
+    async def close(self) -> None:
+        """LOOKUPS outlives every session."""
+
+
+def _resolved(host: str, info: tuple[Any, ...]) -> ResolveResult:
+    family, _, proto, _, address = info
+    ip, port = address[0], address[1]
+    if family == socket.AF_INET6 and len(address) > 3 and address[3]:
+        # A link-local address needs its scope (`fe80::1%eth0`); numeric, so no lookup.
+        ip, _ = socket.getnameinfo(address, socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)
+    return ResolveResult(
+        hostname=host,
+        host=ip,
+        port=port,
+        family=family,
+        proto=proto,
+        flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+    )
+
+
 # ---------------------------------------------------------------- check
 
 
@@ -231,7 +368,9 @@ class HttpCheck(Check[HttpConfig]):
             config = self.config
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=config.timeout),
-                connector=aiohttp.TCPConnector(ssl=self._ssl_context(), limit=2),
+                connector=aiohttp.TCPConnector(
+                    ssl=self._ssl_context(), limit=2, resolver=HttpResolver()
+                ),
                 headers={"User-Agent": f"probe/{__version__}"},
             )
         return self._session
@@ -275,9 +414,7 @@ class HttpCheck(Check[HttpConfig]):
         context.verify_mode = ssl.CERT_NONE
         try:
             async with asyncio.timeout(config.timeout):
-                _, writer = await asyncio.open_connection(
-                    config.host, config.port, ssl=context, server_hostname=config.host
-                )
+                writer = await _tls_connect(config.host, config.port, context)
         except TimeoutError:
             return "timed out reading the certificate"
         except OSError as exc:
@@ -307,6 +444,26 @@ class HttpCheck(Check[HttpConfig]):
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+async def _tls_connect(host: str, port: int, context: ssl.SSLContext) -> asyncio.StreamWriter:
+    """A TLS connection to the first address of `host` that answers.
+
+    The name goes through LOOKUPS, where the request's own lookup of it is usually still
+    running: asyncio would look it up again, on the default executor.
+    """
+    addresses = await HttpResolver().resolve(host, port, socket.AF_UNSPEC)
+    error: OSError | None = None
+    for found in addresses:
+        try:
+            _, writer = await asyncio.open_connection(
+                found["host"], found["port"], ssl=context, server_hostname=host
+            )
+            return writer
+        except OSError as exc:
+            error = exc
+    assert error is not None  # resolve() returns at least one address or raises
+    raise error
 
 
 def _invalid_response_words(message: str, where: str) -> str:

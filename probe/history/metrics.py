@@ -33,7 +33,7 @@ class HistoryCollector(Collector):
             "probe_history_pending",
             f"Results and alerts held in memory, not yet written. {_AS_OF}",
         )
-        pending.add_metric([], float(w.pending()))
+        pending.add_metric([], float(w.pending_count))
         dropped = CounterMetricFamily(
             "probe_history_dropped",
             f"Results and alerts given up on after the store stayed unavailable. {_AS_OF}",

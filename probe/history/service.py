@@ -95,8 +95,13 @@ class History:
         self.site.refresh()
 
     def register_metrics(self, registry: CollectorRegistry) -> None:
-        if self.writer is not None:
-            registry.register(HistoryCollector(self.writer))
+        if self.writer is None:
+            return
+        collector = HistoryCollector(self.writer)
+        registry.register(collector)
+        extra = getattr(registry, "extra", None)  # the agent's registry serves frozen copies
+        if isinstance(extra, list):
+            extra.append(collector)
 
     async def start(self) -> None:
         if self.writer is not None:

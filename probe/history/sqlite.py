@@ -66,6 +66,13 @@ def words(exc: BaseException, path: Path) -> str:
     return f"{path}: {text}"
 
 
+def _rollback(db: sqlite3.Connection) -> None:
+    # SQLite rolls back by itself on some errors (a full disk): a second ROLLBACK would
+    # replace the error that says what happened with "no transaction is active".
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
 def _read_only_fs(path: Path) -> bool:
     for candidate in [path.parent, *path.parent.parents]:
         if candidate.exists():
@@ -171,7 +178,7 @@ class SqliteBackend:
             )
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
 
     # ------------------------------------------------------------ reading
@@ -228,7 +235,7 @@ class SqliteBackend:
                 db.execute("DELETE FROM incidents WHERE start < ?", (cutoffs.incidents,))
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
             # Hand freed pages back to the file system, so the file's size stays bounded.
             db.execute("PRAGMA incremental_vacuum")

@@ -72,6 +72,7 @@ class HistoryWriter:
         self.writes_ok = 0
         self.writes_failed = 0
         self.dropped = 0
+        self.pending_count = 0  # as of the last flush: metrics read it from another thread
         self._opened = False
         self._snapshot_loaded = False
         self._next_attempt = 0.0
@@ -178,6 +179,7 @@ class HistoryWriter:
             except (HistoryError, TimeoutError) as exc:
                 self._failed(str(exc) or f"timed out after {OPERATION_TIMEOUT:g}s")
         self._forget(now)
+        self.pending_count = self.pending()
         if self.on_change is not None:
             self.on_change()
 

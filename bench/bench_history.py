@@ -1,0 +1,155 @@
+"""History: the store's size per check per 90 days, and /status render time.
+
+Run by hand: `.venv/bin/python bench/bench_history.py [--checks 4] [--page-checks 50]`.
+
+1. Size: a check every 15 s for 90 days (518,400 results each, a few failures a day and
+   jittered response times), written through the real writer and SQLite file with a
+   simulated clock; retention prunes as it would. Reported: file bytes per check.
+2. /status: 50 checks with 90 days of hourly rollups and 20 incidents in memory; the
+   time of one refresh (view rebuild + page + badges), and of the page render alone.
+   Requests serve the bytes this produces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from probe.alerts.notification import Alert, Kind, Severity  # noqa: E402
+from probe.config import load_config  # noqa: E402
+from probe.history.model import DAY, HOUR, Rollup  # noqa: E402
+from probe.history.sqlite import SqliteBackend  # noqa: E402
+from probe.history.view import HistoryView  # noqa: E402
+from probe.history.writer import HistoryWriter  # noqa: E402
+from probe.model import CheckResult, Status  # noqa: E402
+from probe.status_page import StatusSite, render_page  # noqa: E402
+from probe.store import ResultStore  # noqa: E402
+
+INTERVAL = 15.0
+DAYS = 90
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def store_size(checks: int) -> tuple[int, float]:
+    rng = random.Random(7)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "history.db"
+        end = (time.time() // DAY) * DAY
+        clock = Clock(end - DAYS * DAY)
+        names = [f"check-{i}" for i in range(checks)]
+        writer = HistoryWriter(SqliteBackend(path), "bench", names, clock=clock)
+        started = time.perf_counter()
+        while clock.now < end:
+            hour_end = clock.now + HOUR
+            t = clock.now
+            while t < hour_end:
+                for name in names:
+                    status = Status.FAIL if rng.random() < 0.001 else Status.PASS
+                    rt = max(0.0005, rng.gauss(0.012, 0.003))
+                    writer.observe(name, CheckResult(status, rt, "", t + rng.random()), INTERVAL)
+                t += INTERVAL
+            clock.now = hour_end
+            await writer.flush()
+        await writer.stop()
+        elapsed = time.perf_counter() - started
+        with sqlite3.connect(path) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        size = path.stat().st_size
+        for suffix in ("-wal", "-shm"):
+            extra = Path(f"{path}{suffix}")
+            if extra.exists():
+                size += extra.stat().st_size
+        return size, elapsed
+
+
+def page_fixture(tmp: Path, checks: int) -> tuple[StatusSite, HistoryWriter]:
+    names = [f"service-{i:02d}" for i in range(checks)]
+    lines = ["agent: { name: bench, listen: '127.0.0.1:0', history: off }", "checks:"]
+    lines += [f"  - {{ name: {n}, type: tcp, host: 127.0.0.1, port: 1 }}" for n in names]
+    (tmp / "probe.yaml").write_text("\n".join(lines) + "\n")
+    config = load_config(tmp / "probe.yaml")
+    now = time.time()
+    store = ResultStore(config, clock=lambda: now)
+    for name in names:
+        store.record(name, CheckResult(Status.PASS, 0.012, "", now))
+    writer = HistoryWriter(SqliteBackend(tmp / "unused.db"), "bench", names, clock=lambda: now)
+    rng = random.Random(3)
+    first = int(now // HOUR) * HOUR - DAYS * DAY
+    for name in names:
+        hours = writer.hours.setdefault(name, {})
+        for hour in range(first, int(now) + 1, HOUR):
+            failed = 1 if rng.random() < 0.01 else 0
+            p50 = int(rng.gauss(12000, 2000))
+            hours[hour] = Rollup(240 - failed, 0, failed, (240 - failed) * 15000, 3_600_000,
+                                 p50, p50 + 8000)  # fmt: skip
+    for i in range(20):
+        since = now - (i + 1) * 3 * HOUR
+        writer.record_alert(
+            Alert(
+                names[i],
+                "",
+                Severity.CRITICAL,
+                Kind.RESOLVED,
+                "connection refused",
+                since,
+                since + 600,
+                measure="up",
+            )  # fmt: skip
+        )
+    view = HistoryView(store, writer, clock=lambda: now)
+    return StatusSite(store, view), writer
+
+
+def timed(fn: object, runs: int) -> float:
+    assert callable(fn)
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--checks", type=int, default=4, help="checks for the size run")
+    parser.add_argument("--page-checks", type=int, default=50)
+    args = parser.parse_args()
+
+    size, elapsed = asyncio.run(store_size(args.checks))
+    per_check = size / args.checks
+    print(
+        f"store: {args.checks} checks x {DAYS} days at {INTERVAL:g}s = "
+        f"{args.checks * DAYS * DAY / INTERVAL:,.0f} results in {elapsed:.1f}s; "
+        f"file {size / 1024:,.1f} KiB, {per_check / 1024:,.1f} KiB per check (goal < 50 KB)"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        site, _ = page_fixture(Path(tmp), args.page_checks)
+        refresh = timed(site.refresh, 20)
+        render = timed(lambda: render_page(site.view.snapshot), 20)
+        print(
+            f"/status with {args.page_checks} checks, {DAYS} days: refresh (rebuild + page + "
+            f"badges) {refresh:.1f} ms, page render {render:.1f} ms (goal < 50 ms), "
+            f"page {len(site.page) / 1024:,.0f} KiB"
+        )
+
+
+if __name__ == "__main__":
+    main()
