@@ -162,12 +162,18 @@ async def measure(url: str, queues: list[str], runs: int) -> None:
     # - 2: the two INFO requests of the first server_counters() read after its counter.
     reads, commands = after[0] - before[0] - 2, after[1] - before[1]
 
+    admin = aioredis.from_url(url)
+    await admin.config_resetstat()
     collect = await timed(check.run, runs)
     judged = await timed(runner.run, runs)
     await runner.close()
+    script = (await admin.info("commandstats")).get("cmdstat_evalsha_ro", {})
+    await admin.aclose()
 
     print(f"{len(queues):>5} queues: {len(report.samples):>6} samples, {trips.count} round "
           f"trips, {commands} commands, {reads} server read events")  # fmt: skip
+    print(f"       job-outcome script on the server: {script.get('usec_per_call', 0)} us "
+          "per queue and run")  # fmt: skip
     for label, times in (("collection", collect), ("collection + judging", judged)):
         ms = sorted(t * 1000 for t in times)
         p90 = ms[int(len(ms) * 0.9) - 1]

@@ -32,6 +32,7 @@ log = logging.getLogger("probe.agent")
 # Together well inside Docker's 10 s stop grace period.
 SHUTDOWN_CHECK_WAIT = 2.0  # seconds running checks get to finish on SIGTERM
 NOTIFICATION_FLUSH = 4.0  # seconds pending alerts get to go out on SIGTERM
+RELOAD_READ_TIMEOUT = 10.0  # seconds a reload may spend reading and validating the file
 
 
 class Agent:
@@ -101,10 +102,20 @@ class Agent:
             log.warning("reload ignored: the agent was not started from a file")
             return False
         try:
-            config = load_config(self.config_path)
+            # Off the loop and bounded: a file on a hung mount must not freeze /live.
+            config = await asyncio.wait_for(
+                asyncio.to_thread(load_config, self.config_path), RELOAD_READ_TIMEOUT
+            )
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("reload rejected, keeping the running config: %s", problem)
+            return False
+        except TimeoutError:
+            log.error(
+                "reload rejected, keeping the running config: %s: not read within %gs",
+                self.config_path,
+                RELOAD_READ_TIMEOUT,
+            )
             return False
         try:
             await self.apply(config)
@@ -168,7 +179,10 @@ async def _run_until_signalled(agent: Agent) -> int:
         while True:
             await reload_requested.wait()
             reload_requested.clear()
-            await agent.reload()
+            try:
+                await agent.reload()
+            except Exception:  # the reloader must outlive any one bad reload
+                log.exception("reload failed; the agent keeps running with what it has")
 
     reloader = loop.create_task(reload_one_at_a_time(), name="reloader")
     loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -13,7 +13,9 @@ MASK = "***"
 # password runs to the last `@` before the path, so an unescaped `@` in it stays hidden.
 _USERINFO_PASSWORD = re.compile(r"((?:^|/)[^/@:\s]*:)[^/\s]*@")
 _QUERY_SECRET = re.compile(
-    r"((?:password|passwd|token|secret|key|sig|signature|credential)=)[^&\s]*", re.IGNORECASE
+    r"((?:password|passwd|pwd|pass|auth|token|secret|key|sig|signature|credential|jwt"
+    r"|session|code)=)[^&\s]*",
+    re.IGNORECASE,
 )
 SENSITIVE_HEADER_HINTS = ("authorization", "token", "key", "secret", "cookie", "password")
 

@@ -35,7 +35,7 @@ def test_chunks_and_days_survive_encoding() -> None:
     assert list(decoded.status) == list(chunk.status)
     assert list(decoded.rt_us) == list(chunk.rt_us)
     assert rollup_chunk(decoded) == rollup_chunk(chunk)
-    day = {h: Rollup(240, 0, 0, 3_600_000, 3_600_000, 4200 + h, 9000) for h in range(24)}
+    day = {h: Rollup(240, 0, 0, 3_600_000, 3_600_000, 4200 + 10 * h, 9000) for h in range(24)}
     assert decode_day(encode_day(day)) == day
 
 

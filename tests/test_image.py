@@ -142,7 +142,7 @@ def image() -> str:
 
 
 CONFIG = """
-agent: {{ name: image-test, version: 1.0.0-image }}
+agent: {{ name: image-test, version: 1.0.0-image, listen: "${{PROBE_LISTEN}}" }}
 defaults: {{ interval: 2s, timeout: 1s }}
 checks:
   # The agent's own port: the container needs nothing from this machine's servers.

@@ -89,7 +89,7 @@ async def test_the_page_in_chromium_shows_rows_bars_and_incidents(
                     "[...document.querySelectorAll('section.check')].map(s => ({"
                     "name: s.dataset.check, status: s.dataset.status,"
                     "bars: s.querySelectorAll('rect.bar').length,"
-                    "states: [...s.querySelectorAll('rect.bar')].map(b => b.dataset.state),"
+                    "states: [...s.querySelectorAll('rect.bar')].map(b => b.classList[1]).join(''),"
                     "tip: s.querySelector('rect.bar:last-child title').textContent}))"
                 )
                 incidents = await page.evaluate(
@@ -112,10 +112,9 @@ async def test_the_page_in_chromium_shows_rows_bars_and_incidents(
     api = rows[0]
     assert api["status"] == "pass"
     # Oldest first, today last: 10 days ago is bar 79; 4 days ago (bar 85) had no data.
-    assert api["states"][79:] == [
-        "pass", "pass", "pass", "pass", "warn", "pass", "none", "pass", "fail", "pass", "pass"
-    ]  # fmt: skip
-    assert api["states"][:79] == ["none"] * 79
+    # p pass, w warn, f fail, n no data (grey).
+    assert api["states"][79:] == "ppppwpnpfpp"
+    assert api["states"][:79] == "n" * 79
     assert "up" in api["tip"] and "runs" in api["tip"]
     assert rows[1]["status"] == "fail"
     texts = [t.lower() for t in incidents]  # innerText follows the CSS capitals
@@ -144,7 +143,7 @@ async def test_the_page_renders_with_javascript_off(tmp_path: Path, chromium_bin
             await agent.stop()
     assert errors == []
     assert dom.count('class="check"') == 3
-    assert dom.count('class="bar"') == 270
+    assert dom.count('class="bar ') == 270
     assert 'class="incident"' in dom
     # The script did not run, and the page still says when it was made, in words.
     assert " UTC</time>" in dom and "s ago</time>" not in dom

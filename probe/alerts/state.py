@@ -12,6 +12,7 @@ import contextlib
 import errno
 import json
 import logging
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -48,7 +49,10 @@ class SavedState:
 
     @classmethod
     def from_json(cls, text: str) -> SavedState:
-        data = json.loads(text)
+        # NaN and Infinity are not JSON: a notification created at NaN would never age out
+        # and would block its notifier's queue for good.
+        data = json.loads(text, parse_constant=_refuse_constant)
+        _all_finite(data)
         if not isinstance(data, dict) or data.get("version") not in READABLE_VERSIONS:
             raise ValueError("not a probe alert state file (unknown version)")
         alerts = data.get("alerts", [])
@@ -60,6 +64,24 @@ class SavedState:
             outbox={str(k): [Notification.from_dict(n) for n in v] for k, v in outbox.items()},
             saved_at=float(data.get("saved_at", 0.0)),
         )
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number a state file may hold")
+
+
+def _all_finite(data: object) -> None:
+    """Every number in the file is finite: `1e999` parses as infinity without any constant,
+    and an infinite time breaks every message that prints it."""
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            raise ValueError("a number in it is not finite")
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def save_state(path: str | Path, state: SavedState) -> str | None:
@@ -107,11 +129,14 @@ def load_state(path: str | Path) -> SavedState | None:
         return None
     try:
         return SavedState.from_json(text)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        log.warning(
-            "ignoring corrupt alert state file %s: %s; alerts start from scratch",
-            target,
-            exc,
-            extra={"path": str(target)},
-        )
-        return None
+    except RecursionError:
+        reason = "nested too deeply"
+    except Exception as exc:  # whatever a corrupt file makes the parser raise
+        reason = str(exc).splitlines()[0] if str(exc) else "unusable"
+    log.warning(
+        "ignoring corrupt alert state file %s: %s; alerts start from scratch",
+        target,
+        reason,
+        extra={"path": str(target)},
+    )
+    return None

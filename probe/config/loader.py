@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from probe.config import rules
-from probe.config.errors import ConfigError, pydantic_problems
+from probe.config.errors import ConfigError, pydantic_problems, shown_value
 from probe.config.schema import AgentConfig, AlertsConfig, Config
 from probe.config.source import expand_tree, parse_yaml, read_text
 from probe.contract import BUILT_IN_DEFAULTS, INHERITED_KEYS, CheckConfig, Defaults, NotifierConfig
@@ -33,14 +33,27 @@ _SECTION_SECRETS = {"agent": frozenset({"auth_token"})}
 
 
 def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
+    """The validated config, or ConfigError with one line per problem, whatever the file
+    holds: a YAML construct that PyYAML or pydantic choke on is a problem line too."""
     text = read_text(path)
-    raw = parse_yaml(text, str(path))
-    env = dict(os.environ) if environ is None else environ
-    problems: list[str] = []
-    expanded = expand_tree(raw, "", env, problems)
-    if problems:
-        raise ConfigError([f"{path}: {p}" for p in problems])
-    return _validate(expanded, str(path))
+    try:
+        raw = parse_yaml(text, str(path))
+        env = dict(os.environ) if environ is None else environ
+        problems: list[str] = []
+        expanded = expand_tree(raw, "", env, problems)
+        if problems:
+            raise ConfigError([f"{path}: {p}" for p in problems])
+        return _validate(expanded, str(path))
+    except ConfigError:
+        raise
+    except RecursionError:
+        raise ConfigError([f"{path}: nested too deeply to be a probe config"]) from None
+    except MemoryError:
+        raise ConfigError([f"{path}: too large once expanded (YAML aliases?)"]) from None
+    except Exception:  # the fuzzer's finds: !!float 5s, complex keys, 5,000-digit numbers
+        raise ConfigError(
+            [f"{path}: cannot be read as a probe config (an unusual YAML tag or key?)"]
+        ) from None
 
 
 def load_or_report(path: Path) -> Config | None:
@@ -102,14 +115,14 @@ def _entry_list(value: Any, path: str, what: str, problems: list[str]) -> list[d
     if value is None:
         return []
     if not isinstance(value, list):
-        problems.append(f"{path}: expected a list of {what}, got {value!r}")
+        problems.append(f"{path}: expected a list of {what}, got {shown_value(value)}")
         return []
     entries = []
     for i, item in enumerate(value):
         if isinstance(item, dict):
             entries.append(item)
         else:
-            problems.append(f"{path}[{i}]: expected a map of key: value, got {item!r}")
+            problems.append(f"{path}[{i}]: expected a map of key: value, got {shown_value(item)}")
     return entries
 
 

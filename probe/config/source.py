@@ -32,6 +32,17 @@ def resolve_path(explicit: str | None) -> Path:
 
 
 def read_text(path: Path) -> str:
+    # A FIFO or a device would block the reader (on a reload, the whole agent) until
+    # someone writes to it: only regular files are configs.
+    try:
+        if path.exists() and not path.is_dir() and not path.is_file():
+            raise ConfigError([f"{path}: not a regular file, expected a YAML file"])
+    except OSError:
+        pass  # the open below reports it in words
+    return _read_regular(path)
+
+
+def _read_regular(path: Path) -> str:
     try:
         with path.open("rb") as file:
             data = file.read(MAX_CONFIG_BYTES + 1)
@@ -122,11 +133,37 @@ def expand_env(value: str, env: dict[str, str]) -> tuple[str, list[str]]:
     return _VAR_RE.sub(replace, value), missing
 
 
+# Far above any real config (the default has about 300 values); a YAML alias bomb of 1 KB
+# reaches hundreds of millions, which would freeze the loop and then exhaust memory.
+MAX_VALUES = 100_000
+
+
 def expand_tree(node: Any, path: str, env: dict[str, str], problems: list[str]) -> Any:
+    """`${VAR}` expanded in every string; a tree of more than MAX_VALUES values is refused."""
+    budget = [MAX_VALUES]
+    try:
+        return _expand(node, path, env, problems, budget)
+    except _TooBig:
+        problems.append(
+            f"more than {MAX_VALUES:,} values once YAML aliases are expanded; is this the config?"
+        )
+        return {}
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _expand(
+    node: Any, path: str, env: dict[str, str], problems: list[str], budget: list[int]
+) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooBig
     if isinstance(node, dict):
-        return {k: expand_tree(v, join_key(path, k), env, problems) for k, v in node.items()}
+        return {k: _expand(v, join_key(path, k), env, problems, budget) for k, v in node.items()}
     if isinstance(node, list):
-        return [expand_tree(v, f"{path}[{i}]", env, problems) for i, v in enumerate(node)]
+        return [_expand(v, f"{path}[{i}]", env, problems, budget) for i, v in enumerate(node)]
     if isinstance(node, str) and "$" in node:
         text, missing = expand_env(node, env)
         for name in missing:

@@ -1,8 +1,10 @@
 """Compact blobs: a chunk of raw results, and the 24 hourly rollups of one day.
 
-Columns are delta-encoded and zlib-compressed: a check that passes every 15 s in about
-the same time compresses to a few hundred bytes an hour, which keeps a check's 90 days
-well under the size goal (bench/bench_history.py measures it).
+Columns are laid out one after the other and zlib-compressed: times as deltas in 100 ms
+units, statuses as bytes, response times in 10 µs units split into a low and a high
+16-bit column (the high one is nearly all zeros), weights as deltas. A check every 15 s
+with a jittery response time costs about 700 bytes an hour; bench/bench_history.py
+measures the whole store.
 """
 
 from __future__ import annotations
@@ -13,19 +15,19 @@ from array import array
 
 from probe.history.model import Chunk, Rollup
 
-_VERSION = 1
-_ROLLUP = struct.Struct("<B7I")  # hour of the day, then Rollup.as_tuple()
+_VERSION = 2
+_ROLLUP = struct.Struct("<B5I2I")  # hour of the day, counts and times, p50 and p95 (10 µs)
 
 
 def _deltas(values: array[int]) -> array[int]:
-    out, previous = array("q"), 0
+    out, previous = array("i"), 0
     for value in values:
         out.append(value - previous)
         previous = value
     return out
 
 
-def _undeltas(values: array[int]) -> array[int]:
+def _sums(values: array[int]) -> array[int]:
     out, total = array("q"), 0
     for value in values:
         total += value
@@ -34,10 +36,17 @@ def _undeltas(values: array[int]) -> array[int]:
 
 
 def encode_chunk(chunk: Chunk) -> bytes:
-    # Signed 64-bit for deltas (the ts column rises, the others wander both ways).
-    columns = [_deltas(chunk.ts_ms), _deltas(chunk.status), _deltas(chunk.rt_us)]
-    columns.append(_deltas(chunk.weight_ms))
-    body = b"".join(column.tobytes() for column in columns)
+    tenths = array("q", (t // 100 for t in chunk.ts_ms))
+    rt = [r // 10 for r in chunk.rt_us]
+    body = b"".join(
+        (
+            _deltas(tenths).tobytes(),
+            array("B", chunk.status).tobytes(),
+            array("H", (r & 0xFFFF for r in rt)).tobytes(),
+            array("I", (r >> 16 for r in rt)).tobytes(),
+            _deltas(chunk.weight_ms).tobytes(),
+        )
+    )
     return bytes([_VERSION]) + struct.pack("<I", len(chunk)) + zlib.compress(body, 6)
 
 
@@ -45,25 +54,39 @@ def decode_chunk(hour: int, blob: bytes) -> Chunk:
     if not blob or blob[0] != _VERSION:
         raise ValueError("unknown history chunk format")
     (count,) = struct.unpack_from("<I", blob, 1)
-    values = array("q")
-    values.frombytes(zlib.decompress(blob[5:]))
-    if len(values) != 4 * count:
-        raise ValueError("truncated history chunk")
-    cols = [_undeltas(values[i * count : (i + 1) * count]) for i in range(4)]
-    return Chunk(hour, cols[0], cols[1], cols[2], cols[3])
+    body = zlib.decompress(blob[5:])
+    columns: list[array[int]] = []
+    offset = 0
+    for code in ("i", "B", "H", "I", "i"):
+        column = array(code)
+        size = column.itemsize * count
+        column.frombytes(body[offset : offset + size])
+        if len(column) != count:
+            raise ValueError("truncated history chunk")
+        columns.append(column)
+        offset += size
+    ts, status, low, high, weights = columns
+    chunk = Chunk(hour)
+    chunk.ts_ms = array("q", (t * 100 for t in _sums(ts)))
+    chunk.status = array("q", status)
+    chunk.rt_us = array("q", ((h << 16 | lo) * 10 for lo, h in zip(low, high, strict=True)))
+    chunk.weight_ms = _sums(weights)
+    return chunk
 
 
 def encode_day(hours: dict[int, Rollup]) -> bytes:
     """`hours` maps the hour of the day (0-23) to its rollup."""
-    body = b"".join(_ROLLUP.pack(h, *r.as_tuple()) for h, r in sorted(hours.items()))
+    body = b"".join(
+        _ROLLUP.pack(h, *r.as_tuple()[:5], r.p50_us // 10, r.p95_us // 10)
+        for h, r in sorted(hours.items())
+    )
     return bytes([_VERSION]) + zlib.compress(body, 6)
 
 
 def decode_day(blob: bytes) -> dict[int, Rollup]:
     if not blob or blob[0] != _VERSION:
         raise ValueError("unknown history day format")
-    body = zlib.decompress(blob[1:])
     out: dict[int, Rollup] = {}
-    for fields in _ROLLUP.iter_unpack(body):
-        out[fields[0]] = Rollup(*fields[1:])
+    for fields in _ROLLUP.iter_unpack(zlib.decompress(blob[1:])):
+        out[fields[0]] = Rollup(*fields[1:6], fields[6] * 10, fields[7] * 10)
     return out

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from probe.history.model import DAY, HOUR, Incident, Rollup, day_of
-from probe.history.rollup import WINDOWS, by_day, combine, day_starts, over_window, uptime
+from probe.history.rollup import (
+    WINDOWS,
+    combine,
+    day_starts,
+    over_named_window,
+    over_window,
+    uptime,
+)
 from probe.history.writer import HistoryWriter
 from probe.model import Health, Status
 from probe.store import ResultStore
@@ -104,42 +111,40 @@ class HistoryView:
         self.incidents_body = b"{}"
         self._hours: dict[str, dict[int, Rollup]] = {}
         self._days: dict[str, dict[int, Rollup]] = {}
+        self._daily: dict[str, dict[int, Rollup]] = {}
         self._history_bodies: dict[tuple[str, str], bytes] = {}
         self.rebuild()
 
     def rebuild(self) -> None:
         now = self.clock()
         writer = self.writer
-        hours = writer.merged_hours() if writer is not None else {}
-        stored_days = writer.daily if writer is not None else {}
+        hours = writer.merged if writer is not None else {}
+        days = writer.merged_days if writer is not None else {}
+        self._daily = writer.daily if writer is not None else {}
         names = [c.name for c in self.store.config.checks]
         self._hours = {n: hours.get(n, {}) for n in names}
-        self._days = {}
-        for name in names:
-            days = dict(stored_days.get(name, {}))
-            days.update(by_day(self._hours[name]))  # recent days: from hours, more current
-            self._days[name] = days
+        self._days = {n: days.get(n, {}) for n in names}
         entries = {e.config.name: e for e in self.store.entries(now)}
+        bar_days = day_starts(now, BARS)
+        last_hour = int(now // HOUR) * HOUR
+        chart_hours = range(last_hour - (CHART_HOURS - 1) * HOUR, last_hour + HOUR, HOUR)
+        empty = Rollup()
         checks = []
         for name in names:
             entry = entries[name]
-            own_hours = self._hours[name]
+            own_hours, own_days = self._hours[name], self._days[name]
             known = entry.result is not None
             checks.append(
                 CheckSummary(
                     name=name,
                     status=entry.status if known else None,
                     output=entry.output if entry.status is not Status.PASS else "",
-                    uptime={w: uptime(over_window(own_hours, now, s)) for w, s in WINDOWS.items()},
-                    days=[(d, self._days[name].get(d, Rollup())) for d in day_starts(now, BARS)],
-                    chart=[
-                        (h, own_hours.get(h, Rollup()))
-                        for h in range(
-                            int(now // HOUR) * HOUR - (CHART_HOURS - 1) * HOUR,
-                            int(now // HOUR) * HOUR + HOUR,
-                            HOUR,
-                        )
-                    ],
+                    uptime={
+                        w: uptime(over_named_window(own_hours, own_days, now, s))
+                        for w, s in WINDOWS.items()
+                    },
+                    days=[(d, own_days.get(d, empty)) for d in bar_days],
+                    chart=[(h, own_hours.get(h, empty)) for h in chart_hours],
                 )
             )
         self.snapshot = Snapshot(
@@ -198,14 +203,18 @@ class HistoryView:
     def _render_history(self, name: str, window: str) -> bytes:
         now = self.snapshot.now
         seconds, step = HISTORY_WINDOWS[window]
-        source = self._hours[name] if step == HOUR else self._days[name]
         last = (int(now // step)) * step
         starts = range(last - seconds + step, last + step, step)
-        points = [point_json(s, source.get(s, Rollup())) for s in starts]
         if step == HOUR:
-            total = over_window(self._hours[name], now, seconds)
+            hours = self._hours[name]
+            found = {s: hours[s] for s in starts if s in hours}
+            total = over_window(hours, now, seconds)
         else:
-            total = combine(source[s] for s in starts if s in source)
+            # Days still in hourly retention come from the hours; older ones from `daily`.
+            recent, stored = self._days[name], self._daily.get(name, {})
+            found = {s: recent.get(s) or stored[s] for s in starts if s in recent or s in stored}
+            total = combine(found.values())
+        points = [point_json(s, found.get(s, Rollup())) for s in starts]
         return _dumps(
             {
                 "name": name,

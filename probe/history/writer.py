@@ -20,7 +20,7 @@ from probe.alerts.notification import Alert, Kind
 from probe.history.codec import decode_chunk, decode_day, encode_chunk, encode_day
 from probe.history.model import DAY, HOUR, Chunk, Incident, Rollup, day_of, hour_of
 from probe.history.retention import DAILY_KEEP, HOURLY_KEEP, PRUNE_INTERVAL, RAW_KEEP, cutoffs
-from probe.history.rollup import combine, rollup_chunk
+from probe.history.rollup import by_day, combine, rollup_chunk
 from probe.history.store import Backend, Batch, ChunkKey, HistoryError
 from probe.model import CheckResult
 from probe.times import Clock
@@ -66,6 +66,10 @@ class HistoryWriter:
         # Other sources' rows, as last read.
         self.other_hours: Hours = {}
         self.daily: dict[str, dict[int, Rollup]] = {}
+        # Every source added up, kept current hour by hour: the view reads these each
+        # second, and recomputing 90 days of 50 checks each time would cost a second.
+        self.merged: Hours = {}
+        self.merged_days: Hours = {}
         # State for people and metrics.
         self.available = False
         self.problem = ""
@@ -119,8 +123,7 @@ class HistoryWriter:
 
     # ------------------------------------------------------------ readers
 
-    def merged_hours(self) -> Hours:
-        """Every source's hourly rollups added up, own rows as they are in memory."""
+    def _rebuild_merged(self) -> None:
         merged: Hours = {}
         for hours in (self.other_hours, self.hours):
             for check, by_hour in hours.items():
@@ -128,7 +131,28 @@ class HistoryWriter:
                 for hour, rollup in by_hour.items():
                     found = target.get(hour)
                     target[hour] = rollup if found is None else combine([found, rollup])
-        return merged
+        self.merged = merged
+        self.merged_days = {check: by_day(hours) for check, hours in merged.items()}
+
+    def _update_merged(self, keys: set[ChunkKey]) -> None:
+        days: set[tuple[str, int]] = set()
+        for check, hour in keys:
+            parts = [
+                found
+                for found in (
+                    self.other_hours.get(check, {}).get(hour),
+                    self.hours.get(check, {}).get(hour),
+                )
+                if found is not None
+            ]
+            if parts:
+                merged = parts[0] if len(parts) == 1 else combine(parts)
+                self.merged.setdefault(check, {})[hour] = merged
+                days.add((check, day_of(hour)))
+        for check, day in days:
+            hours = self.merged[check]
+            of_day = [hours[h] for h in range(day, day + DAY, HOUR) if h in hours]
+            self.merged_days.setdefault(check, {})[day] = combine(of_day)
 
     def incidents(self) -> list[Incident]:
         return sorted(self._incidents.values(), key=lambda i: i.start, reverse=True)
@@ -188,6 +212,7 @@ class HistoryWriter:
     def _roll_up(self) -> None:
         for check, hour in self._new:
             self.hours.setdefault(check, {})[hour] = rollup_chunk(self._chunks[(check, hour)])
+        self._update_merged(self._new)
         self._new.clear()
 
     async def _sync(self, now: float) -> None:
@@ -285,6 +310,7 @@ class HistoryWriter:
         for incident in snapshot.incidents:
             self._incidents.setdefault(incident.key, incident)
         self._trim_incidents()
+        self._rebuild_merged()
         self._next_reload = now + self.reload_interval
 
     def _trim_incidents(self) -> None:
@@ -304,9 +330,10 @@ class HistoryWriter:
             self.dropped += len(self._chunks.pop(key, ()))
             self._dirty.discard(key)
         oldest = now - HOURLY_KEEP
-        for by_hour in self.hours.values():
-            for hour in [h for h in by_hour if h < oldest]:
-                del by_hour[hour]
+        for hours in (self.hours, self.merged, self.merged_days):
+            for by_hour in hours.values():
+                for hour in [h for h in by_hour if h < oldest]:
+                    del by_hour[hour]
 
     def _failed(self, words: str) -> None:
         self.writes_failed += 1
