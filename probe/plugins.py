@@ -34,6 +34,8 @@ CHECK_TYPES: dict[str, str] = {
     "group": "probe.checks.group:GroupCheck",
     "bullmq": "probe.checks.bullmq:BullMQCheck",
     "system": "probe.checks.system:SystemCheck",
+    "prometheus": "probe.checks.prometheus:PrometheusCheck",
+    "heartbeat": "probe.checks.heartbeat:HeartbeatCheck",
 }
 
 NOTIFIER_TYPES: dict[str, str] = {
@@ -67,8 +69,6 @@ def build_check(config: CheckConfig, context: CheckContext | None = None) -> Che
 
 def metric_families() -> list[MetricFamily]:
     """Every family any check type feeds, in registry order (imports every check module)."""
-    # By name and kind: a counter `probe_queue_jobs` prints as probe_queue_jobs_total,
-    # beside the gauge probe_queue_jobs.
     found: dict[tuple[str, str], MetricFamily] = {}
     for type_name in CHECK_TYPES:
         for family in check_config_model(type_name).metric_families:

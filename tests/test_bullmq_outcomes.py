@@ -396,3 +396,42 @@ async def test_large_return_values_are_never_read_and_rates_stay_right(
     assert stream["length"] >= 60 * 4  # each run had 20 x 100 KB entries to get past
     assert all(size < BYTES_PER_RUN for size in read_per_run), read_per_run
     assert rates == [pytest.approx(n / WINDOW_MINUTES) for n in (20, 40, 60)]
+
+
+FINISHED_SCHEDULE = r"""
+const { Queue, Worker } = require("bullmq");
+const IORedis = require("ioredis");
+const connection = new IORedis(process.env.REDIS_URL, { maxRetriesPerRequest: null });
+(async () => {
+  const q = new Queue("email", { connection });
+  await q.upsertJobScheduler("trial-reminder", { every: 300, limit: 2 }, { name: "remind" });
+  let completed = 0;
+  const w = new Worker("email", async () => "sent", { connection });
+  w.on("completed", () => { completed += 1; });
+  const deadline = Date.now() + 10000;
+  while (completed < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 300));
+  await w.close();
+  const score = await connection.zscore("bull:email:repeat", "trial-reminder");
+  console.log(JSON.stringify({ completed, score: Number(score) }));
+  await q.close();
+  await connection.quit();
+})();
+"""
+
+
+async def test_a_schedule_that_reached_its_limit_is_finished_not_late(
+    outcome_url: str,  # noqa: F811
+) -> None:
+    node = await asyncio.to_thread(run_node, FINISHED_SCHEDULE, outcome_url, 20)
+    await asyncio.sleep(max(0.0, node["score"] / 1000 + 0.6 - time.time()))
+    config = outcome_config(
+        outcome_url, ["email"], schedule_grace="500ms", warn={"schedulers_late": 0}
+    )
+    async with check_runner(config) as runner:
+        result = await runner.run()
+
+    assert node["completed"] == 2
+    assert node["score"] / 1000 < time.time() - 0.5  # its last score stays in the past
+    assert values(result, "email")["schedulers_late"] == 0
+    assert result.status is Status.PASS

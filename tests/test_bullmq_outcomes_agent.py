@@ -135,16 +135,16 @@ async def test_outcome_series_exist_from_the_first_scrape_and_pass_promtool(
 
     for queue in ("billing", "whatsapp"):
         for outcome in ("completed", "failed", "stalled"):
-            line = f'probe_queue_jobs_total{{outcome="{outcome}",queue="{queue}"}} NaN'
+            line = f'probe_queue_job_outcomes_total{{outcome="{outcome}",queue="{queue}"}} NaN'
             assert line in before
         assert f'probe_queue_events_lost_total{{queue="{queue}"}} NaN' in before
     labels = 'queue="billing",scheduler="usage-aggregation"'
     assert f"probe_queue_scheduler_next_run_timestamp_seconds{{{labels}}} NaN" in before
     assert f"probe_queue_scheduler_last_success_timestamp_seconds{{{labels}}} NaN" in before
-    assert "# TYPE probe_queue_jobs_total counter" in after
+    assert "# TYPE probe_queue_job_outcomes_total counter" in after
     assert "# TYPE probe_queue_jobs gauge" in after
-    assert 'probe_queue_jobs_total{outcome="failed",queue="whatsapp"} 3.0' in after
-    assert 'probe_queue_jobs_total{outcome="completed",queue="whatsapp"} 0.0' in after
+    assert 'probe_queue_job_outcomes_total{outcome="failed",queue="whatsapp"} 3.0' in after
+    assert 'probe_queue_job_outcomes_total{outcome="completed",queue="whatsapp"} 0.0' in after
     assert 'probe_queue_jobs{queue="whatsapp",state="failed"} 3.0' in after
     assert 'probe_queue_events_lost_total{queue="whatsapp"} 0.0' in after
     for text in (before, after):

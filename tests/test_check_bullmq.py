@@ -651,3 +651,38 @@ def test_url_must_be_a_redis_url_with_a_port_that_is_a_number(
         f"{path}: checks[1].url: expected a URL like redis://:password@host:6379/0, "
         "got 'http://h:6379/0'",
     ]
+
+
+@pytest.fixture
+def acl_user_without_script_load(redis_server: tuple[str, int]) -> Iterator[tuple[str, str]]:
+    host, port = redis_server
+    admin = redis.Redis(host=host, port=port)
+    admin.execute_command(  # type: ignore[no-untyped-call]
+        "ACL", "SETUSER", "noload", "on", ">s3cret-pw3", "~*", "+@all", "-script|load"
+    )
+    admin.script_flush()
+    yield "noload", "s3cret-pw3"
+    admin.execute_command("ACL", "DELUSER", "noload")  # type: ignore[no-untyped-call]
+    admin.close()
+
+
+async def test_a_refused_script_load_makes_outcomes_unknown_and_counts_go_on(
+    redis_server: tuple[str, int],
+    bull_url: str,
+    stack: AsyncExitStack,
+    acl_user_without_script_load: tuple[str, str],
+) -> None:
+    user, password = acl_user_without_script_load
+    host, port = redis_server
+    url = f"redis://{user}:{password}@{host}:{port}/{DB}"
+    queue = await open_queue(stack, bull_url, "email")
+    await queue.add("x", {})
+
+    result = await run_check(stack, make_config(url, ["email", "billing"]))
+
+    for name in ("email", "billing"):
+        ratio = observed(result, name)["failure_ratio"]
+        assert ratio.value is None
+        assert ratio.note.startswith("Redis refused the events read (SCRIPT LOAD): ")
+    assert values(result, "email")["waiting"] == 1
+    assert result.status is Status.PASS  # no limit on the outcome measures here
