@@ -68,7 +68,8 @@ ENV PATH="/opt/probe/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PROBE_CONFIG=/etc/probe/probe.yaml \
-    PROBE_STATE_FILE=/var/lib/probe/alert-state.json
+    PROBE_STATE_FILE=/var/lib/probe/alert-state.json \
+    PROBE_HISTORY=sqlite:///var/lib/probe/history.db
 
 USER 10001:10001
 WORKDIR /var/lib/probe

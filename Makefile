@@ -15,7 +15,8 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 run: install
-	$(BIN)/probe run --log-format text
+	mkdir -p .probe
+	PROBE_HISTORY=$${PROBE_HISTORY:-sqlite://$(CURDIR)/.probe/history.db} $(BIN)/probe run --log-format text
 
 lint: install
 	$(BIN)/ruff check probe tests bench

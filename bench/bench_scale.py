@@ -35,6 +35,12 @@ PROBE = ROOT / ".venv" / "bin" / "probe"
 BLACKBOX = "/usr/bin/prometheus-blackbox-exporter"
 TICKS = os.sysconf("SC_CLK_TCK")
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+# `--isolate`: the agent without the status page's periodic re-render (a what-if that
+# separates its cost, which grows with checks x days shown, from the core path's).
+ISOLATED = (
+    "import sys; import probe.status_page as page; page.StatusSite.refresh = lambda self: None; "
+    "from probe.cli import main; sys.argv[0] = 'probe'; sys.exit(main())"
+)
 
 TARGET = r"""
 import sys, time, json
@@ -222,14 +228,15 @@ async def measure_probe(
     port = free_port()
     config = work / f"probe-{checks}.yaml"
     config.write_text(probe_config(checks, target, port, args.interval))
+    command = [str(PROBE)] if not args.isolate else [sys.executable, "-c", ISOLATED]
     with (work / f"probe-{checks}.log").open("wb") as log:
         process = subprocess.Popen(
-            ["taskset", "-c", "0", str(PROBE), "run", "-c", str(config)],
+            ["taskset", "-c", "0", *command, "run", "-c", str(config)],
             stdout=log,
             stderr=log,
         )
     try:
-        await wait_http(http, f"http://127.0.0.1:{port}/live")
+        await wait_http(http, f"http://127.0.0.1:{port}/live", timeout=300)
         await asyncio.sleep(args.interval + 2)  # first runs are spread over one interval
         before_fail = await failed_runs(http, port)
         since, cpu0, wall0 = (
@@ -420,4 +427,5 @@ if __name__ == "__main__":
     parser.add_argument("--tools", default="probe,blackbox")
     parser.add_argument("--window", type=int, default=30, help="seconds measured per row")
     parser.add_argument("--interval", type=int, default=10)
+    parser.add_argument("--isolate", action="store_true", help="without the status page refresh")
     asyncio.run(main(parser.parse_args()))

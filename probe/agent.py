@@ -14,12 +14,13 @@ from pathlib import Path
 from aiohttp import web
 
 from probe.alerts.service import AlertService
-from probe.checks.errors import address
 from probe.checks.factory import build_runner
 from probe.config import Config, ConfigError, load_config, load_or_report
 from probe.history.service import History
 from probe.metrics import build_registry
 from probe.model import CheckResult
+from probe.networds import address
+from probe.pings import Inbox, add_ping_routes
 from probe.redact import Redactor
 from probe.runner import CheckRunner
 from probe.scheduler import Scheduler
@@ -56,6 +57,9 @@ class Agent:
         self.alerts.listeners.append(self.history.record_alert)  # carried over on reload
         # The agent, not the alert service, is the metrics' source: a reload swaps the service.
         self.registry = build_registry(self.store, self)
+        # Heartbeat pings: a file of their own next to the alert state (docs/checks/heartbeat.md).
+        self.inbox = Inbox(Inbox.path_for(config.agent.state_file), clock)
+        self.inbox.configure(c.name for c in config.all_checks() if c.type == "heartbeat")
         self.history.register_metrics(self.registry)
         self._http: web.AppRunner | None = None
         self.port = 0
@@ -72,9 +76,10 @@ class Agent:
         return self.alerts.notification_counts()
 
     def _runners(self, config: Config) -> list[CheckRunner]:
-        return [build_runner(c, self.redactor, self.clock) for c in config.checks]
+        return [build_runner(c, self.redactor, self.clock, self.inbox) for c in config.checks]
 
     async def start(self) -> None:
+        await self.inbox.start()
         await self._serve()
         await self.alerts.start()
         await self.history.start()
@@ -89,9 +94,16 @@ class Agent:
             },
         )
 
+    def _ping_token(self) -> str:
+        return self.config.agent.ping_token.get_secret_value()  # read per ping: reloads apply
+
     async def _serve(self) -> None:
         agent = self.config.agent
-        app = build_app(self.store, self.registry, self.history.site.add_routes)
+        def add_routes(app: web.Application) -> None:
+            self.history.site.add_routes(app)
+            add_ping_routes(app, self.inbox, self._ping_token)
+
+        app = build_app(self.store, self.registry, add_routes)
         self._http = await serve(app, agent.host or None, agent.port)
         addresses = self._http.addresses  # the real port when listen asks for port 0
         self.port = int(addresses[0][1]) if addresses else agent.port
@@ -131,10 +143,11 @@ class Agent:
         self.config = config
         self.store.reconfigure(config)
         self.history.reconfigure(config)
+        self.inbox.configure(c.name for c in config.all_checks() if c.type == "heartbeat")
         # Alerts first: results of runs that finish while the checks are swapped must
         # reach a running alert service, not the stopped one.
         old_alerts = self.alerts
-        await old_alerts.stop(flush_timeout=NOTIFICATION_FLUSH)
+        await old_alerts.stop(flush_timeout=NOTIFICATION_FLUSH, reloading=True)
         self.alerts = AlertService(config, clock=self.clock, previous=old_alerts)
         await self.alerts.start()
         await self.scheduler.replace(self._runners(config))
@@ -147,6 +160,7 @@ class Agent:
         await self.scheduler.shutdown(SHUTDOWN_CHECK_WAIT)
         await self.alerts.stop(flush_timeout=NOTIFICATION_FLUSH)
         await self.history.stop()  # after alerts: their last incidents are written too
+        await self.inbox.stop()
         if self._http is not None:
             await self._http.cleanup()
             self._http = None

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from probe.alerts.notification import Alert, Notification
+    from probe.pings import Inbox
 
 
 # ---------------------------------------------------------------- metric declarations
@@ -212,6 +213,9 @@ class CheckContext:
     clock: Clock = time.time
     redactor: Redactor | None = None
     make_runner: Callable[[CheckConfig], MemberRunner] = _no_member_runners
+    # What the running agent receives for push-based checks (heartbeat pings). None when
+    # no agent runs (`probe check`): pings and rates over a window cannot be judged then.
+    inbox: Inbox | None = None
 
 
 C = TypeVar("C", bound=CheckConfig)

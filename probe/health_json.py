@@ -15,7 +15,7 @@ no I/O, and no per-request work proportional to the number of checks.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import hdrs, web
 
@@ -24,13 +24,19 @@ from probe.model import Health, Observation, Status
 from probe.store import Rendered, ResultStore, Snapshot
 from probe.times import rfc3339_seconds
 
-if TYPE_CHECKING:
-    from probe.server import Endpoints
-
 HEALTH_JSON = "application/health+json"
 JSON = "application/json"
 NO_STORE = {"Cache-Control": "no-store"}
 _IETF_STATUS = {Health.HEALTHY: "pass", Health.DEGRADED: "warn", Health.UNHEALTHY: "fail"}
+
+
+class Endpoints(Protocol):
+    """What is used of `probe.server.Endpoints` (the server imports this module)."""
+
+    @property
+    def store(self) -> ResultStore: ...
+
+    def authorized(self, request: web.Request) -> bool: ...
 
 
 def wants_health_json(request: web.Request) -> bool:
@@ -55,7 +61,10 @@ def health_json(endpoints: Endpoints, request: web.Request) -> web.Response:
 
 
 def ready_excluding(store: ResultStore, request: web.Request) -> web.Response:
+    """/ready with a query string: `exclude=` changes the judgement, anything else not."""
     names = tuple(sorted(set(request.query.getall("exclude", []))))
+    if not names:
+        return _respond(store.ready, JSON)
     rendered = store.derived(("exclude", names), lambda shot: _ready(store, shot, names))
     return _respond(rendered, JSON)
 

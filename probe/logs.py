@@ -66,8 +66,6 @@ def setup_logging(log_format: str, redactor: Redactor, level: int = logging.INFO
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # APScheduler logs every job start at INFO; keep its warnings (skipped runs) only.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # aiohttp logs every malformed request (a 9 kB header, a port scan) with a traceback;
     # the client gets its 400, and nobody should be able to fill our log that way.

@@ -31,7 +31,6 @@ from prometheus_client.registry import Collector
 from probe.config import Config
 from probe.contract import CheckConfig, MetricFamily, MetricPoint
 from probe.model import CheckResult, Health, Observation, Status
-from probe.plugins import metric_families
 from probe.store import DURATION_BUCKETS, ResultStore, RunStats
 
 log = logging.getLogger("probe.metrics")
@@ -94,14 +93,17 @@ class ProbeRegistry(CollectorRegistry):
         self.alerts = alerts
         # More collectors for every frozen copy (history's); each reads plain counters.
         self.extra: list[Collector] = []
-        self.register(StoreCollector(store, alerts))
+        self._declared: dict[type[CheckConfig], None] = {}
+        live = StoreCollector(store, alerts, self._declared)
+        live._declare()  # the types configured at start, before any scrape or reload
+        self.register(live)
         ProcessCollector(registry=self)
 
     def frozen(self) -> CollectorRegistry:
         """Must run on the loop; the registry it returns may be read from any thread."""
         registry = CollectorRegistry()
         alerts = None if self.alerts is None else FrozenAlerts.of(self.alerts)
-        registry.register(StoreCollector(StoreView.of(self.store), alerts))
+        registry.register(StoreCollector(StoreView.of(self.store), alerts, self._declared))
         ProcessCollector(registry=registry)
         for collector in self.extra:
             registry.register(collector)
@@ -249,10 +251,19 @@ def metrics_handler(
 
 
 class StoreCollector(Collector):
-    def __init__(self, store: StoreReader, alerts: AlertStats | None = None) -> None:
+    def __init__(
+        self,
+        store: StoreReader,
+        alerts: AlertStats | None = None,
+        declared: dict[type[CheckConfig], None] | None = None,
+    ) -> None:
         self.store = store
         self.alerts = alerts
-        self._families = metric_families()
+        # Config models whose families have been declared: a family stays declared after
+        # a reload drops its last check, as it was when every type was declared.
+        self.declared = {} if declared is None else declared
+        if declared is None:
+            self._declare()
         self._sections: tuple[Callable[[], list[Metric]], ...] = (
             self._check_metrics,
             self._health_metrics,
@@ -345,7 +356,7 @@ class StoreCollector(Collector):
         # Keyed by name and kind: the counter probe_queue_jobs(_total) and the gauge
         # probe_queue_jobs share a name.
         families: dict[tuple[str, str], GaugeMetricFamily | CounterMetricFamily] = {
-            (family.name, family.kind): _family(family) for family in self._families
+            (family.name, family.kind): _family(family) for family in self._configured_families()
         }
         seen: set[tuple[str, str, tuple[str, ...]]] = set()
         for name in self.store.check_names():
@@ -364,6 +375,23 @@ class StoreCollector(Collector):
                 seen.add(key)
                 families[kind].add_metric(list(point.labels), _value(point, values))
         return list(families.values())
+
+    def _configured_families(self) -> list[MetricFamily]:
+        """The families of the configured check types, in config order.
+
+        Read from the configs' own models: asking the plugin registry for every type's
+        imported asyncpg, redis and psutil into an agent that checks only HTTP.
+        """
+        self._declare()
+        found: dict[tuple[str, str], MetricFamily] = {}
+        for model in list(self.declared):  # a copy: another scrape's thread may add to it
+            for family in model.metric_families:
+                found.setdefault((family.name, family.kind), family)
+        return list(found.values())
+
+    def _declare(self) -> None:
+        for name in self.store.check_names():
+            self.declared.setdefault(type(self.store.check_config(name)))
 
     # ------------------------------------------------------------ alerts and build
 

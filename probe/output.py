@@ -18,6 +18,7 @@ from probe.units import Limit, format_duration
 _COLOURS = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31"}
 _NAGIOS_WORDS = {Health.HEALTHY: "OK", Health.DEGRADED: "WARNING", Health.UNHEALTHY: "CRITICAL"}
 _INDENT = "  "
+NEEDS_THE_AGENT = "needs the agent:"  # the note of a measure one-shot runs cannot judge
 
 
 def entries_for(
@@ -68,9 +69,22 @@ def format_text(
         line = f"{indent}{word}  {name}  {took:>6}"
         if entry.status is not Status.PASS and entry.output:
             line += f"  {entry.output}"
+        elif agent_only := _needs_the_agent(entry):
+            line += f"  {agent_only}"
         lines.append(line.rstrip())
     lines.append(_summary(entries, overall_health, elapsed))
     return "\n".join(lines)
+
+
+def _needs_the_agent(entry: Entry) -> str:
+    """What one run cannot judge (rates over a window, heartbeat pings), said plainly:
+    the check passes on what it could see, and the line says what it could not."""
+    notes = dict.fromkeys(
+        o.note
+        for o in (entry.result.observations if entry.result else ())
+        if o.value is None and o.note.startswith(NEEDS_THE_AGENT)
+    )
+    return "; ".join(notes)
 
 
 def _summary(entries: list[Entry], overall_health: Health, elapsed: float) -> str:

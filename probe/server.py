@@ -110,7 +110,7 @@ async def _method_not_allowed(request: web.Request) -> web.StreamResponse:
 def build_app(
     store: ResultStore,
     registry: CollectorRegistry,
-    add_routes: Callable[[web.Application], None] | None = None,  # the status page's
+    add_routes: Callable[[web.Application], None] | None = None,  # before the catch-all
 ) -> web.Application:
     endpoints = Endpoints(store)
     metrics = metrics_handler(registry)  # cached, formatted off the loop
@@ -186,6 +186,7 @@ class ConnectionGuard:
         for handler in open_now:
             if excess <= 0:
                 break
+            # aiohttp has no public word for it; an unknown version closes the oldest.
             if not getattr(handler, "_request_in_progress", False):
                 handler.force_close()
                 excess -= 1

@@ -8,6 +8,7 @@ handlers pick bytes and never touch a database.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import time
@@ -17,7 +18,7 @@ from html import escape
 from aiohttp import web
 
 from probe.badges import AMBER, GREEN, GREY, RED, percent, status_badge, uptime_badge
-from probe.history.model import Incident
+from probe.history.model import Incident, Rollup
 from probe.history.rollup import WINDOWS, uptime
 from probe.history.view import HISTORY_WINDOWS, CheckSummary, HistoryView, Snapshot
 from probe.model import Health, Status
@@ -73,31 +74,55 @@ _BAR_CLASS = {Status.PASS: "p", Status.WARN: "w", Status.FAIL: "f", None: "n"}
 _BAR_X = [str(i * (BAR_W + BAR_GAP)) for i in range(400)]
 
 
+@functools.lru_cache(maxsize=512)
 def _day_word(day: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(day))
 
 
-def _bars(summary: CheckSummary) -> str:
-    # The hot loop of the page (90 bars x every check): short markup, colours by class.
+def _bar(index: int, day: int, r: Rollup) -> str:
+    if r.runs:
+        tip = (
+            f"{_day_word(day)}: {percent(uptime(r))} up, {r.runs:,} runs "
+            f"({r.passed:,} pass, {r.warned:,} warn, {r.failed:,} fail)"
+        )
+    else:
+        tip = f"{_day_word(day)}: no data"
+    return (
+        f'<rect class="bar {_BAR_CLASS[r.worst]}" x="{_BAR_X[index]}" width="{BAR_W}" '
+        f'height="{BAR_H}"><title>{tip}</title></rect>'
+    )
+
+
+class _Parts:
+    """Markup of past days and hours, kept while the writer's generation holds: only
+    today's bar and the uptime figures change from one second to the next."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str, int, int], str] = {}
+
+    def get(self, kind: str, summary: CheckSummary, moment: int, make: Callable[[], str]) -> str:
+        key = (kind, summary.name, moment, summary.generation)
+        found = self._cache.get(key)
+        if found is None:
+            if len(self._cache) > 8192:  # checks renamed or removed: start over
+                self._cache.clear()
+            found = self._cache[key] = make()
+        return found
+
+
+def _past_bars(summary: CheckSummary) -> str:
+    return "".join(_bar(i, d, r) for i, (d, r) in enumerate(summary.days[:-1]))
+
+
+def _bars(summary: CheckSummary, parts: _Parts) -> str:
     width = len(summary.days) * (BAR_W + BAR_GAP) - BAR_GAP
-    parts = [
+    today, rollup = summary.days[-1]
+    past = parts.get("bars", summary, today, lambda: _past_bars(summary))
+    return (
         f'<svg class="bars" viewBox="0 0 {width} {BAR_H}" preserveAspectRatio="none" '
         f'role="img" aria-label="{escape(summary.name)}: last {len(summary.days)} days">'
-    ]
-    for index, (day, r) in enumerate(summary.days):
-        if r.runs:
-            tip = (
-                f"{_day_word(day)}: {percent(uptime(r))} up, {r.runs:,} runs "
-                f"({r.passed:,} pass, {r.warned:,} warn, {r.failed:,} fail)"
-            )
-        else:
-            tip = f"{_day_word(day)}: no data"
-        parts.append(
-            f'<rect class="bar {_BAR_CLASS[r.worst]}" x="{_BAR_X[index]}" width="{BAR_W}" '
-            f'height="{BAR_H}"><title>{tip}</title></rect>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+        f"{past}{_bar(len(summary.days) - 1, today, rollup)}</svg>"
+    )
 
 
 def _polylines(points: list[tuple[int, float | None]], scale: float, colour: str) -> str:
@@ -109,13 +134,19 @@ def _polylines(points: list[tuple[int, float | None]], scale: float, colour: str
             if runs[-1]:
                 runs.append([])
             continue
-        y = CHART_H - min(CHART_H, value * scale)
-        runs[-1].append(f"{index * step:.0f},{y:.1f}")
-    return "".join(
-        f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{" ".join(r)}"/>'
-        for r in runs
-        if r
-    )
+        # Whole pixels: the chart is 840 wide, and formatting floats is the page's cost.
+        runs[-1].append(f"{round(index * step)},{round(CHART_H - min(CHART_H, value * scale))}")
+    drawn = []
+    for run in runs:
+        if len(run) == 1:  # an hour with no neighbours: a line of one point is invisible
+            x, y = run[0].split(",")
+            drawn.append(f'<circle cx="{x}" cy="{y}" r="2.5" fill="{colour}"/>')
+        elif run:
+            drawn.append(
+                f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" '
+                f'points="{" ".join(run)}"/>'
+            )
+    return "".join(drawn)
 
 
 def _chart(summary: CheckSummary) -> str:
@@ -138,7 +169,7 @@ def _chart(summary: CheckSummary) -> str:
     )
 
 
-def _check(summary: CheckSummary) -> str:
+def _check(summary: CheckSummary, parts: _Parts) -> str:
     state = summary.status
     uptimes = "".join(f"<span>{w} <b>{percent(summary.uptime[w])}</b></span>" for w in WINDOWS)
     output = f'<p class="output">{escape(summary.output)}</p>' if summary.output else ""
@@ -148,9 +179,10 @@ def _check(summary: CheckSummary) -> str:
         f'<span class="name">{escape(summary.name)}</span>'
         f'<span class="state" style="background:{_STATE_COLOUR[state]}">'
         f"{_STATE_WORD[state]}</span></div>"
-        f'<div class="uptime">{uptimes}</div></div>{output}{_bars(summary)}'
+        f'<div class="uptime">{uptimes}</div></div>{output}{_bars(summary, parts)}'
         f'<div class="axis"><span>{len(summary.days)} days ago</span><span>today</span></div>'
-        f"<details open><summary>response time, 7 days</summary>{_chart(summary)}</details>"
+        "<details open><summary>response time, 7 days</summary>"
+        f"{parts.get('chart', summary, summary.chart[-1][0], lambda: _chart(summary))}</details>"
         "</section>"
     )
 
@@ -174,7 +206,8 @@ def _incident(incident: Incident, now: float) -> str:
     )
 
 
-def render_page(snap: Snapshot, limit: int = 20) -> str:
+def render_page(snap: Snapshot, limit: int = 20, parts: _Parts | None = None) -> str:
+    parts = parts if parts is not None else _Parts()
     words, colour = _OVERALL[snap.overall]
     history = "" if snap.history == "on" else f" · history: {escape(snap.history)}"
     incidents = "".join(_incident(i, snap.now) for i in snap.incidents[:limit])
@@ -188,7 +221,7 @@ def render_page(snap: Snapshot, limit: int = 20) -> str:
         f'<span class="meta">updated <time id="age" datetime="{rfc3339_seconds(snap.now)}">'
         f"{readable_utc(snap.now)}</time>{history}</span></header>"
         f'<div class="overall" style="background:{colour}">{words}</div>'
-        + "".join(_check(c) for c in snap.checks)
+        + "".join(_check(c, parts) for c in snap.checks)
         + '<h2>Recent incidents</h2><div class="incidents">'
         + (f"<ul>{incidents}</ul>" if incidents else '<p class="none">No incidents.</p>')
         + f"</div></main><script>{SCRIPT}</script></body></html>"
@@ -220,6 +253,7 @@ class StatusSite:
         self.store = store
         self.view = view
         self.page = b""
+        self._parts = _Parts()
         self.status_badges: dict[str, bytes] = {}
         self.uptime_badges: dict[tuple[str, str], bytes] = {}
         self.refresh()
@@ -227,7 +261,7 @@ class StatusSite:
     def refresh(self) -> None:
         self.view.rebuild()
         snap = self.view.snapshot
-        self.page = render_page(snap).encode()
+        self.page = render_page(snap, parts=self._parts).encode()
         self.status_badges = {c.name: status_badge(c.name, c.status) for c in snap.checks}
         self.uptime_badges = {
             (c.name, w): uptime_badge(c.name, w, c.uptime[w]) for c in snap.checks for w in WINDOWS
@@ -237,6 +271,8 @@ class StatusSite:
 
     def _denied(self, request: web.Request) -> web.Response | None:
         agent = self.store.config.agent
+        if agent.status_page == "off":  # read each time: a reload may have turned it off
+            return _error(404, f"no such endpoint: {request.path}")
         if agent.status_page != "token":
             return None
         token = agent.auth_token.get_secret_value()
@@ -294,9 +330,8 @@ class StatusSite:
         return _svg(found)
 
     def add_routes(self, app: web.Application) -> None:
-        """Called by `build_app` before its catch-all; nothing when the page is off."""
-        if self.store.config.agent.status_page == "off":
-            return
+        """Called by `build_app` before its catch-all. Registered even when the page is
+        off (they answer 404 then), so a reload can turn it on or off."""
         routes: list[tuple[str, Handler]] = [
             ("/status", self.status),
             ("/api/v1/uptime", self.uptime),

@@ -10,9 +10,10 @@ from probe.config import Config, load_config
 from probe.history.sqlite import SqliteBackend
 from probe.history.writer import HistoryWriter
 from probe.model import CheckResult, Status
+from probe.times import Clock
 
 # A fixed "now": 2026-11-30 12:30 UTC.
-DAY0 = datetime(2026, 11, 30, tzinfo=UTC).timestamp()
+DAY0 = int(datetime(2026, 11, 30, tzinfo=UTC).timestamp())
 NOW = DAY0 + 12 * 3600 + 30 * 60
 
 
@@ -54,7 +55,7 @@ def alert(kind: Kind, check: str, since: float, at: float, severity: Severity) -
     )
 
 
-def sqlite_writer(path: Path, clock: FakeClock, checks: list[str]) -> HistoryWriter:
+def sqlite_writer(path: Path, clock: Clock, checks: list[str]) -> HistoryWriter:
     return HistoryWriter(SqliteBackend(path), "probe", checks, clock=clock)
 
 

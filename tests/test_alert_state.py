@@ -276,3 +276,26 @@ async def test_state_file_lists_firing_keys_and_last_notified(
     assert (alert["check"], alert["phase"], alert["severity"]) == ("database", "firing", "critical")
     assert alert["since"] == T0 and alert["notified_at"] == T0 + 30
     assert saved.outbox == {"slack[0]": []}
+
+
+async def test_a_reload_says_queued_notifications_go_on_not_that_they_are_lost(
+    receiver: SlackReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    clock = Clock()
+    await receiver.refuse()  # the firing notification stays queued
+    old = service_for(receiver, None, clock)
+    await old.start()
+    await fire_database(old, clock)
+    await old.stop(flush_timeout=0.2, reloading=True)
+    new = service_for(receiver, None, clock, previous=old)
+    await receiver.accept()
+    await new.start()
+    try:
+        assert "CRITICAL database" in (await receiver.wait_for(1))[0]["text"]
+    finally:
+        await new.stop()
+    words = [r.getMessage() for r in caplog.records if "notifications for" in r.getMessage()]
+    assert words == [
+        "1 notifications for slack webhook 127.0.0.1 still queued; the reloaded config sends them"
+    ]

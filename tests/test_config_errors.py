@@ -197,8 +197,7 @@ CASES: list[tuple[str, str, str]] = [
     (
         "type-is-a-list",
         "checks:\n  - {name: a, type: [redis]}\n",
-        "checks[0].type: unknown check type ['redis'] (known: bullmq, group, http, postgres, "
-        "redis, system, tcp)",
+        f"checks[0].type: unknown check type ['redis'] (known: {KNOWN_CHECK_TYPES})",
     ),
     (
         "webhook-not-a-url",

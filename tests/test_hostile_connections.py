@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from probe.agent import Agent
+from probe.config import load_config
 from tests.conftest import free_port
 from tests.hostile import AgentProcess, Poll, held_report, hold_connections
 
@@ -76,7 +81,6 @@ async def test_the_soft_open_file_limit_is_raised_to_the_hard_limit(
         assert found.groups() == ("4096", "4096")
     finally:
         assert agent.stop() == 0
-    await asyncio.sleep(0)
 
 
 async def test_out_of_descriptors_the_accept_failure_is_logged_once(
@@ -93,8 +97,10 @@ async def test_out_of_descriptors_the_accept_failure_is_logged_once(
         await agent.wait_until_serving()
         lines_before = len(agent.log_lines())
         idle = hold_connections(port, 400, 6, "idle")
-        poll = await Poll().run(port, ["/live"], seconds=6, gap=0.25)
-        held_report(idle)
+        try:
+            poll = await Poll().run(port, ["/live"], seconds=6, gap=0.25)
+        finally:
+            held_report(idle)
         after = await Poll().run(port, ["/live"], seconds=1, gap=0.25)
         new_lines = agent.log_lines()[lines_before:]
         print(
@@ -106,3 +112,33 @@ async def test_out_of_descriptors_the_accept_failure_is_logged_once(
         assert after.failures() == [], after.summary()
     finally:
         assert agent.stop() == 0
+
+
+async def raw_request(port: int, request: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/health?verbose=1"])
+async def test_a_token_that_is_not_utf8_is_refused_with_401(
+    path: str, write_config: Callable[[str], Path]
+) -> None:
+    config = write_config(
+        'agent: { listen: "127.0.0.1:0", auth_token: s3cret }\n'
+        "checks: [ { name: dep, type: tcp, host: 127.0.0.1, port: 9 } ]\n"
+    )
+    agent = Agent(load_config(config))
+    await agent.start()
+    try:
+        head = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".encode()
+        answer = await raw_request(agent.port, head + b"Authorization: Bearer \xff\xfe\r\n\r\n")
+    finally:
+        await agent.stop()
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 401 Unauthorized"
+    assert b'{"status": "error", "error": "unauthorized"}' in rest

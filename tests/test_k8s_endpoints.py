@@ -160,3 +160,25 @@ async def test_health_json_needs_the_token_as_verbose_does(
     )
     assert allowed.headers["Content-Type"] == HEALTH_JSON
     assert (await client.get("/health")).status == 503  # the plain body stays open
+
+
+async def test_other_query_strings_leave_ready_as_it_was(client: TestClient[Any, Any]) -> None:
+    plain = await client.get("/ready")
+    other = await client.get("/ready?probe=kubelet")
+    assert other.status == plain.status == 503
+    assert await other.read() == await plain.read()
+
+
+async def test_an_exclusion_is_judged_once_per_render(
+    write_config: Any, aiohttp_client: Any
+) -> None:
+    store = store_for(write_config)
+    client = await aiohttp_client(build_app(store, CollectorRegistry()))
+    renders = store.renders
+    bodies = {await (await client.get("/ready?exclude=openai")).read() for _ in range(20)}
+    assert len(bodies) == 1
+    assert store.renders - renders <= 1
+    # A new result is seen by the next request (the render budget is not spent).
+    store.record("database", CheckResult(Status.FAIL, 0.001, "connection refused", NOW))
+    status, _, body = await get(client, "/ready?exclude=openai")
+    assert (status, body["checks"][0]["output"]) == (503, "connection refused")

@@ -185,3 +185,22 @@ async def _page_saying(agent: Agent, words: str) -> str | None:
 async def _uptime_with_results(agent: Agent) -> dict[str, Any] | None:
     _, body = await fetch_json(base(agent) + "/api/v1/uptime")
     return body if body["checks"][0]["status"] is not None else None
+
+
+async def test_a_reload_turns_the_page_off_and_on(tmp_path: Path) -> None:
+    async with listening() as port:
+        path = tmp_path / "probe.yaml"
+        history = f"sqlite://{tmp_path}/h.db"
+        path.write_text(agent_yaml(port, history))
+        agent = await start(path)
+        try:
+            before = (await fetch(base(agent) + "/status"))[0]
+            path.write_text(agent_yaml(port, history, ", status_page: off"))
+            assert await agent.reload()
+            off = (await fetch(base(agent) + "/status"))[0]
+            path.write_text(agent_yaml(port, history))
+            assert await agent.reload()
+            on = (await fetch(base(agent) + "/api/v1/uptime"))[0]
+        finally:
+            await agent.stop()
+    assert (before, off, on) == (200, 404, 200)

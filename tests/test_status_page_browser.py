@@ -96,6 +96,10 @@ async def test_the_page_in_chromium_shows_rows_bars_and_incidents(
                     "[...document.querySelectorAll('li.incident')].map(li => li.innerText)"
                 )
                 overall = await page.evaluate("document.querySelector('.overall').innerText")
+                marks = await page.evaluate(
+                    "document.querySelector('section.check svg.chart')"
+                    ".querySelectorAll('polyline, circle').length"
+                )
                 age = await page.evaluate("document.getElementById('age').textContent")
                 await page.screenshot(tmp_path / "status-desktop.png")
                 await page.open(url, 390, 844, mobile=True)
@@ -121,6 +125,7 @@ async def test_the_page_in_chromium_shows_rows_bars_and_incidents(
     assert any(t.startswith("critical payments up: connection refused") for t in texts), texts
     assert any(t.startswith("critical api up") and "lasted 10m" in t for t in texts), texts
     assert overall == "Degraded"
+    assert marks >= 2  # p50 and p95 of the seeded hours are drawn
     assert age.endswith("ago")  # the script ran
     assert overflow <= 0, "the page scrolls sideways on a phone"
     assert errors == []

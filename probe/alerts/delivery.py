@@ -22,7 +22,7 @@ from typing import Protocol
 import aiohttp
 
 from probe.alerts.notification import Notification
-from probe.checks.errors import address, is_timeout, network_words
+from probe.networds import address, is_timeout, network_words
 from probe.times import Clock
 from probe.units import format_duration
 
@@ -127,6 +127,8 @@ def connection_words(exc: BaseException, timeout: float, connect_limit: float) -
         return f"timed out after {format_duration(timeout)}"
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "connection closed by server"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "connection closed by server (answer cut short)"
     if isinstance(exc, aiohttp.ClientResponseError):
         return f"HTTP {exc.status}"
     return network_words(exc, "", "") or "connection failed"
@@ -197,40 +199,24 @@ class Delivery:
 
     async def _deliver(self, notification: Notification) -> None:
         attempt = 0
+        said = ""  # the failure last logged for this notification
         while True:
             age = self.clock() - notification.created
             if age > self.max_age:
                 self._finish(notification, "dropped", f"older than {format_duration(self.max_age)}")
                 return
-            try:
-                async with asyncio.timeout(self.notifier.timeout):
-                    await self.notifier.send(notification)
-            except TimeoutError:
-                error = DeliveryError(f"timed out after {format_duration(self.notifier.timeout)}")
-            except DeliveryError as exc:
-                error = exc
-            except Exception:  # a client library surprise must not kill this queue's task
-                log.exception(
-                    "unexpected error sending to %s",
-                    self.notifier.description,
-                    extra={"notifier": self.ident},
-                )
-                error = DeliveryError("unexpected error (see the log)")
-            else:
-                self._finish(notification, "sent", "")
+            error = await self._attempt(notification)
+            if error is None:
+                self._finish(notification, "sent", "", attempt + 1)
                 return
             if not error.retryable:
-                self._finish(notification, "dropped", error.detail)
+                self._finish(notification, "dropped", error.detail, attempt + 1)
                 return
             self.counts["failed"] += 1
             delay = self._delay(error, attempt)
-            log.warning(
-                "notification to %s failed: %s; retrying in %s",
-                self.notifier.description,
-                error.detail,
-                format_duration(delay),
-                extra={"notifier": self.ident, "attempt": attempt + 1, "detail": error.detail},
-            )
+            if error.detail != said:
+                self._log_retry(error, delay, attempt)
+                said = error.detail
             attempt += 1
             self._retry_at = time.monotonic() + delay
             try:
@@ -238,22 +224,58 @@ class Delivery:
             finally:
                 self._retry_at = None
 
-    def _delay(self, error: DeliveryError, attempt: int) -> float:
-        if error.retry_after is not None:
-            return min(error.retry_after, self.retry_after_cap)
-        return self.backoff.delay(attempt)
+    async def _attempt(self, notification: Notification) -> DeliveryError | None:
+        try:
+            async with asyncio.timeout(self.notifier.timeout):
+                await self.notifier.send(notification)
+        except TimeoutError:
+            return DeliveryError(f"timed out after {format_duration(self.notifier.timeout)}")
+        except DeliveryError as exc:
+            return exc
+        except Exception:  # a client library surprise must not kill this queue's task
+            log.exception(
+                "unexpected error sending to %s",
+                self.notifier.description,
+                extra={"notifier": self.ident},
+            )
+            return DeliveryError("unexpected error (see the log)")
+        return None
 
-    def _finish(self, notification: Notification, result: str, detail: str) -> None:
+    def _log_retry(self, error: DeliveryError, delay: float, attempt: int) -> None:
+        """Said once per notification and failure: a receiver answering 429 for an hour
+        is one line, not one per attempt. The outcome is logged when there is one."""
+        log.warning(
+            "notification to %s failed: %s; retrying in %s (repeats of this failure are "
+            "not logged)",
+            self.notifier.description,
+            error.detail,
+            format_duration(delay),
+            extra={"notifier": self.ident, "attempt": attempt + 1, "detail": error.detail},
+        )
+
+    def _delay(self, error: DeliveryError, attempt: int) -> float:
+        backoff = self.backoff.delay(attempt)
+        if error.retry_after is None:
+            return backoff
+        # The receiver's wait, but never less than our own backoff: `Retry-After: 0`, or a
+        # date already past (a proxy whose clock is behind), made a loop of ~2,000 req/s.
+        return max(min(error.retry_after, self.retry_after_cap), backoff)
+
+    def _finish(
+        self, notification: Notification, result: str, detail: str, attempts: int = 0
+    ) -> None:
         if self.queue and self.queue[0] is notification:
             self.queue.popleft()
         self.counts[result] += 1
         extra = {"notifier": self.ident, "alerts": len(notification.alerts), "result": result}
+        after = f" after {attempts} attempts" if attempts > 1 else ""
         if result == "sent":
-            log.info("notification sent to %s", self.notifier.description, extra=extra)
+            log.info("notification sent to %s%s", self.notifier.description, after, extra=extra)
         else:
             log.error(
-                "notification to %s dropped: %s",
+                "notification to %s dropped%s: %s",
                 self.notifier.description,
+                after,
                 detail,
                 extra={**extra, "detail": detail},
             )

@@ -126,8 +126,9 @@ class AlertService:
                 self._tasks.append(task)
         self._writer.now()
 
-    async def stop(self, flush_timeout: float = 5.0) -> None:
-        """Bounded flush: undelivered notifications stay in the exported/saved state."""
+    async def stop(self, flush_timeout: float = 5.0, reloading: bool = False) -> None:
+        """Bounded flush: undelivered notifications stay in the exported/saved state
+        (on a reload, the next service takes them over in memory)."""
         if self._stopped:
             return
         self._stopped = True
@@ -143,7 +144,14 @@ class AlertService:
         await asyncio.gather(*(d.drain(flush_timeout) for d in self._deliveries))
         for delivery in self._deliveries:
             await delivery.stop()
-            if delivery.queue:
+            if delivery.queue and reloading:
+                log.info(
+                    "%d notifications for %s still queued; the reloaded config sends them",
+                    len(delivery.queue),
+                    delivery.notifier.description,
+                    extra={"notifier": delivery.ident, "pending": len(delivery.queue)},
+                )
+            elif delivery.queue:
                 fate = (
                     "kept for the next start"
                     if self.config.agent.state_file

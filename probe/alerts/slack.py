@@ -1,10 +1,11 @@
 """Slack: incoming webhook or bot token + chat.postMessage, Block Kit with a colour bar.
 
-`build_payload` is pure; `SlackNotifier.send` only does the I/O. Webhooks go through
-slack-sdk with its retry handlers switched off (its 429 handler sleeps without a cap):
-delivery.py retries. chat.postMessage is one plain POST: slack-sdk's web client fails with
-an AttributeError on an answer that is not a JSON object (a proxy's `ok`, an HTML page),
-and its status code is needed for the words.
+`build_payload` is pure; `SlackNotifier.send` only does the I/O; delivery.py retries.
+A webhook is one plain POST judged by its status alone: slack-sdk's webhook client decodes
+every answer as UTF-8, so a gateway's 2xx with another body read as a failure, and every
+retry posted the message again. chat.postMessage is one plain POST: slack-sdk's web client
+fails with an AttributeError on an answer that is not a JSON object (a proxy's `ok`, an
+HTML page), and its status code is needed for the words.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import aiohttp
 from pydantic import SecretStr, field_validator, model_validator
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from probe.alerts.delivery import DeliveryError, connect_timeout, connection_words, http_error
 from probe.alerts.notification import (
@@ -149,11 +149,10 @@ class SlackNotifier(Notifier[SlackNotifierConfig]):
         super().__init__(config, session, redactor)
         self.connect_timeout = connect_timeout(session, config.timeout)
         hook = config.webhook_url.get_secret_value()
-        self._webhook: AsyncWebhookClient | None = None
+        self._hook = hook
         self._web: AsyncWebClient | None = None
         # Retries are ours (delivery.py): slack-sdk's 429 handler sleeps without a cap.
         if hook:
-            self._webhook = AsyncWebhookClient(hook, session=session, retry_handlers=[])
             self.description = f"slack webhook {urlsplit(hook).hostname or ''}".rstrip()
         else:
             self._web = AsyncWebClient(
@@ -167,21 +166,18 @@ class SlackNotifier(Notifier[SlackNotifierConfig]):
     async def send(self, notification: Notification) -> None:
         payload = build_payload(notification)
         try:
-            if self._webhook is not None:
-                await self._send_webhook(self._webhook, payload, time.time())
+            if self._hook:
+                await self._send_webhook(self._hook, payload, time.time())
             elif self._web is not None:
                 await self._post_message(self._web, payload, time.time())
         except (aiohttp.ClientError, OSError) as exc:  # OSError includes TimeoutError
             words = connection_words(exc, self.timeout, self.connect_timeout)
             raise DeliveryError(self.redact(words)) from None
 
-    async def _send_webhook(
-        self, client: AsyncWebhookClient, payload: dict[str, Any], now: float
-    ) -> None:
-        response = await client.send_dict(payload)
-        if response.status_code >= 400:
-            retry_after = response.headers.get("Retry-After") if response.headers else None
-            raise http_error(response.status_code, _header(retry_after), now)
+    async def _send_webhook(self, hook: str, payload: dict[str, Any], now: float) -> None:
+        async with self.session.post(hook, json=payload) as response:
+            if response.status >= 400:
+                raise http_error(response.status, response.headers.get("Retry-After"), now)
 
     async def _post_message(
         self, client: AsyncWebClient, payload: dict[str, Any], now: float

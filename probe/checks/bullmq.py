@@ -37,7 +37,7 @@ from probe.checks.bullmq_outcomes import (
     schedule_samples,
     unknown_outcome_samples,
 )
-from probe.checks.errors import failure, first_line
+from probe.checks.errors import failure
 from probe.contract import (
     Check,
     CheckConfig,
@@ -49,6 +49,7 @@ from probe.contract import (
 )
 from probe.fields import Duration, Limits, StrictModel
 from probe.model import Sample, Unit
+from probe.networds import first_line
 from probe.redact import Redactor, redact_url, url_secrets
 from probe.units import Limit, format_duration
 

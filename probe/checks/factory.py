@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from probe.contract import CheckConfig, CheckContext
+from probe.pings import Inbox
 from probe.plugins import build_check
 from probe.redact import Redactor
 from probe.runner import CheckRunner
@@ -13,10 +14,13 @@ from probe.times import Clock
 
 
 def build_runner(
-    config: CheckConfig, redactor: Redactor | None = None, clock: Clock = time.time
+    config: CheckConfig,
+    redactor: Redactor | None = None,
+    clock: Clock = time.time,
+    inbox: Inbox | None = None,  # the running agent's; None in `probe check`
 ) -> CheckRunner:
     def member_runner(member: CheckConfig) -> CheckRunner:
-        return build_runner(member, redactor, clock)
+        return build_runner(member, redactor, clock, inbox)
 
-    context = CheckContext(clock=clock, redactor=redactor, make_runner=member_runner)
+    context = CheckContext(clock=clock, redactor=redactor, make_runner=member_runner, inbox=inbox)
     return CheckRunner(build_check(config, context), redactor, clock)

@@ -26,10 +26,11 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from probe import __version__
-from probe.checks.errors import address, failure, network_words, url_port
+from probe.checks.errors import failure
 from probe.contract import Check, CheckConfig, CheckContext, Report
 from probe.fields import StrictModel
 from probe.model import Sample, Unit
+from probe.networds import address, network_words, url_port
 from probe.redact import is_sensitive_header, redact_url, url_secrets
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

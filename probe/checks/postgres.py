@@ -22,14 +22,7 @@ from asyncpg.pool import PoolConnectionProxy
 from pydantic import field_validator
 
 from probe.checks import deep
-from probe.checks.errors import (
-    address,
-    checked_port,
-    failure,
-    is_timeout,
-    network_words,
-    split_host_port,
-)
+from probe.checks.errors import failure
 from probe.contract import (
     Check,
     CheckConfig,
@@ -40,6 +33,7 @@ from probe.contract import (
     Report,
 )
 from probe.model import Sample, Unit
+from probe.networds import address, checked_port, is_timeout, network_words, split_host_port
 from probe.redact import redact_url, url_secrets
 from probe.units import Limit, format_duration
 

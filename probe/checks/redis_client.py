@@ -9,7 +9,7 @@ from redis import exceptions as rx
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from probe.checks.errors import address, first_line, network_words, url_port
+from probe.networds import address, first_line, network_words, url_port
 from probe.redact import redact_url
 
 DEFAULT_PORT = 6379

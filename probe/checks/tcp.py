@@ -8,8 +8,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from probe.checks.errors import address, failure, network_words
+from probe.checks.errors import failure
 from probe.contract import Check, CheckConfig, Report
+from probe.networds import address, network_words
 
 
 class TcpConfig(CheckConfig):

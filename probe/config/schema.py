@@ -25,6 +25,8 @@ class AgentConfig(StrictModel):
     live_timeout: Duration = 30.0
     state_file: str = ""
     auth_token: SecretStr = SecretStr("")
+    # `Authorization: Bearer <token>` the /ping/<check> routes need when set.
+    ping_token: SecretStr = SecretStr("")
     # A DSN may hold a password: secret, and its errors never quote it (docs/history.md).
     history: SecretStr = SecretStr(DEFAULT_HISTORY)
     status_page: Literal["public", "token", "off"] = "public"
@@ -246,7 +248,7 @@ class Config(BaseModel):
         yield from walk(self.checks)
 
     def secrets(self) -> list[str]:
-        found = [self.agent.auth_token.get_secret_value()]
+        found = [self.agent.auth_token.get_secret_value(), self.agent.ping_token.get_secret_value()]
         found.extend(url_secrets(self.agent.history.get_secret_value()))
         for check in self.all_checks():
             found.extend(check.secrets())

@@ -88,5 +88,6 @@ def decode_day(blob: bytes) -> dict[int, Rollup]:
         raise ValueError("unknown history day format")
     out: dict[int, Rollup] = {}
     for fields in _ROLLUP.iter_unpack(zlib.decompress(blob[1:])):
-        out[fields[0]] = Rollup(*fields[1:6], fields[6] * 10, fields[7] * 10)
+        hour, passed, warned, failed, up, known, p50, p95 = fields
+        out[hour] = Rollup(passed, warned, failed, up, known, p50 * 10, p95 * 10)
     return out

@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from probe.checks.errors import first_line, network_words
 from probe.history.model import Incident, Rollup
 from probe.history.retention import Cutoffs
 from probe.history.store import Batch, ChunkKey, HistoryError, Snapshot, describe
+from probe.networds import first_line, network_words
 
 T = TypeVar("T")
 

@@ -11,30 +11,20 @@ import asyncio
 import sys
 
 from probe.config import Config
+from probe.history.backends import open_backend
 from probe.history.codec import decode_day
 from probe.history.model import DAY, HOUR, Rollup, day_of
 from probe.history.retention import DAILY_KEEP
 from probe.history.rollup import WINDOWS, combine, over_window, uptime, window_hours
-from probe.history.store import Backend, HistoryError, Snapshot, describe, sqlite_path
+from probe.history.store import HistoryError, Snapshot, describe, sqlite_path
 from probe.times import readable_utc
 from probe.units import format_duration
 
 MAX_WINDOW = DAILY_KEEP
 
 
-def _backend(dsn: str) -> Backend:
-    path = sqlite_path(dsn)
-    if path is not None:
-        from probe.history.sqlite import SqliteBackend
-
-        return SqliteBackend(path, repair=False)
-    from probe.history.postgres import PostgresBackend
-
-    return PostgresBackend(dsn)
-
-
 async def _load(dsn: str, now: float, window: float) -> Snapshot:
-    backend = _backend(dsn)
+    backend = open_backend(dsn, repair=False)
     try:
         await backend.open()
         since = day_of(now - max(window, 90 * DAY))

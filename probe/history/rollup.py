@@ -44,20 +44,26 @@ def combine(parts: Iterable[Rollup]) -> Rollup:
     parts' p50 and the run-weighted 95th percentile of their p95 are close for steady
     checks and never hide a slow part entirely.
     """
-    items = [p for p in parts if p.runs]
-    if not items:
+    passed = warned = failed = up = known = 0
+    p50s: list[tuple[int, int]] = []
+    p95s: list[tuple[int, int]] = []
+    for part in parts:
+        runs = part.passed + part.warned + part.failed
+        if not runs:
+            continue
+        passed += part.passed
+        warned += part.warned
+        failed += part.failed
+        up += part.up_ms
+        known += part.known_ms
+        p50s.append((part.p50_us, runs))
+        p95s.append((part.p95_us, runs))
+    if not p50s:
         return Rollup()
-    p50s = sorted((p.p50_us, p.runs) for p in items)
-    p95s = sorted((p.p95_us, p.runs) for p in items)
-    return Rollup(
-        sum(p.passed for p in items),
-        sum(p.warned for p in items),
-        sum(p.failed for p in items),
-        sum(p.up_ms for p in items),
-        sum(p.known_ms for p in items),
-        _weighted(p50s, 0.5),
-        _weighted(p95s, 0.95),
-    )
+    if len(p50s) > 1:
+        p50s.sort()
+        p95s.sort()
+    return Rollup(passed, warned, failed, up, known, _weighted(p50s, 0.5), _weighted(p95s, 0.95))
 
 
 def _weighted(pairs: list[tuple[int, int]], share: float) -> int:

@@ -1,8 +1,9 @@
 """History for the agent: the writer, the view and the status site, built from config.
 
 `agent.history` is `off`, a `sqlite://` path or a `postgresql://` DSN. The default
-SQLite path is used only when it can be written (the image has `/var/lib/probe`; a
-laptop usually does not): otherwise history is off, with one line saying so. A path the
+SQLite path is used only when its directory exists and can be written (the image has
+`/var/lib/probe`; a laptop usually does not): otherwise history is off, with one line
+saying so. A path the
 user chose is always tried, and a failing one is reported and retried, never fatal.
 """
 
@@ -21,8 +22,9 @@ from prometheus_client import CollectorRegistry
 from probe.alerts.notification import Alert
 from probe.config import Config
 from probe.config.schema import DEFAULT_HISTORY
+from probe.history.backends import open_backend
 from probe.history.metrics import HistoryCollector
-from probe.history.store import describe, is_postgres, open_backend, sqlite_path
+from probe.history.store import describe, is_postgres, sqlite_path
 from probe.history.view import HistoryView
 from probe.history.writer import HistoryWriter
 from probe.model import CheckResult
@@ -35,14 +37,14 @@ log = logging.getLogger("probe.history")
 REFRESH_WITHOUT_HISTORY = 1.0
 
 
-def _writable(path: Path) -> bool:
-    """Whether `path` could be created: its nearest existing ancestor is writable."""
-    for candidate in [path, *path.parents]:
-        if candidate.exists():
-            if candidate == path:
-                return os.access(path, os.W_OK)
-            return candidate.is_dir() and os.access(candidate, os.W_OK | os.X_OK)
-    return False
+def _usable_default(path: Path) -> bool:
+    """The default file is used when its directory already exists and is writable: the
+    image makes /var/lib/probe; on a laptop or in a test run it does not exist, and
+    probe must not create directories under /var on its own."""
+    folder = path.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    return not path.exists() or os.access(path, os.W_OK)
 
 
 def build_writer(config: Config, clock: Clock) -> HistoryWriter | None:
@@ -51,9 +53,9 @@ def build_writer(config: Config, clock: Clock) -> HistoryWriter | None:
         log.info("history off (agent.history: off)")
         return None
     path = sqlite_path(dsn)
-    if path is not None and dsn == DEFAULT_HISTORY and not _writable(path):
+    if path is not None and dsn == DEFAULT_HISTORY and not _usable_default(path):
         log.info(
-            "history off: %s is not writable; set agent.history to a writable "
+            "history off: %s does not exist or is not writable; set agent.history to a "
             "sqlite:// path or a postgresql:// DSN to keep it",
             path.parent,
         )

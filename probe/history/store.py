@@ -76,15 +76,3 @@ def is_postgres(dsn: str) -> bool:
 
 def describe(dsn: str) -> str:
     return redact_url(dsn)
-
-
-def open_backend(dsn: str) -> Backend:
-    """The backend for a validated `agent.history` value (not `off`)."""
-    path = sqlite_path(dsn)
-    if path is not None:
-        from probe.history.sqlite import SqliteBackend
-
-        return SqliteBackend(path)
-    from probe.history.postgres import PostgresBackend
-
-    return PostgresBackend(dsn)

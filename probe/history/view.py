@@ -46,8 +46,9 @@ class CheckSummary:
     status: Status | None  # None: no result yet
     output: str
     uptime: dict[str, float | None]  # window -> share of known time up
-    days: list[tuple[int, Rollup]]  # the last BARS days, oldest first
-    chart: list[tuple[int, Rollup]]  # the last CHART_HOURS hours, oldest first
+    days: list[tuple[int, Rollup]]  # the last BARS days, oldest first, today last
+    chart: list[tuple[int, Rollup]]  # the CHART_HOURS complete hours before this one
+    generation: int = 0  # the writer's: past days and hours are the same while it is
 
 
 @dataclass(slots=True)
@@ -112,6 +113,7 @@ class HistoryView:
         self._hours: dict[str, dict[int, Rollup]] = {}
         self._days: dict[str, dict[int, Rollup]] = {}
         self._daily: dict[str, dict[int, Rollup]] = {}
+        self._past: dict[tuple[str, int, int, int], Rollup] = {}
         self._history_bodies: dict[tuple[str, str], bytes] = {}
         self.rebuild()
 
@@ -126,8 +128,10 @@ class HistoryView:
         self._days = {n: days.get(n, {}) for n in names}
         entries = {e.config.name: e for e in self.store.entries(now)}
         bar_days = day_starts(now, BARS)
-        last_hour = int(now // HOUR) * HOUR
-        chart_hours = range(last_hour - (CHART_HOURS - 1) * HOUR, last_hour + HOUR, HOUR)
+        this_hour = int(now // HOUR) * HOUR
+        # Complete hours only: a few minutes of the current hour make a noisy p95.
+        chart_hours = range(this_hour - CHART_HOURS * HOUR, this_hour, HOUR)
+        generation = writer.generation if writer is not None else 0
         empty = Rollup()
         checks = []
         for name in names:
@@ -140,11 +144,12 @@ class HistoryView:
                     status=entry.status if known else None,
                     output=entry.output if entry.status is not Status.PASS else "",
                     uptime={
-                        w: uptime(over_named_window(own_hours, own_days, now, s))
+                        w: uptime(self._window(name, own_hours, own_days, now, s, generation))
                         for w, s in WINDOWS.items()
                     },
                     days=[(d, own_days.get(d, empty)) for d in bar_days],
                     chart=[(h, own_hours.get(h, empty)) for h in chart_hours],
+                    generation=generation,
                 )
             )
         self.snapshot = Snapshot(
@@ -176,6 +181,28 @@ class HistoryView:
             }
         )
         self._history_bodies = {}
+
+    def _window(
+        self,
+        name: str,
+        hours: dict[int, Rollup],
+        days: dict[int, Rollup],
+        now: float,
+        seconds: int,
+        generation: int,
+    ) -> Rollup:
+        """A window's rollup; past days are added up once per day and writer generation."""
+        if seconds <= DAY:
+            return over_named_window(hours, days, now, seconds)
+        today = int(now // DAY) * DAY
+        key = (name, seconds, today, generation)
+        past = self._past.get(key)
+        if past is None:
+            if len(self._past) > 4096:
+                self._past.clear()
+            starts = day_starts(now, seconds // DAY)[:-1]
+            past = self._past[key] = combine(days[d] for d in starts if d in days)
+        return combine([past, days[today]]) if today in days else past
 
     def _history_state(self) -> str:
         if self.writer is None:

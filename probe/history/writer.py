@@ -70,6 +70,9 @@ class HistoryWriter:
         # second, and recomputing 90 days of 50 checks each time would cost a second.
         self.merged: Hours = {}
         self.merged_days: Hours = {}
+        # Bumped whenever a past hour changes (a reload, a late result): what the view
+        # caches of past hours and days is good until then.
+        self.generation = 0
         # State for people and metrics.
         self.available = False
         self.problem = ""
@@ -133,9 +136,13 @@ class HistoryWriter:
                     target[hour] = rollup if found is None else combine([found, rollup])
         self.merged = merged
         self.merged_days = {check: by_day(hours) for check, hours in merged.items()}
+        self.generation += 1
 
     def _update_merged(self, keys: set[ChunkKey]) -> None:
         days: set[tuple[str, int]] = set()
+        current = hour_of(self.clock())
+        if any(hour < current for _, hour in keys):
+            self.generation += 1
         for check, hour in keys:
             parts = [
                 found
