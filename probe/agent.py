@@ -99,6 +99,7 @@ class Agent:
 
     async def _serve(self) -> None:
         agent = self.config.agent
+
         def add_routes(app: web.Application) -> None:
             self.history.site.add_routes(app)
             add_ping_routes(app, self.inbox, self._ping_token)

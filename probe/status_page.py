@@ -246,8 +246,19 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return _json(status, json.dumps({"status": "error", "error": message}).encode(), headers)
 
 
+# A page nobody reads costs nothing; one that is read is rebuilt at most this often. The
+# page reloads itself every REFRESH_SECONDS, so fresher than that would not be seen.
+MIN_REBUILD_INTERVAL = 2.0
+
+
 class StatusSite:
-    """The cached bodies, and the handlers that serve them."""
+    """The cached bodies, and the handlers that serve them.
+
+    History changes only mark the bodies stale (`mark_stale`); the first request after
+    that rebuilds them from memory, at most once per MIN_REBUILD_INTERVAL. A rebuild
+    costs checks x days of arithmetic, so rebuilding on every history batch, read or
+    not, cost an agent of 100 checks a third of a core.
+    """
 
     def __init__(self, store: ResultStore, view: HistoryView) -> None:
         self.store = store
@@ -256,9 +267,20 @@ class StatusSite:
         self._parts = _Parts()
         self.status_badges: dict[str, bytes] = {}
         self.uptime_badges: dict[tuple[str, str], bytes] = {}
-        self.refresh()
+        self._stale = True
+        self._built_at = -MIN_REBUILD_INTERVAL
+
+    def mark_stale(self) -> None:
+        self._stale = True
+
+    def ensure_fresh(self) -> None:
+        now = time.monotonic()
+        if self._stale and (not self.page or now - self._built_at >= MIN_REBUILD_INTERVAL):
+            self.refresh()
 
     def refresh(self) -> None:
+        self._stale = False
+        self._built_at = time.monotonic()
         self.view.rebuild()
         snap = self.view.snapshot
         self.page = render_page(snap, parts=self._parts).encode()
@@ -287,7 +309,10 @@ class StatusSite:
     def _guarded(self, handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
             denied = self._denied(request)
-            return denied if denied is not None else await handler(request)
+            if denied is not None:
+                return denied
+            self.ensure_fresh()
+            return await handler(request)
 
         return guarded
 

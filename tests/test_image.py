@@ -181,7 +181,8 @@ def _get(port: int, path: str) -> tuple[int, dict[str, object]]:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        with error:  # it holds the connection open until closed
+            return error.code, json.loads(error.read())
 
 
 def _wait_ready(port: int, timeout: float = 30) -> dict[str, object]:

@@ -72,6 +72,7 @@ async def running(tmp_path: Path, port: int) -> Agent:
 
 
 async def _has_open_incident(agent: Agent) -> bool:
+    agent.history.site.ensure_fresh()  # as a request to the page would
     return any(i.end is None for i in agent.history.view.snapshot.incidents)
 
 

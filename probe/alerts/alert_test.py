@@ -42,9 +42,7 @@ async def send_test(config: Config) -> list[tuple[str, bool, str]]:
     return reports
 
 
-async def _try_send(
-    notifier: Notifier, agent: str, redactor: Redactor
-) -> tuple[str, bool, str]:
+async def _try_send(notifier: Notifier, agent: str, redactor: Redactor) -> tuple[str, bool, str]:
     notification = alert_test_notification(agent, time.time())
     detail = ""
     for attempt in range(2):

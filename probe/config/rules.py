@@ -60,6 +60,8 @@ def dependency_problems(checks: list[CheckConfig], known: dict[str, str]) -> lis
     graph: dict[str, list[str]] = {}
     for path, check in walk_with_paths(checks, "checks"):
         graph[check.name] = list(check.depends_on)
+        if not check.depends_on:
+            continue  # the walk below is O(checks): only for the few that depend on one
         related = _ancestors_and_members(checks, check.name)
         for name in check.depends_on:
             where = f"{path}.depends_on"
@@ -74,6 +76,8 @@ def dependency_problems(checks: list[CheckConfig], known: dict[str, str]) -> lis
                 )
     reported: set[frozenset[str]] = set()
     for name, path in known.items():
+        if not graph.get(name):
+            continue
         cycle = _cycle_from(name, graph)
         if cycle and frozenset(cycle) not in reported:
             reported.add(frozenset(cycle))

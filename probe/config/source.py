@@ -62,34 +62,56 @@ def _read_regular(path: Path) -> str:
         raise ConfigError([f"{path}: not a UTF-8 text file (byte {exc.start})"]) from None
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key given twice in one mapping (PyYAML keeps the last)."""
+class _UniqueKeys:
+    """A loader mixin that rejects a key given twice in one mapping (PyYAML keeps the last)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue  # `<<: *defaults` merges are allowed to be overridden
-            key = self.construct_object(key_node, deep=deep)
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[attr-defined]
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark
                 )
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)  # type: ignore[misc]
+        return mapping
 
+
+class _UniqueKeyLoader(_UniqueKeys, yaml.SafeLoader):
+    """Pure Python: its error messages are the ones the docs and tests quote."""
+
+
+# libyaml's parser is about 10x faster (3,000 checks: 4.6 s in Python); files it refuses
+# are parsed again by the Python loader, whose error words are the documented ones.
+_FastLoader: type[Any] = (
+    type("_FastLoader", (_UniqueKeys, yaml.CSafeLoader), {})
+    if yaml.__with_libyaml__
+    else _UniqueKeyLoader
+)
 
 # Timestamps stay strings: pydantic parses them where a datetime is wanted, and
 # nowhere else should `2026-12-01` silently become a date object.
-_UniqueKeyLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+_loader: type[Any]
+for _loader in (_UniqueKeyLoader, _FastLoader):
+    _loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+def _load(text: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_FastLoader)
+    except yaml.YAMLError:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
 
 
 def parse_yaml(text: str, where: str) -> dict[str, Any]:
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)
+        raw = _load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

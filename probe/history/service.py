@@ -77,7 +77,7 @@ class History:
         self.view = HistoryView(store, self.writer, clock)
         self.site = StatusSite(store, self.view)
         if self.writer is not None:
-            self.writer.on_change = self.site.refresh
+            self.writer.on_change = self.site.mark_stale
         self._task: asyncio.Task[None] | None = None
 
     def observe(self, check: str, result: CheckResult) -> None:
@@ -94,7 +94,7 @@ class History:
             log.warning("agent.history changed; restart probe to keep history elsewhere")
         if self.writer is not None:
             self.writer.checks = [c.name for c in config.checks]
-        self.site.refresh()
+        self.site.mark_stale()
 
     def register_metrics(self, registry: CollectorRegistry) -> None:
         if self.writer is None:
@@ -114,10 +114,7 @@ class History:
     async def _refresh_loop(self) -> None:
         while True:
             await asyncio.sleep(REFRESH_WITHOUT_HISTORY)
-            try:
-                self.site.refresh()
-            except Exception:  # the page must keep refreshing whatever one render hit
-                log.exception("status page refresh failed")
+            self.site.mark_stale()
 
     async def stop(self) -> None:
         if self._task is not None:
