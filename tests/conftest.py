@@ -8,6 +8,7 @@ on a free port, so CLIENT LIST, INFO and key counts see only this run's traffic.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import socket
@@ -177,3 +178,13 @@ async def runners() -> AsyncIterator[Runners]:
     built = Runners()
     yield built
     await built.close()
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_each_test() -> Iterator[None]:
+    """An unclosed socket or file warns when it is collected; collecting at the end of
+    each test puts that ResourceWarning (an error here) on the test that leaked it,
+    not on whichever test happens to run when the collector does."""
+    yield
+    gc.collect()
+

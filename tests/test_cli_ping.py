@@ -135,7 +135,10 @@ async def test_imports_only_the_standard_library(agent_like: str) -> None:
 
 async def test_timeout_is_a_deadline_for_the_whole_request() -> None:
     # A server that sends a byte every 0.2 s never lets a per-recv timeout expire.
+    clients: list[asyncio.StreamWriter] = []
+
     async def drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        clients.append(writer)
         await reader.read(1024)
         with contextlib.suppress(ConnectionError):
             for byte in b"HTTP/1.1 200 OK\r\n" * 100:
@@ -151,6 +154,9 @@ async def test_timeout_is_a_deadline_for_the_whole_request() -> None:
         elapsed = time.monotonic() - started
     finally:
         server.close()
+        for client in clients:  # server.close() leaves accepted connections open
+            client.close()
+        await asyncio.sleep(0.3)  # the dripping handler sees the close and ends
     assert out.code == 1
     assert out.stderr == f"probe ping: timed out after 1s ({url})\n"
     assert elapsed < 10  # generous: process start-up plus the 1 s deadline
