@@ -187,4 +187,3 @@ def _collect_garbage_after_each_test() -> Iterator[None]:
     not on whichever test happens to run when the collector does."""
     yield
     gc.collect()
-
