@@ -72,7 +72,10 @@ class CheckRunner:
         base = worst([Status.FAIL if failure else Status.PASS, *member_statuses])
 
         error_rate = self._error_rate(self.monotonic(), failed=base is Status.FAIL)
-        if error_rate is not None:
+        # A check that measures an `error_rate` of its own (the app's, from a prometheus
+        # scrape) means that one: the share of failed runs would be judged twice otherwise.
+        own = any(s.measure == "error_rate" and not s.component for s in report.samples)
+        if error_rate is not None and not own:
             rate_sample = Sample("error_rate", error_rate, Unit.RATIO)
             observations.append(judge_sample(rate_sample, self.config.warn, self.config.fail))
 

@@ -85,3 +85,13 @@ async def test_fail_beats_warn_and_breaches_are_grouped_per_component() -> None:
     assert result.output == (
         "email workers 0 < 1; ai-assistant: backlog 1,240 > 1,000, oldest_waiting_age 7m12s > 5m"
     )
+
+
+async def test_a_check_that_measures_its_own_error_rate_is_judged_on_that_one_only() -> None:
+    async def app_errors() -> Report:
+        return Report(samples=[Sample("error_rate", 12.0, Unit.COUNT)])  # the app's, per minute
+
+    result = await runner(app_errors, warn={"error_rate": 10}).run()
+    rates = [o for o in result.observations if o.measure == "error_rate"]
+    assert [(o.value, o.status) for o in rates] == [(12.0, Status.WARN)]
+    assert result.output == "error_rate 12 > 10"
