@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 from typing import Annotated
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 from probe.units import Limit, parse_duration, parse_limit
 
@@ -34,6 +35,19 @@ def _parse_limits(raw: object) -> dict[str, Limit]:
 
 
 Limits = Annotated[dict[str, Limit], BeforeValidator(_parse_limits)]
+
+
+def _iana_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(
+            f"unknown time zone {value!r} (an IANA name like Africa/Johannesburg)"
+        ) from None
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_iana_zone)]
 
 
 class StrictModel(BaseModel):

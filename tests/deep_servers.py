@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -30,7 +29,7 @@ import asyncpg
 import pytest
 import redis as redis_sync
 
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for_port
 
 PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
 AS_POSTGRES = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
@@ -43,17 +42,6 @@ def _run(*args: str) -> None:
     done = subprocess.run([*AS_POSTGRES, *args], capture_output=True, text=True, timeout=60)
     if done.returncode:
         raise RuntimeError(f"{' '.join(args)} failed: {done.stderr.strip()}")
-
-
-def _wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -171,7 +159,7 @@ pidfile = {workdir / "pgbouncer.pid"}
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for_port(port)
+        wait_for_port(port)
         yield port
     finally:
         proc.terminate()
@@ -207,7 +195,7 @@ class RedisServers:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        _wait_for_port(port)
+        wait_for_port(port)
         return port
 
     def stop(self, port: int) -> None:

@@ -24,12 +24,12 @@ import pytest
 NODE_DIR = Path(__file__).resolve().parent / "node"
 
 
-def ensure_bullmq() -> Path:
-    """tests/node/node_modules with bullmq, installed once (a lock serialises xdist-style
-    parallel sessions); skips the test with the reason when Node or npm is missing."""
+def ensure_node_package(package: str) -> Path:
+    """tests/node/node_modules with `package` (as package.json asks), installed once under
+    a lock; skips the test with the reason when Node or npm is missing."""
     if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("Node.js and npm are needed for the real BullMQ (apt-get install nodejs npm)")
-    marker = NODE_DIR / "node_modules" / "bullmq" / "package.json"
+        pytest.skip(f"Node.js and npm are needed for {package} (apt-get install nodejs npm)")
+    marker = NODE_DIR / "node_modules" / package / "package.json"
     if marker.is_file():
         return NODE_DIR
     with open(NODE_DIR / ".install.lock", "w") as lock:
@@ -43,8 +43,12 @@ def ensure_bullmq() -> Path:
                 timeout=300,
             )
             if done.returncode != 0:
-                pytest.fail(f"npm install of bullmq@6 failed: {done.stderr.strip()[-500:]}")
+                pytest.fail(f"npm install of {package} failed: {done.stderr.strip()[-500:]}")
     return NODE_DIR
+
+
+def ensure_bullmq() -> Path:
+    return ensure_node_package("bullmq")
 
 
 def _command(script: str) -> list[str]:

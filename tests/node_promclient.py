@@ -9,9 +9,7 @@ app for the prometheus check's tests: `http_requests_total{method, route, status
 
 from __future__ import annotations
 
-import fcntl
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -19,9 +17,8 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-import pytest
-
-NODE_DIR = Path(__file__).resolve().parent / "node"
+from tests.conftest import free_port
+from tests.node_bullmq import ensure_node_package
 
 APP = r"""
 const http = require("http");
@@ -49,33 +46,7 @@ http.createServer(async (req, res) => {
 
 
 def ensure_prom_client() -> Path:
-    """tests/node/node_modules with prom-client, installed once under a lock; skips with
-    the reason when Node or npm is missing."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("Node.js and npm are needed for prom-client (apt-get install nodejs npm)")
-    marker = NODE_DIR / "node_modules" / "prom-client" / "package.json"
-    if marker.is_file():
-        return NODE_DIR
-    with open(NODE_DIR / ".install.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not marker.is_file():
-            done = subprocess.run(
-                ["npm", "install", "--no-audit", "--no-fund", "--silent"],
-                cwd=NODE_DIR,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            if done.returncode != 0:
-                pytest.fail(f"npm install of prom-client failed: {done.stderr.strip()[-500:]}")
-    return NODE_DIR
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return ensure_node_package("prom-client")
 
 
 class PromApp:

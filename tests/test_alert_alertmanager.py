@@ -18,7 +18,7 @@ from probe.alerts.alertmanager import build_alerts
 from probe.alerts.notification import Alert, Kind, Notification, Severity
 from probe.alerts.service import AlertService
 from probe.times import rfc3339_millis
-from tests.conftest import _wait_for_port, free_port
+from tests.conftest import free_port, wait_for_port
 from tests.slack_receiver import Answer, SlackReceiver
 from tests.test_alert_engine import HEALTHY, REFUSED, T0, make_config, no_workers
 
@@ -50,7 +50,7 @@ def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for_port(port)
+        wait_for_port(port)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()

@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import field_validator, model_validator
 
 from probe.contract import Check, CheckConfig, MetricFamily, MetricPoint, Report
-from probe.fields import Duration
+from probe.fields import Duration, TimeZone
 from probe.model import Sample, Unit
 from probe.pings import HeartbeatState
 from probe.units import Limit, format_duration
@@ -49,22 +49,11 @@ class HeartbeatConfig(CheckConfig):
     type: Literal["heartbeat"]
     every: Duration | None = None
     cron: str | None = None
-    tz: str = "UTC"
+    tz: TimeZone = "UTC"
     grace: Duration = 300.0
     start_grace: Duration | None = None
     min_duration: Duration | None = None
     max_duration: Duration | None = None
-
-    @field_validator("tz")
-    @classmethod
-    def _iana_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            raise ValueError(
-                f"unknown time zone {value!r} (an IANA name like Africa/Johannesburg)"
-            ) from None
-        return value
 
     @field_validator("cron")
     @classmethod
