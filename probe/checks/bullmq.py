@@ -32,6 +32,7 @@ from probe.checks.bullmq_events import (
 )
 from probe.checks.bullmq_outcomes import (
     MISSING,
+    OUTCOME_MEASURES,
     expected_scheduler_samples,
     outcome_samples,
     schedule_samples,
@@ -66,17 +67,6 @@ JOB_STATES: tuple[str, ...] = (
     "waiting-children",
 )
 # Job outcomes over the check's `window` (DESIGN 5.2), per queue.
-OUTCOME_MEASURES: frozenset[str] = frozenset(
-    {
-        "completed_rate",
-        "failed_rate",
-        "stalled_rate",
-        "failure_ratio",
-        "events_lost",
-        "schedulers_late",
-        "delayed_overdue",
-    }
-)
 QUEUE_MEASURES: frozenset[str] = frozenset(
     {*JOB_STATES, "backlog", "oldest_waiting_age", "workers", "is_paused", *OUTCOME_MEASURES}
 )

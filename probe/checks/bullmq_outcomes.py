@@ -62,6 +62,18 @@ def outcome_samples(
     return samples
 
 
+# Per queue, from the events stream and the schedulers: what can take a threshold.
+OUTCOME_MEASURES: tuple[str, ...] = (
+    "completed_rate",
+    "failed_rate",
+    "stalled_rate",
+    "failure_ratio",
+    "events_lost",
+    "schedulers_late",
+    "delayed_overdue",
+)
+
+
 def unknown_outcome_samples(queue: str, why: str) -> list[Sample]:
     """The outcome figures when the events could not be read: unknown, never zero."""
     return [
@@ -73,15 +85,7 @@ def unknown_outcome_samples(queue: str, why: str) -> list[Sample]:
             why,
             unknown_warns=True,
         )
-        for measure in (
-            "completed_rate",
-            "failed_rate",
-            "stalled_rate",
-            "failure_ratio",
-            "events_lost",
-            "schedulers_late",
-            "delayed_overdue",
-        )
+        for measure in OUTCOME_MEASURES
     ]
 
 

@@ -231,8 +231,8 @@ class CounterWindow:
         """Seconds of history behind `at`."""
         return at - self.points[0][0] if self.points else 0.0
 
-    def increase(self, at: float, span: float) -> float | None:
-        """The increase over the last `span` seconds, None before `span` is covered."""
+    def _start_of(self, at: float, span: float) -> tuple[float, float] | None:
+        """The last point at or before `at - span`, None before `span` is covered."""
         if not self.points or self.covered(at) < span:
             return None
         start = self.points[0]
@@ -240,16 +240,16 @@ class CounterWindow:
             if point[0] > at - span:
                 break
             start = point
-        return self.total - start[1]
+        return start
+
+    def increase(self, at: float, span: float) -> float | None:
+        """The increase over the last `span` seconds, None before `span` is covered."""
+        start = self._start_of(at, span)
+        return None if start is None else self.total - start[1]
 
     def rate(self, at: float, span: float) -> float | None:
         """Per second over exactly the measured span (from the point that starts it)."""
-        if not self.points or self.covered(at) < span:
+        start = self._start_of(at, span)
+        if start is None or at <= start[0]:
             return None
-        start = self.points[0]
-        for point in self.points:
-            if point[0] > at - span:
-                break
-            start = point
-        elapsed = at - start[0]
-        return (self.total - start[1]) / elapsed if elapsed > 0 else None
+        return (self.total - start[1]) / (at - start[0])
