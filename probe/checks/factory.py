@@ -4,13 +4,17 @@ alike: built with the agent's clock and redactor."""
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from probe.contract import CheckConfig, CheckContext
-from probe.pings import Inbox
 from probe.plugins import build_check
 from probe.redact import Redactor
 from probe.runner import CheckRunner
 from probe.times import Clock
+
+if TYPE_CHECKING:
+    # Only the running agent has an inbox; `probe check` must not import aiohttp's server.
+    from probe.pings import Inbox
 
 
 def build_runner(
