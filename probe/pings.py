@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from probe.tasks import cancel_and_wait
 from probe.times import Clock
 
 log = logging.getLogger("probe.pings")
@@ -181,10 +182,8 @@ class Inbox:
             await self.flush()
 
     async def stop(self) -> None:
-        if self._writer is not None:
-            self._writer.cancel()
-            await asyncio.gather(self._writer, return_exceptions=True)
-            self._writer = None
+        await cancel_and_wait(self._writer)
+        self._writer = None
         await self.flush()
 
 

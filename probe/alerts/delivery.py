@@ -8,7 +8,6 @@ Until then it stays queued, so a stop before delivery leaves it in the state fil
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -23,6 +22,7 @@ import aiohttp
 
 from probe.alerts.notification import Notification
 from probe.networds import address, is_timeout, network_words
+from probe.tasks import cancel_and_wait
 from probe.times import Clock
 from probe.units import format_duration
 
@@ -183,11 +183,8 @@ class Delivery:
         return not self.queue
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

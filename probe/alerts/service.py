@@ -12,7 +12,6 @@ The state file is written by `StateWriter`, `probe alert-test` lives in `alert_t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from probe.contract import NotifierConfig, Resender
 from probe.model import CheckResult
 from probe.plugins import build_notifier
 from probe.redact import Redactor
+from probe.tasks import cancel_and_wait
 from probe.times import Clock
 
 log = logging.getLogger("probe.alerts")
@@ -133,10 +133,7 @@ class AlertService:
             return
         self._stopped = True
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._tasks.clear()
         if not self._started:
             return

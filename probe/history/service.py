@@ -10,7 +10,6 @@ user chose is always tried, and a failing one is reported and retried, never fat
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -30,6 +29,7 @@ from probe.history.writer import HistoryWriter
 from probe.model import CheckResult
 from probe.status_page import StatusSite
 from probe.store import ResultStore
+from probe.tasks import cancel_and_wait
 from probe.times import Clock
 
 log = logging.getLogger("probe.history")
@@ -117,10 +117,7 @@ class History:
             self.site.mark_stale()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self.writer is not None:
             await self.writer.stop()

@@ -23,6 +23,7 @@ from probe.history.retention import DAILY_KEEP, HOURLY_KEEP, PRUNE_INTERVAL, RAW
 from probe.history.rollup import by_day, combine, rollup_chunk
 from probe.history.store import Backend, Batch, ChunkKey, HistoryError
 from probe.model import CheckResult
+from probe.tasks import cancel_and_wait
 from probe.times import Clock
 
 log = logging.getLogger("probe.history")
@@ -176,11 +177,8 @@ class HistoryWriter:
             self._task = asyncio.create_task(self._loop(), name="history writer")
 
     async def stop(self, timeout: float = 3.0) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         self._next_attempt = 0.0
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
