@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 from tests.conftest import free_port
@@ -137,3 +139,11 @@ def _closing(response: web.Response) -> web.Response:
     # No keep-alive: after refuse() the next request must meet the closed port.
     response.force_close()
     return response
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[SlackReceiver]:
+    """A started stand-in for Slack (and any webhook receiver), closed after the test."""
+    stand_in = await SlackReceiver().start()
+    yield stand_in
+    await stand_in.close()

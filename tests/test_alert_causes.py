@@ -10,7 +10,7 @@ import asyncio
 import json
 import re
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -184,13 +184,6 @@ alerts:
   notifiers:
     - {{ type: slack, webhook_url: "{hook}" }}
 """
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[SlackReceiver]:
-    slack = await SlackReceiver().start()
-    yield slack
-    await slack.close()
 
 
 class Workers:

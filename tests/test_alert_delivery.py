@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,13 +24,6 @@ FAST = Backoff(initial=0.05, maximum=0.2)
 def http_date(ts: float) -> str:
     """An RFC 9110 HTTP date, as a server writes it in Retry-After."""
     return datetime.fromtimestamp(ts, UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[SlackReceiver]:
-    slack = await SlackReceiver().start()
-    yield slack
-    await slack.close()
 
 
 def service_for(

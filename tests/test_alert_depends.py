@@ -20,7 +20,7 @@ from probe.config.source import DEFAULT_CONFIG_PATH
 from probe.model import Status
 from tests.faultproxy import FaultProxy, Mode
 from tests.slack_receiver import SlackReceiver
-from tests.test_alert_causes import Workers, receiver, workers  # noqa: F401 - fixtures
+from tests.test_alert_causes import Workers, workers  # noqa: F401 - fixtures
 from tests.test_alert_engine import HEALTHY, REFUSED, T0, no_workers, result
 
 DEPENDS = {"queues": ["redis"], "redis": ["network"]}
@@ -168,7 +168,7 @@ async def test_a_redis_outage_is_one_slack_message_and_queues_show_blocked_by(
     write_config: Any,
     redis_proxy: FaultProxy,
     redis_url: str,
-    receiver: SlackReceiver,  # noqa: F811 - the fixture imported above
+    receiver: SlackReceiver,
     workers: Workers,  # noqa: F811
 ) -> None:
     config = {

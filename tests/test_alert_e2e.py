@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +30,6 @@ alerts:
     - {{ type: slack, webhook_url: "{hook}" }}
     - {{ type: alertmanager, urls: ["{am}"] }}
 """
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[SlackReceiver]:
-    slack = await SlackReceiver().start()
-    yield slack
-    await slack.close()
 
 
 async def wait_for(predicate: Any, timeout: float = 10.0) -> Any:

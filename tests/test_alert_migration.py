@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from probe.alerts.delivery import Backoff
 from probe.alerts.service import AlertService
@@ -74,13 +71,6 @@ VERSION_1 = {
         ]
     },
 }
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[SlackReceiver]:
-    slack = await SlackReceiver().start()
-    yield slack
-    await slack.close()
 
 
 class Clock:

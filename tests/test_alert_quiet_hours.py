@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -122,13 +121,6 @@ def test_a_digest_at_the_dst_change_goes_out_at_local_seven() -> None:
 
 
 # ---------------------------------------------------------------- restart inside the window
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[SlackReceiver]:
-    slack = await SlackReceiver().start()
-    yield slack
-    await slack.close()
 
 
 class Clock:

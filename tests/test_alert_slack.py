@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,13 +21,6 @@ from tests.slack_receiver import Answer, SlackReceiver
 from tests.test_alert_engine import REFUSED, T0, backlog, make_config, obs, result
 
 QUEUES = ["billing", "email", "whatsapp", "ai-assistant", "receipt-ocr", "analytics", "webhooks"]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[SlackReceiver]:
-    slack = await SlackReceiver().start()
-    yield slack
-    await slack.close()
 
 
 def webhook(receiver: SlackReceiver) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,6 @@ from probe.alerts.state import SavedState, load_state, save_state
 from probe.contract import CheckConfig
 from tests.slack_receiver import SlackReceiver
 from tests.test_alert_engine import HEALTHY, REFUSED, T0, make_config, no_workers
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[SlackReceiver]:
-    slack = await SlackReceiver().start()
-    yield slack
-    await slack.close()
 
 
 class Clock:

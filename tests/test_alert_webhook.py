@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,6 @@ from tests.test_alert_engine import REFUSED, T0, make_config, obs, result
 FAST = Backoff(initial=0.05, maximum=0.2)
 HOOK_TOKEN = "hooktoken-7f3a9c"
 API_KEY = "apikey-51d2e8"
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[SlackReceiver]:
-    stand_in = await SlackReceiver().start()
-    yield stand_in
-    await stand_in.close()
 
 
 def webhook(receiver: SlackReceiver, **extra: Any) -> dict[str, Any]:

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from probe.agent import Agent
 from probe.config import load_config
 from tests.slack_receiver import SlackReceiver
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[SlackReceiver]:
-    slack = await SlackReceiver().start()
-    yield slack
-    await slack.close()
 
 
 async def test_a_missed_heartbeat_pages_slack(
