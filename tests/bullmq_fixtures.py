@@ -17,17 +17,23 @@ from probe.runner import CheckRunner
 DB = 12  # only these tests use it; flushed before and after each
 
 
-@pytest.fixture
-def outcome_url(redis_server: tuple[str, int]) -> Iterator[str]:
+def flushed_db(redis_server: tuple[str, int], db: int) -> Iterator[str]:
+    """The URL of one db of the private Redis, empty before and after the test."""
     host, port = redis_server
-    plain = redis.Redis(host=host, port=port, db=DB)
+    plain = redis.Redis(host=host, port=port, db=db)
     plain.flushdb()
-    yield f"redis://{host}:{port}/{DB}"
+    yield f"redis://{host}:{port}/{db}"
     plain.flushdb()
     plain.close()
 
 
-def outcome_config(url: str, queues: list[str], **fields: Any) -> BullMQConfig:
+@pytest.fixture
+def outcome_url(redis_server: tuple[str, int]) -> Iterator[str]:
+    yield from flushed_db(redis_server, DB)
+
+
+def bullmq_config(url: str, queues: list[str], **fields: Any) -> BullMQConfig:
+    """A bullmq check named `queues` on `url`, with whatever else the test sets."""
     raw = {"name": "queues", "type": "bullmq", "url": url, "queues": queues, **fields}
     return BullMQConfig.model_validate(raw)
 

@@ -20,9 +20,9 @@ from probe.model import CheckResult, Observation, Status
 from tests.bullmq_fixtures import (  # noqa: F401 - fixtures
     DB,
     CountingProxy,
+    bullmq_config,
     check_runner,
     counting_proxy,
-    outcome_config,
     outcome_url,
 )
 from tests.node_bullmq import run_node, start_node
@@ -103,7 +103,7 @@ async def test_failures_retries_and_unrecoverable_are_final_outcomes(
     outcome_url: str,  # noqa: F811
     remove: bool,
 ) -> None:
-    config = outcome_config(
+    config = bullmq_config(
         outcome_url, ["whatsapp"], warn={"failure_ratio": "10%"}, fail={"failure_ratio": "25%"}
     )
     async with check_runner(config) as runner:
@@ -134,7 +134,7 @@ async def test_failures_retries_and_unrecoverable_are_final_outcomes(
 
 
 async def test_failure_ratio_has_no_verdict_below_min_jobs(outcome_url: str) -> None:  # noqa: F811
-    config = outcome_config(outcome_url, ["whatsapp"], fail={"failure_ratio": "25%"}, min_jobs=20)
+    config = bullmq_config(outcome_url, ["whatsapp"], fail={"failure_ratio": "25%"}, min_jobs=20)
     async with check_runner(config) as runner:
         await runner.run()
         await asyncio.to_thread(run_node, OUTCOMES_SCRIPT, outcome_url, 30)
@@ -148,7 +148,7 @@ async def test_failure_ratio_has_no_verdict_below_min_jobs(outcome_url: str) -> 
 
 async def test_a_new_check_object_starts_a_fresh_window(outcome_url: str) -> None:  # noqa: F811
     """A restart neither replays old failures nor counts any twice."""
-    config = outcome_config(outcome_url, ["whatsapp"])
+    config = bullmq_config(outcome_url, ["whatsapp"])
     async with check_runner(config) as before:
         await before.run()
         await asyncio.to_thread(run_node, OUTCOMES_SCRIPT, outcome_url, 30)
@@ -200,7 +200,7 @@ const connection = new IORedis(process.env.REDIS_URL, { maxRetriesPerRequest: nu
 
 
 async def test_a_worker_killed_mid_job_is_one_stall(outcome_url: str) -> None:  # noqa: F811
-    config = outcome_config(outcome_url, ["receipt-ocr"], warn={"stalled_rate": 0})
+    config = bullmq_config(outcome_url, ["receipt-ocr"], warn={"stalled_rate": 0})
     async with check_runner(config) as runner:
         await runner.run()
         victim = start_node(STALLING_WORKER, outcome_url)
@@ -257,7 +257,7 @@ async def xinfo(url: str, key: str) -> dict[str, Any]:
 
 
 async def test_a_trimmed_stream_reports_events_lost(outcome_url: str) -> None:  # noqa: F811
-    config = outcome_config(outcome_url, ["analytics"], warn={"events_lost": 0})
+    config = bullmq_config(outcome_url, ["analytics"], warn={"events_lost": 0})
     # The stream exists before the window starts, so the count of what was added since is known.
     await asyncio.to_thread(
         run_node,
@@ -310,7 +310,7 @@ async def test_a_scheduler_whose_worker_stopped_is_late_then_fails_expectations(
 ) -> None:
     node = await asyncio.to_thread(run_node, SCHEDULER, outcome_url, 20)
     stopped_at = time.time()
-    config = outcome_config(
+    config = bullmq_config(
         outcome_url,
         ["billing"],
         schedule_grace="1s",
@@ -379,7 +379,7 @@ async def test_large_return_values_are_never_read_and_rates_stay_right(
     counting_proxy: CountingProxy,  # noqa: F811
 ) -> None:
     url = f"redis://127.0.0.1:{counting_proxy.port}/{DB}"
-    config = outcome_config(url, ["ai-assistant"])
+    config = bullmq_config(url, ["ai-assistant"])
     read_per_run: list[int] = []
     rates: list[float | None] = []
     async with check_runner(config) as runner:
@@ -425,7 +425,7 @@ async def test_a_schedule_that_reached_its_limit_is_finished_not_late(
 ) -> None:
     node = await asyncio.to_thread(run_node, FINISHED_SCHEDULE, outcome_url, 20)
     await asyncio.sleep(max(0.0, node["score"] / 1000 + 0.6 - time.time()))
-    config = outcome_config(
+    config = bullmq_config(
         outcome_url, ["email"], schedule_grace="500ms", warn={"schedulers_late": 0}
     )
     async with check_runner(config) as runner:

@@ -19,7 +19,7 @@ from probe.config import ConfigError, load_config
 from probe.metrics import build_registry
 from probe.redact import Redactor
 from probe.store import ResultStore
-from tests.bullmq_fixtures import outcome_config, outcome_url  # noqa: F401 - fixture
+from tests.bullmq_fixtures import bullmq_config, outcome_url  # noqa: F401 - fixture
 from tests.slack_receiver import SlackReceiver
 from tests.test_alert_e2e import texts, wait_for
 
@@ -211,4 +211,4 @@ async def test_reasons_are_redacted_cut_and_whole_characters(
 
 
 def load_config_for(url: str) -> BullMQConfig:
-    return outcome_config(url, ["whatsapp"], warn={"failed_rate": 0})
+    return bullmq_config(url, ["whatsapp"], warn={"failed_rate": 0})

@@ -24,6 +24,7 @@ from probe.checks.factory import build_runner
 from probe.config import ConfigError, load_config
 from probe.model import CheckResult, Observation, Status
 from probe.runner import CheckRunner
+from tests.bullmq_fixtures import bullmq_config, flushed_db
 from tests.conftest import free_port
 from tests.faultproxy import FaultProxy, Mode
 
@@ -33,12 +34,7 @@ WriteConfig = Callable[..., Path]
 
 @pytest.fixture
 def bull_url(redis_server: tuple[str, int]) -> Iterator[str]:
-    host, port = redis_server
-    plain = redis.Redis(host=host, port=port, db=DB)
-    plain.flushdb()
-    yield f"redis://{host}:{port}/{DB}"
-    plain.flushdb()
-    plain.close()
+    yield from flushed_db(redis_server, DB)
 
 
 @pytest.fixture
@@ -46,11 +42,6 @@ async def stack() -> AsyncIterator[AsyncExitStack]:
     """Closes every Queue, Worker and runner a test opened, even when it fails."""
     async with AsyncExitStack() as exits:
         yield exits
-
-
-def make_config(url: str, queues: list[str], **fields: Any) -> BullMQConfig:
-    raw = {"name": "queues", "type": "bullmq", "url": url, "queues": queues, **fields}
-    return BullMQConfig.model_validate(raw)
 
 
 async def run_check(stack: AsyncExitStack, config: BullMQConfig) -> CheckResult:
@@ -147,7 +138,7 @@ async def test_every_state_count_equals_get_job_counts(
     await queue.add("urgent", {}, {"priority": 5})
     await hold_one_job(stack, bull_url, queue, prefix)  # takes one of the waiting jobs
 
-    result = await run_check(stack, make_config(bull_url, ["ai-assistant"], prefix=prefix))
+    result = await run_check(stack, bullmq_config(bull_url, ["ai-assistant"], prefix=prefix))
     expected = await queue.getJobCounts(*JOB_STATES)
 
     got = values(result, "ai-assistant")
@@ -176,7 +167,7 @@ async def test_paused_queue_keeps_its_jobs_in_the_backlog(
     await queue.add("while-paused", {})
     await queue.add("while-paused", {}, {"priority": 2})
 
-    result = await run_check(stack, make_config(bull_url, ["billing"]))
+    result = await run_check(stack, bullmq_config(bull_url, ["billing"]))
 
     got = values(result, "billing")
     assert await queue.isPaused()
@@ -202,7 +193,7 @@ async def test_bullmq_5_paused_list_is_counted_and_aged(
     await raw.rename("bull:email:wait", "bull:email:paused")
     await raw.hset("bull:email:meta", mapping={"paused": 1, "version": "bullmq:5.81.3"})
 
-    result = await run_check(stack, make_config(bull_url, ["email"]))
+    result = await run_check(stack, bullmq_config(bull_url, ["email"]))
 
     got = values(result, "email")
     assert {s: got[s] for s in JOB_STATES} == await queue.getJobCounts(*JOB_STATES)
@@ -214,7 +205,7 @@ async def test_bullmq_5_paused_list_is_counted_and_aged(
 async def test_queue_that_does_not_exist_yet_is_empty_and_passes(
     bull_url: str, stack: AsyncExitStack
 ) -> None:
-    result = await run_check(stack, make_config(bull_url, ["receipt-ocr"], fail={"failed": 1}))
+    result = await run_check(stack, bullmq_config(bull_url, ["receipt-ocr"], fail={"failed": 1}))
 
     assert result.status is Status.PASS
     got = values(result, "receipt-ocr")
@@ -237,7 +228,7 @@ async def test_oldest_waiting_age_is_the_age_of_the_next_job(
     await queue.add("third", {})
 
     result = await run_check(
-        stack, make_config(bull_url, ["whatsapp", "email"], warn={"oldest_waiting_age": "5m"})
+        stack, bullmq_config(bull_url, ["whatsapp", "email"], warn={"oldest_waiting_age": "5m"})
     )
 
     age = observed(result, "whatsapp")["oldest_waiting_age"]
@@ -256,7 +247,7 @@ async def test_oldest_waiting_age_counts_while_the_queue_is_paused(
     await queue.pause()
     await queue.add("second", {})
 
-    result = await run_check(stack, make_config(bull_url, ["webhooks"]))
+    result = await run_check(stack, bullmq_config(bull_url, ["webhooks"]))
 
     assert values(result, "webhooks")["oldest_waiting_age"] == pytest.approx(90, abs=1)
 
@@ -288,7 +279,7 @@ async def test_python_workers_are_counted_once_each(bull_url: str, stack: AsyncE
         return len(await queue.get_workers()) >= 6  # each Python worker names 2 connections
 
     await wait_for(named)
-    result = await run_check(stack, make_config(bull_url, ["analytics", "email"]))
+    result = await run_check(stack, bullmq_config(bull_url, ["analytics", "email"]))
 
     assert values(result, "analytics")["workers"] == 3
     assert values(result, "email")["workers"] == 0
@@ -315,7 +306,7 @@ async def test_node_workers_are_counted_like_get_workers(
     for name in names:
         await named_connection(stack, bull_url, name)
 
-    result = await run_check(stack, make_config(bull_url, ["ai-assistant"]))
+    result = await run_check(stack, bullmq_config(bull_url, ["ai-assistant"]))
 
     assert values(result, "ai-assistant")["workers"] == expected
 
@@ -323,7 +314,7 @@ async def test_node_workers_are_counted_like_get_workers(
 async def test_node_workers_under_a_custom_prefix(bull_url: str, stack: AsyncExitStack) -> None:
     await named_connection(stack, bull_url, node_name("billing", "{app}") + ":w:billing-1")
 
-    result = await run_check(stack, make_config(bull_url, ["billing"], prefix="{app}"))
+    result = await run_check(stack, bullmq_config(bull_url, ["billing"], prefix="{app}"))
 
     assert values(result, "billing")["workers"] == 1
 
@@ -332,7 +323,7 @@ async def test_no_worker_fails_with_the_queue_named(bull_url: str, stack: AsyncE
     await named_connection(stack, bull_url, node_name("email"))
 
     result = await run_check(
-        stack, make_config(bull_url, ["email", "billing"], fail={"workers": "<1"})
+        stack, bullmq_config(bull_url, ["email", "billing"], fail={"workers": "<1"})
     )
 
     assert result.status is Status.FAIL
@@ -363,7 +354,7 @@ async def test_refused_client_list_is_reported_never_as_zero(
     queue = await open_queue(stack, bull_url, "email")
     await queue.add("x", {})
 
-    result = await run_check(stack, make_config(url, ["email"], fail={"workers": "<1"}))
+    result = await run_check(stack, bullmq_config(url, ["email"], fail={"workers": "<1"}))
 
     workers = observed(result, "email")["workers"]
     assert workers.value is None
@@ -395,7 +386,7 @@ async def test_refused_scripts_make_outcomes_unknown_never_zero(
     host, port = redis_server
     url = f"redis://{user}:{password}@{host}:{port}/{DB}"
 
-    result = await run_check(stack, make_config(url, ["email"], warn={"failure_ratio": "10%"}))
+    result = await run_check(stack, bullmq_config(url, ["email"], warn={"failure_ratio": "10%"}))
 
     ratio = observed(result, "email")["failure_ratio"]
     assert ratio.value is None
@@ -413,7 +404,7 @@ async def test_outcomes_survive_a_script_flush(bull_url: str, stack: AsyncExitSt
     """Scripts live in Redis's memory: after a restart (or SCRIPT FLUSH) the first run
     loads the script again and counts on from where it was."""
     queue = await open_queue(stack, bull_url, "email")
-    runner = CheckRunner(BullMQCheck(make_config(bull_url, ["email"])))
+    runner = CheckRunner(BullMQCheck(bullmq_config(bull_url, ["email"])))
     stack.push_async_callback(runner.close)
     await runner.run()
     await finish_some_jobs(stack, bull_url, queue, "bull")
@@ -438,7 +429,7 @@ async def test_refused_client_list_without_a_workers_limit_passes(
     host, port = redis_server
     url = f"redis://{user}:{password}@{host}:{port}/{DB}"
 
-    result = await run_check(stack, make_config(url, ["email"]))
+    result = await run_check(stack, bullmq_config(url, ["email"]))
 
     assert result.status is Status.PASS
     assert observed(result, "email")["workers"].note == "CLIENT LIST refused"
@@ -466,7 +457,7 @@ async def test_one_round_trip_for_all_queues(
         for name in QUEUES[:with_waiting]:
             queue = await open_queue(producers, bull_url, name)
             await queue.add("x", {})
-    runner = CheckRunner(BullMQCheck(make_config(bull_url, QUEUES)))
+    runner = CheckRunner(BullMQCheck(bullmq_config(bull_url, QUEUES)))
     stack.push_async_callback(runner.close)
     await runner.run()  # connects; the connection's setup commands are not what we count
     admin = aioredis.from_url(bull_url)
@@ -495,7 +486,7 @@ async def test_connection_is_reused_and_closed(
     admin = aioredis.from_url(bull_url)
     try:
         before = (await admin.info("clients"))["connected_clients"]
-        check = BullMQCheck(make_config(bull_url, QUEUES))
+        check = BullMQCheck(bullmq_config(bull_url, QUEUES))
         runner = CheckRunner(check)
         for _ in range(3):
             assert (await runner.run()).status is Status.PASS
@@ -514,7 +505,7 @@ async def test_connection_is_reused_and_closed(
 
 async def test_unreachable_redis_fails_with_plain_words(stack: AsyncExitStack) -> None:
     port = free_port()
-    result = await run_check(stack, make_config(f"redis://:pw-123@127.0.0.1:{port}/0", QUEUES))
+    result = await run_check(stack, bullmq_config(f"redis://:pw-123@127.0.0.1:{port}/0", QUEUES))
 
     assert result.status is Status.FAIL
     assert result.output == f"connection refused (127.0.0.1:{port})"
@@ -525,7 +516,7 @@ async def test_silent_redis_times_out(redis_proxy: FaultProxy, stack: AsyncExitS
     url = f"redis://127.0.0.1:{redis_proxy.port}/{DB}"
 
     started = time.monotonic()
-    result = await run_check(stack, make_config(url, QUEUES, timeout="300ms", interval="1s"))
+    result = await run_check(stack, bullmq_config(url, QUEUES, timeout="300ms", interval="1s"))
 
     assert result.status is Status.FAIL
     assert result.output == "timed out after 300ms"
@@ -538,7 +529,7 @@ async def test_recovers_when_redis_comes_back(
     url = f"redis://127.0.0.1:{redis_proxy.port}/{DB}"
     queue = await open_queue(stack, bull_url, "email")
     await queue.add("x", {})
-    config = make_config(url, ["email"], timeout="300ms", interval="1s")
+    config = bullmq_config(url, ["email"], timeout="300ms", interval="1s")
     runner = CheckRunner(BullMQCheck(config))
     stack.push_async_callback(runner.close)
     assert (await runner.run()).status is Status.PASS
@@ -629,7 +620,7 @@ def test_config_problems_name_the_key(
 
 
 def test_target_hides_the_password() -> None:
-    config = make_config("redis://:hunter22@cache:6379/0", ["email"], prefix="{bull}")
+    config = bullmq_config("redis://:hunter22@cache:6379/0", ["email"], prefix="{bull}")
 
     assert config.target() == "redis://:***@cache:6379/0 prefix {bull}"
     assert "hunter22" in config.secrets()
@@ -678,7 +669,7 @@ async def test_a_refused_script_load_makes_outcomes_unknown_and_counts_go_on(
     queue = await open_queue(stack, bull_url, "email")
     await queue.add("x", {})
 
-    result = await run_check(stack, make_config(url, ["email", "billing"]))
+    result = await run_check(stack, bullmq_config(url, ["email", "billing"]))
 
     for name in ("email", "billing"):
         ratio = observed(result, name)["failure_ratio"]
