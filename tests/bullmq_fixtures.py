@@ -3,7 +3,6 @@ the agent makes it, and a TCP proxy that counts the bytes Redis sends to the pro
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -13,6 +12,7 @@ import redis
 
 from probe.checks.bullmq import BullMQCheck, BullMQConfig
 from probe.runner import CheckRunner
+from tests.faultproxy import FaultProxy
 
 DB = 12  # only these tests use it; flushed before and after each
 
@@ -47,58 +47,9 @@ async def check_runner(config: BullMQConfig) -> AsyncIterator[CheckRunner]:
         await runner.close()
 
 
-class CountingProxy:
-    """Forwards to Redis and counts what Redis sends back (the probe's read bytes)."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.from_server = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> CountingProxy:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        both = [
-            asyncio.create_task(self._pipe(reader, up_writer, count=False)),
-            asyncio.create_task(self._pipe(up_reader, writer, count=True)),
-        ]
-        self._tasks.update(both)
-        await asyncio.gather(*both, return_exceptions=True)
-        self._tasks.difference_update(both)
-
-    async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, count: bool
-    ) -> None:
-        try:
-            while chunk := await reader.read(65536):
-                if count:
-                    self.from_server += len(chunk)
-                writer.write(chunk)
-                await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1)
-            self._server = None
-
-
 @pytest.fixture
-async def counting_proxy(redis_server: tuple[str, int]) -> AsyncIterator[CountingProxy]:
-    proxy = await CountingProxy(*redis_server).start()
+async def counting_proxy(redis_server: tuple[str, int]) -> AsyncIterator[FaultProxy]:
+    """A proxy in front of the private Redis that counts the bytes Redis sends back."""
+    proxy = await FaultProxy(*redis_server).start()
     yield proxy
     await proxy.close()

@@ -6,7 +6,7 @@
 - `pgbouncer`: PgBouncer in transaction mode in front of it (installed from Debian's
   packages when missing).
 - `redis_servers`: starts a redis-server per call with the given options.
-- `RoundTripProxy`: a TCP proxy counting request/response round trips.
+- `round_trips`: a fixture making FaultProxies that count request/response round trips.
 
 Test modules load these with `pytest_plugins = ["tests.deep_servers"]` and import its
 names too, so pytest cannot rewrite its asserts (it has none): PYTEST_DONT_REWRITE.
@@ -15,7 +15,6 @@ names too, so pytest cannot rewrite its asserts (it has none): PYTEST_DONT_REWRI
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import subprocess
@@ -30,6 +29,7 @@ import pytest
 import redis as redis_sync
 
 from tests.conftest import free_port, wait_for_port
+from tests.faultproxy import FaultProxy
 
 PG_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
 AS_POSTGRES = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
@@ -228,72 +228,13 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0, what: str =
 # ---------------------------------------------------------------- round trips
 
 
-class RoundTripProxy:
-    """Forwards to a server and counts round trips: each time the client speaks after
-    the server did (or first), however the bytes are split into segments."""
-
-    def __init__(self, port: int) -> None:
-        self.target = port
-        self.port = 0
-        self.round_trips = 0
-        self._client_spoke_last = False
-        self._server: asyncio.Server | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> RoundTripProxy:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    def reset(self) -> None:
-        self.round_trips = 0
-        self._client_spoke_last = False
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
-        self._writers += [writer, up_writer]
-        await asyncio.gather(
-            self._pipe(reader, up_writer, from_client=True),
-            self._pipe(up_reader, writer, from_client=False),
-            return_exceptions=True,
-        )
-
-    async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, from_client: bool
-    ) -> None:
-        try:
-            while data := await reader.read(65536):
-                if from_client and not self._client_spoke_last:
-                    self.round_trips += 1
-                self._client_spoke_last = from_client
-                writer.write(data)
-                await writer.drain()
-        finally:
-            writer.close()
-
-    async def close(self) -> None:
-        for writer in self._writers:
-            writer.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1)
-
-
 @pytest.fixture
-async def round_trips() -> AsyncIterator[Callable[[int], asyncio.Future[RoundTripProxy]]]:
-    """`await round_trips(port)`: a RoundTripProxy in front of 127.0.0.1:port."""
-    made: list[RoundTripProxy] = []
+async def round_trips() -> AsyncIterator[Callable[[int], asyncio.Future[FaultProxy]]]:
+    """`await round_trips(port)`: a proxy in front of 127.0.0.1:port counting round trips."""
+    made: list[FaultProxy] = []
 
-    def make(port: int) -> asyncio.Future[RoundTripProxy]:
-        proxy = RoundTripProxy(port)
+    def make(port: int) -> asyncio.Future[FaultProxy]:
+        proxy = FaultProxy("127.0.0.1", port)
         made.append(proxy)
         return asyncio.ensure_future(proxy.start())
 

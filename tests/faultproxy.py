@@ -1,6 +1,9 @@
 """A TCP proxy in front of a real server that can refuse, blackhole or delay.
 
-Used to inject the faults a health probe exists for, without touching the real server.
+Used to inject the faults a health probe exists for, without touching the real server,
+and to count what a check costs on the wire: `from_server` (bytes the server sent) and
+`round_trips` (each time the client speaks after the server did, however the bytes are
+split into segments).
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ class FaultProxy:
         self.mode = Mode.FORWARD
         self.delay = 0.0
         self.port = 0
+        self.from_server = 0
+        self.round_trips = 0
+        self._client_spoke_last = False
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -40,6 +46,10 @@ class FaultProxy:
         """Switch mode; existing connections are cut so clients see the new behaviour."""
         self.mode, self.delay = mode, delay
         self.drop_connections()
+
+    def reset_counts(self) -> None:
+        self.from_server = self.round_trips = 0
+        self._client_spoke_last = False
 
     def drop_connections(self) -> None:
         for writer in list(self._writers):
@@ -76,8 +86,13 @@ class FaultProxy:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
             self._writers.add(up_writer)
             await asyncio.gather(
-                self._pipe(reader, up_writer, 0.0),
-                self._pipe(up_reader, writer, self.delay if self.mode is Mode.DELAY else 0.0),
+                self._pipe(reader, up_writer, 0.0, from_client=True),
+                self._pipe(
+                    up_reader,
+                    writer,
+                    self.delay if self.mode is Mode.DELAY else 0.0,
+                    from_client=False,
+                ),
             )
         except (OSError, asyncio.IncompleteReadError):
             pass
@@ -90,12 +105,20 @@ class FaultProxy:
                     self._writers.discard(end)
             self._tasks.discard(task)
 
-    @staticmethod
     async def _pipe(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        delay: float,
+        from_client: bool,
     ) -> None:
         try:
             while data := await reader.read(65536):
+                if from_client and not self._client_spoke_last:
+                    self.round_trips += 1
+                if not from_client:
+                    self.from_server += len(data)
+                self._client_spoke_last = from_client
                 if delay:
                     await asyncio.sleep(delay)
                 writer.write(data)

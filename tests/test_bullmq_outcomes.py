@@ -19,12 +19,12 @@ import redis.asyncio as aioredis
 from probe.model import CheckResult, Observation, Status
 from tests.bullmq_fixtures import (  # noqa: F401 - fixtures
     DB,
-    CountingProxy,
     bullmq_config,
     check_runner,
     counting_proxy,
     outcome_url,
 )
+from tests.faultproxy import FaultProxy
 from tests.node_bullmq import run_node, start_node
 
 WINDOW_MINUTES = 5  # the default window
@@ -376,7 +376,7 @@ BYTES_PER_RUN = 16 * 1024  # counts, the script's small reply and CLIENT LIST
 
 async def test_large_return_values_are_never_read_and_rates_stay_right(
     outcome_url: str,  # noqa: F811
-    counting_proxy: CountingProxy,  # noqa: F811
+    counting_proxy: FaultProxy,  # noqa: F811
 ) -> None:
     url = f"redis://127.0.0.1:{counting_proxy.port}/{DB}"
     config = bullmq_config(url, ["ai-assistant"])

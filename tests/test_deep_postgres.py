@@ -17,7 +17,8 @@ from probe.checks.postgres import PostgresConfig
 from probe.model import CheckResult, Observation, Status
 from probe.runner import CheckRunner
 from tests.conftest import MakeRunner, Runners
-from tests.deep_servers import APP, MONITOR, PLAIN, DeepCluster, RoundTripProxy
+from tests.deep_servers import APP, MONITOR, PLAIN, DeepCluster
+from tests.faultproxy import FaultProxy
 
 pytest_plugins = ["tests.deep_servers"]
 
@@ -353,12 +354,12 @@ async def test_connections_count_against_the_slots_non_superusers_may_use(
 async def test_every_measure_is_read_in_one_round_trip(
     make_runner: MakeRunner,
     deep_pg: DeepCluster,
-    round_trips: Callable[[int], asyncio.Future[RoundTripProxy]],
+    round_trips: Callable[[int], asyncio.Future[FaultProxy]],
 ) -> None:
     proxy = await round_trips(deep_pg.port)
     default = make_runner(dsn=deep_pg.dsn(MONITOR, port=proxy.port), warn=QUIET_UPTIME)
     await default.run()  # connects: startup and authentication are several round trips
-    proxy.reset()
+    proxy.reset_counts()
     result = await default.run()
     assert result.status is Status.PASS
     assert proxy.round_trips == 1
@@ -371,7 +372,7 @@ async def test_every_measure_is_read_in_one_round_trip(
         warn=QUIET_UPTIME,
     )
     await custom.run()
-    proxy.reset()
+    proxy.reset_counts()
     assert (await custom.run()).status is Status.PASS
     assert proxy.round_trips == 2  # the user's own query, then the measures
 

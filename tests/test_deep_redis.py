@@ -19,7 +19,8 @@ from probe.config import load_config
 from probe.contract import CheckConfig
 from probe.model import CheckResult, Observation, Status
 from tests.conftest import Runners
-from tests.deep_servers import RedisServers, RoundTripProxy, wait_until
+from tests.deep_servers import RedisServers, wait_until
+from tests.faultproxy import FaultProxy
 
 pytest_plugins = ["tests.deep_servers"]
 
@@ -262,12 +263,12 @@ async def test_rejected_connections_are_counted_per_window(
 async def test_every_measure_is_read_in_one_round_trip(
     runners: Runners,
     redis_servers: RedisServers,
-    round_trips: Callable[[int], asyncio.Future[RoundTripProxy]],
+    round_trips: Callable[[int], asyncio.Future[FaultProxy]],
 ) -> None:
     proxy = await round_trips(redis_servers.start("--maxmemory", "64mb"))
     runner = runners.of(linked(redis_config(proxy.port)))
     await runner.run()
-    proxy.reset()
+    proxy.reset_counts()
     result = await runner.run()
 
     assert result.status is Status.PASS
