@@ -91,13 +91,18 @@ class ProbeRegistry(CollectorRegistry):
         super().__init__()
         self.store = store
         self.alerts = alerts
-        # More collectors for every frozen copy (history's); each reads plain counters.
-        self.extra: list[Collector] = []
+        # Collectors registered by others (history's) read plain counters: every frozen
+        # copy serves them as they are. The two of our own get a fresh copy each time.
+        self._shared: list[Collector] = []
         self._declared: dict[type[CheckConfig], None] = {}
         live = StoreCollector(store, alerts, self._declared)
         live._declare()  # the types configured at start, before any scrape or reload
-        self.register(live)
-        ProcessCollector(registry=self)
+        super().register(live)
+        super().register(ProcessCollector(registry=None))
+
+    def register(self, collector: Collector) -> None:
+        super().register(collector)
+        self._shared.append(collector)
 
     def frozen(self) -> CollectorRegistry:
         """Must run on the loop; the registry it returns may be read from any thread."""
@@ -105,7 +110,7 @@ class ProbeRegistry(CollectorRegistry):
         alerts = None if self.alerts is None else FrozenAlerts.of(self.alerts)
         registry.register(StoreCollector(StoreView.of(self.store), alerts, self._declared))
         ProcessCollector(registry=registry)
-        for collector in self.extra:
+        for collector in self._shared:
             registry.register(collector)
         return registry
 

@@ -99,11 +99,7 @@ class History:
     def register_metrics(self, registry: CollectorRegistry) -> None:
         if self.writer is None:
             return
-        collector = HistoryCollector(self.writer)
-        registry.register(collector)
-        extra = getattr(registry, "extra", None)  # the agent's registry serves frozen copies
-        if isinstance(extra, list):
-            extra.append(collector)
+        registry.register(HistoryCollector(self.writer))
 
     async def start(self) -> None:
         if self.writer is not None:
