@@ -29,7 +29,7 @@ _SECTIONS: dict[str, type[StrictModel]] = {
     "defaults": Defaults,
     "alerts": AlertsConfig,
 }
-_SECTION_SECRETS = {"agent": frozenset({"auth_token", "ping_token"})}
+_SECTION_SECRETS = {"agent": frozenset({"auth_token", "ping_token", "headers"})}
 
 
 def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
