@@ -112,12 +112,11 @@ class OtlpReceiver:
             return _status(400, f"cannot decode ExportMetricsServiceRequest: {exc}")
         answer = self._plan.pop(0) if self._plan else Answer()
         headers = dict(request.headers)
-        if answer.status == 200 and self.api_key is not None:
-            if request.headers.get("Authorization") != self.api_key:
-                # Some vendors quote the key they got back: the agent must not log it.
-                got = request.headers.get("Authorization", "")
-                self.received.append(Received(headers, decoded, 401))
-                return _status(401, f"invalid API key {got}")
+        got = request.headers.get("Authorization", "")
+        if answer.status == 200 and self.api_key is not None and got != self.api_key:
+            # Some vendors quote the key they got back: the agent must not log it.
+            self.received.append(Received(headers, decoded, 401))
+            return _status(401, f"invalid API key {got}")
         self.received.append(Received(headers, decoded, answer.status))
         if answer.hang:
             await self._release.wait()
