@@ -12,9 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import pytest
@@ -27,8 +26,8 @@ from probe.model import Status
 from tests.cli_helpers import REPO, cli_env
 from tests.conftest import free_port
 from tests.otlp_receiver import Answer, OtlpReceiver
+from tests.test_alert_e2e import wait_for
 
-T = TypeVar("T")
 CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 API_KEY = "glc_otlp-secret-4d2b9e"  # a vendor's key; must never be printed
 
@@ -45,20 +44,6 @@ checks:  # critical checks run at once
   - {{ name: closed, type: tcp, host: 127.0.0.1, port: {closed}, critical: true }}
   - {{ name: system, type: system, critical: true }}
 """
-
-
-async def wait_for(
-    probe: Callable[[], T | Awaitable[T]], timeout: float = 10.0, every: float = 0.05
-) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = probe()
-        if isinstance(got, Awaitable):
-            got = await got
-        if got:
-            return got
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(every)
 
 
 def agent_config(
