@@ -84,6 +84,19 @@ def test_the_dashboard_is_a_grafana_dashboard_with_no_fixed_uid() -> None:
     assert "probe_alerts_firing" in annotation["expr"]
 
 
+def test_docs_describe_every_panel_with_the_query_it_runs() -> None:
+    docs = (REPO / "docs" / "metrics.md").read_text()
+    dashboard = load()
+    for panel in panels(dashboard):
+        assert f"- **{panel['title']}**" in docs, panel["title"]
+        assert panel["description"] in docs, panel["title"]
+        for target in panel["targets"]:
+            assert f"  {target['expr']}\n" in docs, target["expr"]
+    for variable in variables(dashboard).values():
+        if variable["type"] == "query":
+            assert f"`{variable['name']}`: `{variable['query']['query']}`" in docs
+
+
 # ---------------------------------------------------------------- every query has data
 
 
