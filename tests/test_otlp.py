@@ -337,3 +337,36 @@ def test_without_the_extra_agent_otlp_says_what_to_install(tmp_path: Path) -> No
         "pip install 'probe[otlp]'"
     )
     assert os.path.exists(path)
+
+
+async def test_a_reload_moves_the_push_to_the_new_endpoint_and_can_stop_it(
+    tmp_path: Path, redis_url: str, otlp_receiver: OtlpReceiver
+) -> None:
+    path = agent_config(tmp_path, otlp_receiver.endpoint, redis_url)
+    agent = await started(path)
+    second = await OtlpReceiver().start()
+    try:
+        await wait_for(lambda: otlp_receiver.accepted, timeout=5)
+        path.write_text(path.read_text().replace(otlp_receiver.endpoint, second.endpoint))
+        assert await agent.reload()
+        await wait_for(lambda: second.accepted, timeout=5)
+        before = len(otlp_receiver.received)
+        await asyncio.sleep(1.5)
+        assert len(otlp_receiver.received) == before  # the old endpoint hears no more
+
+        text = path.read_text()
+        path.write_text(text[: text.index("  otlp:")] + text[text.index("defaults:") :])
+        assert await agent.reload()
+        stopped_at = len(second.received)
+        await asyncio.sleep(1.5)
+        assert len(second.received) == stopped_at
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{agent.port}/metrics") as resp,
+        ):
+            metrics = await resp.text()
+    finally:
+        await agent.stop()
+        await second.close()
+    # The pushes made so far are still counted.
+    assert 'probe_otlp_exports_total{result="ok"}' in metrics

@@ -104,7 +104,10 @@ class OtlpPush:
     async def _run(self) -> None:
         while self.config is not None:
             await asyncio.sleep(self.config.every)
-            self.tick()
+            try:
+                self.tick()
+            except Exception:  # a bug here must not end the pushes for good
+                log.exception("OTLP push could not start; trying again in %gs", self.config.every)
 
     def tick(self) -> None:
         """One push, started on a thread; returns at once."""
