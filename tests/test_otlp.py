@@ -21,7 +21,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, M
 from prometheus_client.parser import text_string_to_metric_families
 
 from probe.agent import Agent
-from probe.config import load_config
+from probe.config import ConfigError, load_config
 from probe.model import Status
 from tests.cli_helpers import REPO, cli_env
 from tests.conftest import free_port
@@ -370,3 +370,28 @@ async def test_a_reload_moves_the_push_to_the_new_endpoint_and_can_stop_it(
         await second.close()
     # The pushes made so far are still counted.
     assert 'probe_otlp_exports_total{result="ok"}' in metrics
+
+
+ENDPOINT = 'endpoint: "https://o.example.com"'
+URL_WORDS = "expected an http:// or https:// URL like https://otlp.example.com"
+
+
+@pytest.mark.parametrize(
+    ("otlp", "problem"),
+    [
+        ("{ endpoint: otlp.example.com }", f"agent.otlp.endpoint: {URL_WORDS}"),
+        (f"{{ {ENDPOINT}, every: 500ms }}", "agent.otlp.every: must be at least 1s, got 0.5s"),
+        ("{ every: 30s }", "agent.otlp.endpoint: required key is missing"),
+        (
+            f'{{ {ENDPOINT}, headers: {{ "a b": x }} }}',
+            "agent.otlp.headers: invalid header name 'a b'",
+        ),
+        (f"{{ {ENDPOINT}, timeout: 5s }}", "agent.otlp.timeout: unknown key"),
+    ],
+)
+def test_a_broken_otlp_section_is_one_line(tmp_path: Path, otlp: str, problem: str) -> None:
+    path = tmp_path / "probe.yaml"
+    path.write_text(f"agent: {{ otlp: {otlp} }}\nchecks: []\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.problems == [f"{path}: {problem}"]
