@@ -103,11 +103,12 @@ class OtlpPush:
 
     async def _run(self) -> None:
         while self.config is not None:
-            await asyncio.sleep(self.config.every)
+            every = self.config.every
+            await asyncio.sleep(every)
             try:
                 self.tick()
             except Exception:  # a bug here must not end the pushes for good
-                log.exception("OTLP push could not start; trying again in %gs", self.config.every)
+                log.exception("OTLP push could not start; trying again in %gs", every)
 
     def tick(self) -> None:
         """One push, started on a thread; returns at once."""
