@@ -33,6 +33,7 @@ PHASE_FAMILY = MetricFamily(
 )
 REUSED = "kept-alive connection"
 CACHED = "name lookup cached"
+NO_NAME = "no name to look up"  # the URL holds an IP address
 # `ssl_object.version()` -> the number users write limits in (`fail: {tls_version: <1.2}`).
 TLS_VERSIONS = {"TLSv1": 1.0, "TLSv1.1": 1.1, "TLSv1.2": 1.2, "TLSv1.3": 1.3}
 
@@ -105,6 +106,13 @@ class PhaseTimer:
     def _answered(self) -> None:
         self._add("first_byte", "sent")
 
+    def _skipped(self, phase: str) -> str:
+        if self.reused:
+            return REUSED
+        if phase == "dns":
+            return CACHED if self.cached else NO_NAME
+        return "not reached"
+
     def handler_factory(self, loop: asyncio.AbstractEventLoop) -> Any:
         return functools.partial(TimedHandler, loop=loop, timer=self)
 
@@ -119,8 +127,7 @@ class PhaseTimer:
             if phase in self.seen:
                 found.append(Sample(measure, self.spent[phase], Unit.SECONDS))
             else:
-                note = CACHED if phase == "dns" and self.cached and not self.reused else REUSED
-                found.append(Sample(measure, None, Unit.SECONDS, note=note))
+                found.append(Sample(measure, None, Unit.SECONDS, note=self._skipped(phase)))
         if https and self.tls_version:
             version = TLS_VERSIONS.get(self.tls_version)
             found.append(Sample("tls_version", version, Unit.NONE, note=self.tls_version))
