@@ -36,6 +36,7 @@ CHECK_TYPES: dict[str, str] = {
     "system": "probe.checks.system:SystemCheck",
     "prometheus": "probe.checks.prometheus:PrometheusCheck",
     "heartbeat": "probe.checks.heartbeat:HeartbeatCheck",
+    "dns": "probe.checks.dns:DnsCheck",
 }
 
 NOTIFIER_TYPES: dict[str, str] = {
