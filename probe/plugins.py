@@ -37,6 +37,7 @@ CHECK_TYPES: dict[str, str] = {
     "prometheus": "probe.checks.prometheus:PrometheusCheck",
     "heartbeat": "probe.checks.heartbeat:HeartbeatCheck",
     "dns": "probe.checks.dns:DnsCheck",
+    "statuspage": "probe.checks.statuspage:StatuspageCheck",
 }
 
 NOTIFIER_TYPES: dict[str, str] = {

@@ -150,7 +150,7 @@ async def test_an_answer_that_is_not_there_names_what_came_back(make_runner: Mak
     ).run()
 
     assert result.status is Status.FAIL
-    value, note = answers(result)
+    value, _ = answers(result)
     assert value == 2
     assert result.output in (
         f"A many.{ZONE}: 10.0.9.9 not among {shown}"
