@@ -38,6 +38,7 @@ CHECK_TYPES: dict[str, str] = {
     "heartbeat": "probe.checks.heartbeat:HeartbeatCheck",
     "dns": "probe.checks.dns:DnsCheck",
     "statuspage": "probe.checks.statuspage:StatuspageCheck",
+    "domain": "probe.checks.domain:DomainCheck",
 }
 
 NOTIFIER_TYPES: dict[str, str] = {
