@@ -28,7 +28,7 @@ from typing import (
 from pydantic import Field, ValidationInfo, field_validator
 
 from probe.fields import MAX_NAME_LENGTH, NAME_RE, Duration, Limits, StrictModel
-from probe.model import CheckResult, Sample
+from probe.model import CheckResult, Sample, Status
 from probe.redact import Redactor
 from probe.times import Clock
 from probe.units import Limit
@@ -197,6 +197,9 @@ class Report:
     # response time); the run fails with these words.
     failure: str = ""
     members: tuple[tuple[str, CheckResult], ...] = ()
+    # What the members add up to, when it is not simply the worst of them (a group of
+    # redundant providers that fails only when enough of them fail).
+    members_status: Status | None = None
 
 
 class MemberRunner(Protocol):
