@@ -289,3 +289,14 @@ checks:
         "checks[2].vendor: no check named 'nope'",
         "checks[3].vendor: 'a' is a http check, not statuspage",
     ]
+
+
+async def test_a_large_page_is_read_whole(make_runner: MakeRunner, page: TestServer) -> None:
+    # Big vendors list hundreds of components: the summary spans many reads.
+    many = [component(f"c-{i}", f"Region {i} API") for i in range(600)]
+    document = summary("major", "Partial System Outage", [*many, API_DOWN], MAJOR["incidents"])
+    serve(page, document)
+    result = await make_runner(component="API").run()
+
+    assert result.status is Status.FAIL
+    assert result.output.endswith('"Elevated error rates on the API" (API: partial outage))')

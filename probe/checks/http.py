@@ -390,7 +390,7 @@ class HttpCheck(Check[HttpConfig]):
                     config.method, config.url, headers=config.headers, data=config.body
                 ) as response,
             ):
-                body = await _read_limited(response)
+                body = await read_limited(response)
                 return judge(response.status, response.headers, body, config.expect)
         except aiohttp.ClientError as exc:
             if _name_mismatch(exc):
@@ -562,7 +562,7 @@ def _invalid_response_words(message: str, where: str) -> str:
 # ---------------------------------------------------------------- the body
 
 
-async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
+async def read_limited(response: aiohttp.ClientResponse) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(64 * 1024):

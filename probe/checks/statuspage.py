@@ -14,7 +14,7 @@ from pydantic import field_validator
 from probe import __version__
 from probe.checks import deep
 from probe.checks.errors import failure
-from probe.checks.http import MAX_BODY, HttpResolver
+from probe.checks.http import HttpResolver, read_limited
 from probe.contract import Check, CheckConfig, CheckContext, CheckFailed, Report
 from probe.model import Sample, Unit
 from probe.networds import address, network_words, url_port
@@ -100,7 +100,7 @@ class StatuspageCheck(Check[StatuspageConfig]):
         where = address(host, parts.port or (443 if parts.scheme == "https" else 80))
         try:
             async with self._get_session().get(url) as response:
-                body = await response.content.read(MAX_BODY)
+                body = await read_limited(response)
                 status = response.status
         except aiohttp.ClientError as exc:
             raise failure(exc, network_words(exc, host, where)) from None
