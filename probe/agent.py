@@ -79,7 +79,14 @@ class Agent:
         return self.alerts.notification_counts()
 
     def _runners(self, config: Config) -> list[CheckRunner]:
-        return [build_runner(c, self.redactor, self.clock, self.inbox) for c in config.checks]
+        return [
+            build_runner(c, self.redactor, self.clock, self.inbox, self._latest)
+            for c in config.checks
+        ]
+
+    def _latest(self, name: str) -> CheckResult | None:
+        """Another check's latest result, for checks that read one (`vendor:`)."""
+        return self.store.latest(name) if name in self.store.check_names() else None
 
     async def start(self) -> None:
         await self.inbox.start()

@@ -89,6 +89,7 @@ def _validate(raw: dict[str, Any], source: str) -> Config:
     )
     known = rules.unique_names(checks, problems)
     problems += rules.dependency_problems(checks, known)
+    problems += rules.named_check_problems(checks)
     alerts: AlertsConfig | None = sections.get("alerts")
     if alerts is not None:
         problems += rules.unknown_check_references(alerts, known)
