@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 
 from probe.config import Config
 from probe.contract import CheckConfig, MetricFamily, MetricPoint
+from probe.metrics_lines import CheckLines
 from probe.model import CheckResult, Health, Observation, Status
 from probe.store import DURATION_BUCKETS, Observed, ResultStore, RunStats
 
@@ -95,7 +96,7 @@ class ProbeRegistry(CollectorRegistry):
         # copy serves them as they are. The two of our own get a fresh copy each time.
         self._shared: list[Collector] = []
         self._declared: dict[type[CheckConfig], None] = {}
-        live = StoreCollector(store, alerts, self._declared)
+        live = self._live = StoreCollector(store, alerts, self._declared)
         live._declare()  # the types configured at start, before any scrape or reload
         super().register(live)
         super().register(ProcessCollector(registry=None))
@@ -104,15 +105,25 @@ class ProbeRegistry(CollectorRegistry):
         super().register(collector)
         self._shared.append(collector)
 
-    def frozen(self) -> CollectorRegistry:
-        """Must run on the loop; the registry it returns may be read from any thread."""
+    def frozen(self, per_check: bool = True) -> CollectorRegistry:
+        """Must run on the loop; the registry it returns may be read from any thread.
+
+        Without `per_check`, the copy leaves out the per-check families (and copies no
+        check): what `check_lines` writes is served beside it.
+        """
         registry = CollectorRegistry()
         alerts = None if self.alerts is None else FrozenAlerts.of(self.alerts)
-        registry.register(StoreCollector(StoreView.of(self.store), alerts, self._declared))
+        view = StoreView.of(self.store) if per_check else StoreView.summary(self.store)
+        registry.register(StoreCollector(view, alerts, self._declared, per_check))
         ProcessCollector(registry=registry)
         for collector in self._shared:
             registry.register(collector)
         return registry
+
+    def check_lines(self) -> tuple[list[Metric], CheckLines]:
+        """The per-check families (empty, for their headers) and their lines' writer."""
+        families = self._live._configured_families()
+        return [*check_families(), *map(_family, families)], CheckLines(self.store, families)
 
     def version(self) -> tuple[object, ...]:
         """Changes whenever a scrape could differ, except for the passing of time."""
@@ -150,6 +161,11 @@ class StoreView:
                 store.stats(name).copy(),
             )
         return cls(store.config, store.overall, rows)
+
+    @classmethod
+    def summary(cls, store: ResultStore) -> StoreView:
+        """Without the checks: what the families beside the per-check ones read."""
+        return cls(store.config, store.overall, {})
 
     def check_names(self) -> list[str]:
         return list(self.rows)
@@ -199,7 +215,8 @@ class _Baked:
 
 @dataclass(slots=True)
 class CachedExposition:
-    """/metrics bytes per content type, reused between changes, formatted off the loop.
+    """/metrics bytes per content type, reused between changes; the per-check families
+    written in slices on the loop (`probe.metrics_lines`), the rest formatted off it.
 
     Content negotiation (`Accept`, `?name[]=`) and gzip are prometheus_client's, as in
     its `make_aiohttp_handler`; only where and how often the bytes are made differs.
@@ -228,18 +245,64 @@ class CachedExposition:
         baked = self._baked.get(key)
         if baked is not None and baked.version == version and now - baked.at < EXPOSITION_MAX_AGE:
             return await asyncio.shield(baked.body)
-        frozen = self.registry.frozen()
         names = key[1]
-        source: Collector = frozen.restricted_registry(names) if names else frozen
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(None, encoder, source)
-        self._baked[key] = _Baked(version, now, future)
+        future: asyncio.Future[bytes]
+        if names:
+            # A filtered scrape (rare, small): prometheus_client's own filter, off the loop.
+            source: Collector = self.registry.frozen().restricted_registry(names)
+            future = loop.run_in_executor(None, encoder, source)
+        else:
+            future = loop.create_task(self._bake(encoder))
+        baked = self._baked[key] = _Baked(version, now, future)
+        # Stale after EXPOSITION_MAX_AGE anyway: the bytes (megabytes at thousands of
+        # checks) are not kept between scrapes.
+        loop.call_later(EXPOSITION_MAX_AGE, self._expire, key, baked)
         self.bakes += 1
         try:
             return await asyncio.shield(future)
         except Exception:
             self._baked.pop(key, None)  # never cache a failure
             raise
+
+    def _expire(self, key: tuple[str, tuple[str, ...]], baked: _Baked) -> None:
+        if self._baked.get(key) is baked and baked.body.done():
+            del self._baked[key]
+
+    async def _bake(self, encoder: Callable[[Collector], bytes]) -> bytes:
+        """The per-check families written in slices on the loop, then the few others
+        (process, alerts, history) formatted by prometheus_client on a thread."""
+        families, lines = self.registry.check_lines()
+        headers = _headers(encoder, families)
+        parts = await lines.render()
+        rest = self.registry.frozen(per_check=False)
+        loop = asyncio.get_running_loop()
+        tail = await loop.run_in_executor(None, encoder, rest)
+        body: list[bytes] = []
+        for header, each in zip(headers, parts, strict=True):
+            body.append(header)
+            body += each
+        body.append(tail)
+        # Tens of megabytes at thousands of checks: copied together off the loop.
+        return await loop.run_in_executor(None, b"".join, body)
+
+
+def _headers(encoder: Callable[[Collector], bytes], families: list[Metric]) -> list[bytes]:
+    """Each family's `# HELP`/`# TYPE` lines as the encoder writes them for the format."""
+    text = encoder(_Families(families))
+    text = text.removesuffix(b"# EOF\n")
+    blocks = text.split(b"# HELP ")[1:]
+    if len(blocks) != len(families):
+        raise ValueError("a family's help text holds '# HELP '")
+    return [b"# HELP " + block for block in blocks]
+
+
+@dataclass(frozen=True, slots=True)
+class _Families:
+    families: list[Metric]
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
 
 
 def metrics_handler(
@@ -257,6 +320,7 @@ class StoreCollector(Collector):
         store: StoreReader,
         alerts: AlertStats | None = None,
         declared: dict[type[CheckConfig], None] | None = None,
+        per_check: bool = True,
     ) -> None:
         self.store = store
         self.alerts = alerts
@@ -265,12 +329,13 @@ class StoreCollector(Collector):
         self.declared = {} if declared is None else declared
         if declared is None:
             self._declare()
+        # Without the per-check families, the collector serves the few series beside them
+        # (`CachedExposition` writes the per-check ones itself, in slices on the loop).
         self._sections: tuple[Callable[[], list[Metric]], ...] = (
-            self._check_metrics,
-            self._health_metrics,
-            self._plugin_metrics,
-            self._alert_metrics,
-            self._build_metrics,
+            (self._check_metrics,) * per_check
+            + (self._health_metrics,)
+            + (self._plugin_metrics,) * per_check
+            + (self._alert_metrics, self._build_metrics)
         )
 
     def collect(self) -> Iterable[Metric]:
@@ -286,34 +351,7 @@ class StoreCollector(Collector):
     # ------------------------------------------------------------ checks
 
     def _check_metrics(self) -> list[Metric]:
-        up = GaugeMetricFamily(
-            "probe_check_up",
-            "1 when the check's current status is pass or warn, 0 when it fails, is stale "
-            f"or has no result yet. {_FROM_LAST_RUN}",
-            labels=["check"],
-        )
-        status = GaugeMetricFamily(
-            "probe_check_status",
-            "1 for the check's current status (pass, warn, fail), 0 for the others; "
-            f"warn before the first result, fail when stale. {_FROM_LAST_RUN}",
-            labels=["check", "status"],
-        )
-        duration = HistogramMetricFamily(
-            "probe_check_duration_seconds",
-            f"How long each scheduled run of the check took. {_FROM_LAST_RUN}",
-            labels=["check"],
-        )
-        runs = CounterMetricFamily(
-            "probe_check_runs",
-            f"Scheduled runs of the check since the agent started, by status. {_FROM_LAST_RUN}",
-            labels=["check", "status"],
-        )
-        last_run = GaugeMetricFamily(
-            "probe_check_last_run_timestamp_seconds",
-            "Unix time the check's last scheduled run finished; 0 before the first run. "
-            f"{_FROM_LAST_RUN}",
-            labels=["check"],
-        )
+        up, status, duration, runs, last_run = check_families()
         # collect() runs on the event loop, start to end: no reload can remove a check
         # between listing the names and reading them.
         for name in self.store.check_names():
@@ -438,6 +476,45 @@ class StoreCollector(Collector):
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def check_families() -> tuple[
+    GaugeMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+]:
+    """The five families every check has, empty, in the order they are served."""
+    up = GaugeMetricFamily(
+        "probe_check_up",
+        "1 when the check's current status is pass or warn, 0 when it fails, is stale "
+        f"or has no result yet. {_FROM_LAST_RUN}",
+        labels=["check"],
+    )
+    status = GaugeMetricFamily(
+        "probe_check_status",
+        "1 for the check's current status (pass, warn, fail), 0 for the others; "
+        f"warn before the first result, fail when stale. {_FROM_LAST_RUN}",
+        labels=["check", "status"],
+    )
+    duration = HistogramMetricFamily(
+        "probe_check_duration_seconds",
+        f"How long each scheduled run of the check took. {_FROM_LAST_RUN}",
+        labels=["check"],
+    )
+    runs = CounterMetricFamily(
+        "probe_check_runs",
+        f"Scheduled runs of the check since the agent started, by status. {_FROM_LAST_RUN}",
+        labels=["check", "status"],
+    )
+    last_run = GaugeMetricFamily(
+        "probe_check_last_run_timestamp_seconds",
+        "Unix time the check's last scheduled run finished; 0 before the first run. "
+        f"{_FROM_LAST_RUN}",
+        labels=["check"],
+    )
+    return up, status, duration, runs, last_run
 
 
 def _family(family: MetricFamily) -> Metric:

@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -20,12 +21,13 @@ import pytest
 from aiohttp import web
 from bullmq import Queue
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.parser import text_string_to_metric_families
 
 from probe.checks.bullmq import JOB_STATES as QUEUE_STATES
 from probe.checks.factory import build_runner
 from probe.config import Config, load_config
-from probe.metrics import build_registry
+from probe.metrics import ProbeRegistry, build_registry
 from probe.runner import CheckRunner
 from probe.server import build_app
 from probe.store import DURATION_BUCKETS, ResultStore
@@ -501,3 +503,33 @@ alerts:
         (s.labels["notifier"], s.labels["result"]) for s in families["probe_notifications"].samples
     }
     assert notifier_results == {("alertmanager", r) for r in ("sent", "failed", "dropped")}
+
+
+def family_blocks(body: bytes) -> dict[str, bytes]:
+    """{family name: its `# HELP` line through its last sample}; process_* move with time."""
+    text = body.removesuffix(b"# EOF\n")
+    blocks = [b"# HELP " + block for block in text.split(b"# HELP ")[1:]]
+    named = {block.split(b" ", 3)[2].decode(): block for block in blocks}
+    return {name: block for name, block in named.items() if not name.startswith("process_")}
+
+
+@pytest.mark.parametrize("accept", ["text/plain", "application/openmetrics-text; version=1.0.0"])
+async def test_served_bytes_are_prometheus_clients_family_for_family(
+    scraped: tuple[ResultStore, CollectorRegistry, dict[str, dict[str, int]]],
+    aiohttp_client: Any,
+    accept: str,
+) -> None:
+    # The per-check families are written by probe itself, in slices on the loop; every
+    # byte must be what prometheus_client writes for the same families and values.
+    store, registry, _ = scraped
+    client = await aiohttp_client(build_app(store, registry))
+    auth = {"Authorization": f"Bearer {TOKEN}", "Accept": accept}
+    response = await client.get("/metrics", headers=auth)
+    served = await response.read()
+    encoder, content_type = choose_encoder(accept)
+    assert isinstance(registry, ProbeRegistry)
+    expected = encoder(registry.frozen())
+    assert response.headers["Content-Type"] == content_type
+    assert served.endswith(b"# EOF\n") == expected.endswith(b"# EOF\n")
+    assert family_blocks(served) == family_blocks(expected)
+    assert b"probe_queue_jobs" in served and b'probe_check_up{check="closed_port"} 0.0' in served
