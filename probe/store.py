@@ -1,4 +1,4 @@
-"""Latest results, bounded history and pre-serialised endpoint bodies.
+"""Latest results, run counters and pre-serialised endpoint bodies.
 
 Writers: the scheduler (`record`, `tick`). Readers: HTTP handlers, the metrics
 collector and the alert engine (via `subscribe`). Readers never cause I/O; they take
@@ -19,7 +19,6 @@ from __future__ import annotations
 import bisect
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
@@ -32,7 +31,6 @@ from probe.times import Clock
 
 log = logging.getLogger("probe.store")
 
-HISTORY_SIZE = 60  # results kept per check
 # Suited to checks taking 1 ms to 10 s.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # A few renders a second keep bodies fresh to a fraction of a second, whatever the rate
@@ -129,7 +127,6 @@ class _Fragment:
 class _Slot:
     config: CheckConfig
     latest: CheckResult | None = None
-    history: deque[CheckResult] = field(default_factory=lambda: deque(maxlen=HISTORY_SIZE))
     stats: RunStats = field(default_factory=RunStats)
     recorded_at: float = 0.0  # monotonic time `latest` arrived
     fragment: _Fragment | None = None
@@ -245,7 +242,6 @@ class ResultStore:
     def _store(self, slot: _Slot, result: CheckResult) -> None:
         slot.latest = result
         slot.recorded_at = self.monotonic()
-        slot.history.append(result)
         slot.stats.add(result, slot.histograms)
 
     def _changed(self) -> None:
@@ -389,7 +385,11 @@ class ResultStore:
         return self._effective(self._slots[name], self.clock()).status
 
     def history(self, name: str) -> list[CheckResult]:
-        return list(self._slots[name].history)
+        """The results kept for a check: its latest only. Older ones live in the history
+        store (probe.history), in rollups; keeping 60 whole results per check here cost
+        tens of KB per check and slowed every full garbage collection."""
+        latest = self._slots[name].latest
+        return [] if latest is None else [latest]
 
     def stats(self, name: str) -> RunStats:
         return self._slots[name].stats

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ from probe.times import Clock, rfc3339_seconds
 
 BARS = 90
 CHART_HOURS = 7 * 24
+EMPTY = Rollup()  # frozen: one for every day and hour with no rollup
 PAGE_INCIDENTS = 20
 # Windows of /api/v1/checks/<name>/history: hourly points up to a week, daily beyond.
 HISTORY_WINDOWS: dict[str, tuple[int, int]] = {
@@ -46,9 +48,23 @@ class CheckSummary:
     status: Status | None  # None: no result yet
     output: str
     uptime: dict[str, float | None]  # window -> share of known time up
-    days: list[tuple[int, Rollup]]  # the last BARS days, oldest first, today last
-    chart: list[tuple[int, Rollup]]  # the CHART_HOURS complete hours before this one
+    own_days: dict[int, Rollup]  # day start -> rollup (the writer's, read when asked)
+    own_hours: dict[int, Rollup]
+    bar_days: Sequence[int]  # shared by every check of one rebuild
+    chart_hours: Sequence[int]
     generation: int = 0  # the writer's: past days and hours are the same while it is
+
+    # Lists of 90 days and 168 hours per check cost 22 KB a check at every rebuild, for
+    # every check, whether or not a page was ever asked for: built when read instead.
+    @property
+    def days(self) -> list[tuple[int, Rollup]]:
+        """The last BARS days, oldest first, today last."""
+        return [(d, self.own_days.get(d, EMPTY)) for d in self.bar_days]
+
+    @property
+    def chart(self) -> list[tuple[int, Rollup]]:
+        """The CHART_HOURS complete hours before this one."""
+        return [(h, self.own_hours.get(h, EMPTY)) for h in self.chart_hours]
 
 
 @dataclass(slots=True)
@@ -132,7 +148,6 @@ class HistoryView:
         # Complete hours only: a few minutes of the current hour make a noisy p95.
         chart_hours = range(this_hour - CHART_HOURS * HOUR, this_hour, HOUR)
         generation = writer.generation if writer is not None else 0
-        empty = Rollup()
         checks = []
         for name in names:
             entry = entries[name]
@@ -147,8 +162,10 @@ class HistoryView:
                         w: uptime(self._window(name, own_hours, own_days, now, s, generation))
                         for w, s in WINDOWS.items()
                     },
-                    days=[(d, own_days.get(d, empty)) for d in bar_days],
-                    chart=[(h, own_hours.get(h, empty)) for h in chart_hours],
+                    own_days=own_days,
+                    own_hours=own_hours,
+                    bar_days=bar_days,
+                    chart_hours=chart_hours,
                     generation=generation,
                 )
             )
