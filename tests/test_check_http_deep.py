@@ -22,6 +22,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from probe.checks.http import HttpConfig
+from probe.checks.http_client import CONNECTORS
 from probe.checks.tls_chain import earliest, subject_name
 from probe.config import AgentConfig, AlertsConfig, Config
 from probe.metrics import build_registry
@@ -284,3 +285,46 @@ def _pems(path: Path) -> list[str]:
         for part in path.read_text().split(marker)
         if part.strip()
     ]
+
+
+async def test_checks_of_one_tls_setting_share_a_connector_but_not_phases_or_cookies(
+    make_runner: MakeRunner, aiohttp_server: ServerFactory
+) -> None:
+    seen_cookies: list[str] = []
+
+    async def cookie(request: web.Request) -> web.Response:
+        seen_cookies.append(request.headers.get("Cookie", ""))
+        await asyncio.sleep(DELAY)
+        response = web.Response(text="ok")
+        response.set_cookie("session", request.query["who"])
+        return response
+
+    app = make_app()
+    app.router.add_get("/cookie", cookie)
+    server = await aiohttp_server(app)
+    base = f"http://localhost:{server.port}/cookie"
+    first = make_runner(name="first", url=f"{base}?who=first")
+    second = make_runner(name="second", url=f"{base}?who=second")
+    other_tls = make_runner(name="unverified", url=f"{base}?who=third", verify_tls=False)
+    opened = CONNECTORS.count()
+    try:
+        # At once: two connections of one connector, each timed for its own check.
+        a, b = await asyncio.gather(first.run(), second.run())
+        assert CONNECTORS.count() == opened + 1
+        await other_tls.run()
+        assert CONNECTORS.count() == opened + 2  # verify_tls differs: a connector of its own
+        for result in (a, b):
+            phases = by_measure(result)
+            assert result.status is Status.PASS, result.output
+            connect, first_byte = phases["connect_time"].value, phases["first_byte_time"].value
+            assert connect is not None and 0 <= connect < 0.5
+            assert first_byte is not None and DELAY <= first_byte < DELAY + 0.25
+        again = by_measure(await first.run())
+        assert again["connect_time"].note == "kept-alive connection"
+        # Each check sends back only the cookie its own earlier run was given.
+        assert seen_cookies[:3] == ["", "", ""]
+        assert seen_cookies[3] == "session=first"
+    finally:
+        for runner in (first, second, other_tls):
+            await runner.close()
+    assert CONNECTORS.count() == opened

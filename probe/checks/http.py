@@ -33,8 +33,9 @@ from pydantic import (
 from probe import __version__
 from probe.checks import tls_chain
 from probe.checks.errors import failure
+from probe.checks.http_client import CONNECTORS, TlsKey
 from probe.checks.http_expect import Expect, judge
-from probe.checks.http_phases import PHASE_FAMILY, PHASES, PhaseTimer
+from probe.checks.http_phases import CURRENT, PHASE_FAMILY, PHASES, PhaseTimer, trace_config
 from probe.contract import (
     Check,
     CheckConfig,
@@ -346,6 +347,7 @@ class HttpCheck(Check[HttpConfig]):
     def __init__(self, config: HttpConfig, context: CheckContext | None = None) -> None:
         super().__init__(config, context)
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the shared connector's
         self._phases = PhaseTimer()
         self._expiring: tls_chain.Served | None = None  # the chain's first to expire
         self._leaf_name = ""  # the common name of the server's own certificate
@@ -383,11 +385,16 @@ class HttpCheck(Check[HttpConfig]):
         """Words for what is wrong with the response, or None when it is as expected."""
         config = self.config
         budget = config.timeout * (VENDOR_TIMEOUT_SHARE if config.vendor else 1.0)
+        timing = CURRENT.set(self._phases)  # for the connection's protocol, if one is made
         try:
             async with (
                 asyncio.timeout(budget if config.vendor else None),
                 self._get_session().request(
-                    config.method, config.url, headers=config.headers, data=config.body
+                    config.method,
+                    config.url,
+                    headers=config.headers,
+                    data=config.body,
+                    trace_request_ctx=self._phases,
                 ) as response,
             ):
                 body = await read_limited(response)
@@ -396,30 +403,25 @@ class HttpCheck(Check[HttpConfig]):
             if _name_mismatch(exc):
                 raise NameMismatch() from None
             raise failure(exc, self._words(exc)) from None
+        finally:
+            CURRENT.reset(timing)
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             config = self.config
-            connector = aiohttp.TCPConnector(
-                ssl=self._ssl_context(), limit=2, resolver=HttpResolver()
-            )
-            # No hook marks the end of TCP and the start of TLS; the protocol aiohttp
-            # builds for each connection does (see http_phases).
-            connector._factory = self._phases.handler_factory(asyncio.get_running_loop())
+            connector = CONNECTORS.acquire(self._tls_key(), HttpResolver())
+            self._loop = asyncio.get_running_loop()
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=config.timeout),
                 connector=connector,
+                connector_owner=False,
                 headers={"User-Agent": f"probe/{__version__}"},
-                trace_configs=[self._phases.trace_config()],
+                trace_configs=[trace_config()],
             )
         return self._session
 
-    def _ssl_context(self) -> ssl.SSLContext | bool:
-        if not self.config.verify_tls:
-            return False
-        if self.config.ca_file:
-            return ssl.create_default_context(cafile=self.config.ca_file)
-        return True
+    def _tls_key(self) -> TlsKey:
+        return (self.config.verify_tls, self.config.ca_file)
 
     def _words(self, exc: BaseException) -> str | None:
         host, where = self.config.host, address(self.config.host, self.config.port)
@@ -509,6 +511,8 @@ class HttpCheck(Check[HttpConfig]):
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+            if self._loop is not None:
+                await CONNECTORS.release(self._tls_key(), self._loop)
 
 
 def _name_mismatch(exc: BaseException) -> bool:

@@ -5,6 +5,11 @@ aiohttp's tracing hooks mark the lookup, the connection and the request; the TCP
 split has no hook, so the connector builds its protocol through `TimedHandler`: asyncio
 makes the protocol once the socket is connected and calls its `connection_made` once
 the handshake is done.
+
+One connector serves many checks (`probe.checks.http_client`), so nothing here belongs to
+a check: the hooks find the request's timer in `trace_request_ctx`, and the protocol
+finds it in `CURRENT`, which the check sets around its request (asyncio builds the
+protocol inside the requesting task, whose context it reads).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from types import SimpleNamespace
 from typing import Any
 
@@ -40,6 +47,8 @@ TLS_VERSIONS = {"TLSv1": 1.0, "TLSv1.1": 1.1, "TLSv1.2": 1.2, "TLSv1.3": 1.3}
 
 class PhaseTimer:
     """One check's phases, reset before each request (a check never overlaps itself)."""
+
+    __slots__ = ("tls_version", "spent", "seen", "reused", "cached", "_marks")
 
     def __init__(self) -> None:
         self.tls_version = ""  # kept across runs: a kept-alive connection has no handshake
@@ -78,26 +87,13 @@ class PhaseTimer:
         self._add("tls", "tcp")
         self.tls_version = str(ssl_object.version() or "")
 
-    # -- aiohttp's hooks
+    # -- what aiohttp's hooks call
 
-    def trace_config(self) -> aiohttp.TraceConfig:
-        config = aiohttp.TraceConfig()
-        config.on_dns_resolvehost_start.append(self._hook(lambda: self._mark("dns")))
-        config.on_dns_resolvehost_end.append(self._hook(self._dns_done))
-        config.on_dns_cache_hit.append(self._hook(lambda: setattr(self, "cached", True)))
-        config.on_connection_create_start.append(self._hook(lambda: self._mark("create")))
-        config.on_connection_reuseconn.append(self._hook(lambda: setattr(self, "reused", True)))
-        config.on_request_headers_sent.append(self._hook(lambda: self._mark("sent")))
-        config.on_request_redirect.append(self._hook(self._answered))
-        config.on_request_end.append(self._hook(self._answered))
-        return config
+    def _cached(self) -> None:
+        self.cached = True
 
-    @staticmethod
-    def _hook(action: Any) -> Any:
-        async def hook(session: aiohttp.ClientSession, ctx: SimpleNamespace, params: Any) -> None:
-            action()
-
-        return hook
+    def _reused(self) -> None:
+        self.reused = True
 
     def _dns_done(self) -> None:
         self._add("dns", "dns")
@@ -112,9 +108,6 @@ class PhaseTimer:
         if phase == "dns":
             return CACHED if self.cached else NO_NAME
         return "not reached"
-
-    def handler_factory(self, loop: asyncio.AbstractEventLoop) -> Any:
-        return functools.partial(TimedHandler, loop=loop, timer=self)
 
     # -- what a run reports
 
@@ -134,14 +127,46 @@ class PhaseTimer:
         return found
 
 
-class TimedHandler(ResponseHandler):
-    """aiohttp's protocol, telling the timer when TCP and TLS are done."""
+# The timer of the request the running task is making (see the module's doc).
+CURRENT: ContextVar[PhaseTimer | None] = ContextVar("probe_http_phase_timer", default=None)
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, timer: PhaseTimer) -> None:
-        timer.connected()
+
+def _hook(action: Callable[[PhaseTimer], None]) -> Any:
+    async def hook(session: aiohttp.ClientSession, ctx: SimpleNamespace, params: Any) -> None:
+        timer = ctx.trace_request_ctx
+        if isinstance(timer, PhaseTimer):
+            action(timer)
+
+    return hook
+
+
+@functools.cache
+def trace_config() -> aiohttp.TraceConfig:
+    """One for every session: each request names its timer in `trace_request_ctx`."""
+    config = aiohttp.TraceConfig()
+    config.on_dns_resolvehost_start.append(_hook(lambda t: t._mark("dns")))
+    config.on_dns_resolvehost_end.append(_hook(PhaseTimer._dns_done))
+    config.on_dns_cache_hit.append(_hook(PhaseTimer._cached))
+    config.on_connection_create_start.append(_hook(lambda t: t._mark("create")))
+    config.on_connection_reuseconn.append(_hook(PhaseTimer._reused))
+    config.on_request_headers_sent.append(_hook(lambda t: t._mark("sent")))
+    config.on_request_redirect.append(_hook(PhaseTimer._answered))
+    config.on_request_end.append(_hook(PhaseTimer._answered))
+    config.freeze()
+    return config
+
+
+class TimedHandler(ResponseHandler):
+    """aiohttp's protocol, telling the request's timer when TCP and TLS are done."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        timer = self._phase_timer = CURRENT.get()
+        if timer is not None:
+            timer.connected()
         super().__init__(loop)
-        self._phase_timer = timer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._phase_timer.secured(transport)
+        if self._phase_timer is not None:
+            self._phase_timer.secured(transport)
+            self._phase_timer = None  # the connection outlives the request (keep-alive)
         super().connection_made(transport)
