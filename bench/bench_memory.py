@@ -82,6 +82,7 @@ async def main():
                 await response.read()
         async with http.get(f"{base}/health") as response:
             await response.read()
+    await asyncio.sleep(1.5)  # the /metrics bytes are dropped a second after a scrape
     gc.collect()
     snapshot = tracemalloc.take_snapshot()
     traced = tracemalloc.get_traced_memory()[0]

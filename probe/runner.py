@@ -38,7 +38,8 @@ class CheckRunner:
         # hand-moved clock (tests) is the only time there is and moves it too.
         self.monotonic: Clock = time.monotonic if clock is time.time else clock
         # (finished_at, failed) per run inside `window`; bounded by the window and a hard cap.
-        self._runs: deque[tuple[float, bool]] = deque(maxlen=10_000)
+        # Made on first use: an empty deque is 760 bytes, and most checks set no error_rate.
+        self._runs: deque[tuple[float, bool]] | None = None
 
     @property
     def name(self) -> str:
@@ -99,11 +100,14 @@ class CheckRunner:
     def _error_rate(self, now: float, failed: bool) -> float | None:
         if "error_rate" not in self.config.warn and "error_rate" not in self.config.fail:
             return None
-        self._runs.append((now, failed))
+        if self._runs is None:
+            self._runs = deque(maxlen=10_000)
+        runs = self._runs
+        runs.append((now, failed))
         horizon = now - self.config.window
-        while self._runs and self._runs[0][0] < horizon:
-            self._runs.popleft()
-        return sum(1 for _, bad in self._runs if bad) / len(self._runs)
+        while runs and runs[0][0] < horizon:
+            runs.popleft()
+        return sum(1 for _, bad in runs if bad) / len(runs)
 
     async def close(self) -> None:
         """Close the check's connections, bounded: a hung server must not hold up a

@@ -48,7 +48,7 @@ TLS_VERSIONS = {"TLSv1": 1.0, "TLSv1.1": 1.1, "TLSv1.2": 1.2, "TLSv1.3": 1.3}
 class PhaseTimer:
     """One check's phases, reset before each request (a check never overlaps itself)."""
 
-    __slots__ = ("tls_version", "spent", "seen", "reused", "cached", "_marks")
+    __slots__ = ("_marks", "cached", "reused", "seen", "spent", "tls_version")
 
     def __init__(self) -> None:
         self.tls_version = ""  # kept across runs: a kept-alive connection has no handshake
