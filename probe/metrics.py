@@ -10,6 +10,7 @@ the contract; error messages, URLs and secrets never become labels.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -201,6 +202,24 @@ class FrozenAlerts:
 
 # ---------------------------------------------------------------- the /metrics handler
 
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None elsewhere (musl, macOS).
+
+    A scrape of thousands of checks makes tens of megabytes of bytes in pieces; freed,
+    glibc kept them in the process (26 MB of RSS at 3,000 `http` checks, for good) until
+    asked to give them back.
+    """
+    try:
+        libc = ctypes.CDLL(None)  # the process's own symbols: libc's, without a search
+        trim: Callable[[int], int] = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+TRIM = _malloc_trim()
+
 # Bytes younger than this are served again while nothing changed: process_* figures and
 # staleness move with time alone, and a second is finer than any scrape interval.
 EXPOSITION_MAX_AGE = 1.0
@@ -268,6 +287,9 @@ class CachedExposition:
     def _expire(self, key: tuple[str, tuple[str, ...]], baked: _Baked) -> None:
         if self._baked.get(key) is baked and baked.body.done():
             del self._baked[key]
+            if TRIM is not None:
+                # ctypes lets go of the GIL for the call: the loop does not wait on it.
+                asyncio.get_running_loop().run_in_executor(None, TRIM, 0)
 
     async def _bake(self, encoder: Callable[[Collector], bytes]) -> bytes:
         """The per-check families written in slices on the loop, then the few others
