@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gzip
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -225,11 +226,21 @@ TRIM = _malloc_trim()
 EXPOSITION_MAX_AGE = 1.0
 
 
+# gzip's fastest level: at 1,000 `http` checks (7 MB) it takes 24 ms of CPU against
+# 182 ms for zlib's default, for a body a third larger (370 KB against 280 KB).
+GZIP_LEVEL = 1
+
+
 @dataclass(slots=True)
 class _Baked:
     version: tuple[object, ...]
     at: float
     body: asyncio.Future[bytes]
+    gzipped: asyncio.Future[bytes] | None = None  # made when first asked for
+
+
+def _gzip(body: bytes) -> bytes:
+    return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
 
 
 @dataclass(slots=True)
@@ -251,19 +262,41 @@ class CachedExposition:
         accept = ",".join(request.headers.getall(hdrs.ACCEPT, []))
         encoder, content_type = choose_encoder(accept)
         names = tuple(request.query.getall("name[]", []))
-        body = await self.bytes_for((content_type, names), encoder)
-        response = web.Response(body=body, headers={"Content-Type": content_type})
-        response.enable_compression()  # large bodies are compressed on aiohttp's executor
-        return response
+        headers = {"Content-Type": content_type}
+        # As aiohttp's enable_compression reads Accept-Encoding; the gzip is made once per
+        # bake, on a worker thread, at the fastest level.
+        if "gzip" in request.headers.get(hdrs.ACCEPT_ENCODING, "").lower():
+            body = await self.gzipped_for((content_type, names), encoder)
+            headers[hdrs.CONTENT_ENCODING] = "gzip"
+        else:
+            body = await self.bytes_for((content_type, names), encoder)
+        return web.Response(body=body, headers=headers)
 
     async def bytes_for(
         self, key: tuple[str, tuple[str, ...]], encoder: Callable[[Collector], bytes]
     ) -> bytes:
+        return await asyncio.shield(self._current(key, encoder).body)
+
+    async def gzipped_for(
+        self, key: tuple[str, tuple[str, ...]], encoder: Callable[[Collector], bytes]
+    ) -> bytes:
+        baked = self._current(key, encoder)
+        if baked.gzipped is None:
+            body = await asyncio.shield(baked.body)
+            if baked.gzipped is None:  # another scrape may have started it meanwhile
+                loop = asyncio.get_running_loop()
+                baked.gzipped = loop.run_in_executor(None, _gzip, body)
+        return await asyncio.shield(baked.gzipped)
+
+    def _current(
+        self, key: tuple[str, tuple[str, ...]], encoder: Callable[[Collector], bytes]
+    ) -> _Baked:
+        """The bake serving `key` now: the cached one while nothing changed, else a new one."""
         version = self.registry.version()
         now = self.clock()
         baked = self._baked.get(key)
         if baked is not None and baked.version == version and now - baked.at < EXPOSITION_MAX_AGE:
-            return await asyncio.shield(baked.body)
+            return baked
         names = key[1]
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bytes]
@@ -277,12 +310,15 @@ class CachedExposition:
         # Stale after EXPOSITION_MAX_AGE anyway: the bytes (megabytes at thousands of
         # checks) are not kept between scrapes.
         loop.call_later(EXPOSITION_MAX_AGE, self._expire, key, baked)
+        future.add_done_callback(lambda done: self._forget_failure(key, baked, done))
         self.bakes += 1
-        try:
-            return await asyncio.shield(future)
-        except Exception:
-            self._baked.pop(key, None)  # never cache a failure
-            raise
+        return baked
+
+    def _forget_failure(
+        self, key: tuple[str, tuple[str, ...]], baked: _Baked, done: asyncio.Future[bytes]
+    ) -> None:
+        if not done.cancelled() and done.exception() is not None and self._baked.get(key) is baked:
+            del self._baked[key]  # never cache a failure
 
     def _expire(self, key: tuple[str, tuple[str, ...]], baked: _Baked) -> None:
         if self._baked.get(key) is baked and baked.body.done():
