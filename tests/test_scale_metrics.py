@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import gzip
 import time
 from pathlib import Path
 from typing import Any
@@ -213,3 +214,25 @@ async def test_the_bytes_of_a_big_scrape_are_given_back(aiohttp_client: Any) -> 
     await asyncio.sleep(EXPOSITION_MAX_AGE + 0.5)
     gc.collect()
     assert rss_mb() - before < 12, (before, rss_mb())
+
+
+async def test_gzip_is_made_once_per_formatting_and_holds_the_plain_bytes(
+    aiohttp_client: Any,
+) -> None:
+    store = http_store(300)
+    client, cache = await serve(store, aiohttp_client)
+    # `auto_decompress=False`: the bytes as sent.
+    async with aiohttp.ClientSession(auto_decompress=False) as http:
+        url = client.make_url("/metrics")
+        zipped = []
+        for _ in range(2):
+            async with http.get(url, headers={"Accept-Encoding": "gzip, deflate"}) as response:
+                assert response.headers["Content-Encoding"] == "gzip"
+                zipped.append(await response.read())
+        async with http.get(url, headers={"Accept-Encoding": "identity"}) as response:
+            assert "Content-Encoding" not in response.headers
+            plain = await response.read()
+    assert zipped[0] == zipped[1]
+    assert gzip.decompress(zipped[0]) == plain
+    assert len(zipped[0]) < len(plain) / 5
+    assert cache.bakes == 1
