@@ -8,7 +8,8 @@ Both tools probe the same local HTTP target (a child process on CPU 1) at the sa
 probe with N `http` checks, blackbox_exporter driven by this script the way Prometheus
 drives it, one `/probe` request per target per interval, phases spread over the interval.
 Each measured process runs alone on CPU 0. CPU is utime + stime from /proc over the
-window, after one interval of warm-up; runs are counted at the target, so they are the
+window, after one interval of warm-up; probe's RSS is the median of one reading a second
+over the window; runs are counted at the target, so they are the
 requests that were really made. Everything listens on 127.0.0.1 and every loop is bounded.
 The goals printed beside the table are issues 18's and 28's.
 """
@@ -153,6 +154,15 @@ async def sample_live(
     return latencies
 
 
+async def sample_rss(pid: int, until: float) -> list[float]:
+    """RSS once a second over the window: one reading catches whatever was in flight."""
+    found = []
+    while time.monotonic() < until:
+        found.append(rss_mb(pid))
+        await asyncio.sleep(1.0)
+    return found or [rss_mb(pid)]
+
+
 async def metrics_hold(http: aiohttp.ClientSession, port: int) -> float:
     """Longest /live answer while one OpenMetrics scrape is served: the loop's hold."""
     base = f"http://127.0.0.1:{port}"
@@ -268,13 +278,14 @@ async def measure_probe(
             cpu_seconds(process.pid),
             time.monotonic(),
         )
+        rss = asyncio.create_task(sample_rss(process.pid, wall0 + args.window))
         live = await sample_live(http, f"http://127.0.0.1:{port}/live", wall0 + args.window)
         until, cpu1, wall1 = (
             await target_now(http, target),
             cpu_seconds(process.pid),
             time.monotonic(),
         )
-        row.rss_mb = rss_mb(process.pid)
+        row.rss_mb = statistics.median(await rss)
         counted = await target_stats(http, target, "p", since, until)
         row.failures = await failed_runs(http, port) - before_fail
         row.metrics_hold_ms = 1000 * max([await metrics_hold(http, port) for _ in range(3)])
