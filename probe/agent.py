@@ -53,6 +53,7 @@ class Agent:
         self.scheduler = Scheduler(self.store)
         self.alerts = AlertService(config, clock=clock)
         self.store.subscribe(self._forward_to_alerts)
+        self.store.in_maintenance = self.in_maintenance
         self.history = History(config, self.store, clock)
         self.store.subscribe(self.history.observe)
         self.alerts.listeners.append(self.history.record_alert)  # carried over on reload
@@ -69,6 +70,9 @@ class Agent:
     def _forward_to_alerts(self, check: str, result: CheckResult) -> None:
         # Looked up on each call: a reload replaces the alert service.
         self.alerts.observe(check, result)
+
+    def in_maintenance(self, check: str, now: float) -> bool:
+        return self.alerts.maintenance.covers(check, now)  # a reload replaces the service
 
     def firing(self) -> dict[str, int]:
         return self.alerts.firing()

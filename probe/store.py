@@ -21,7 +21,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from probe import health
 from probe.config import Config
@@ -42,6 +42,11 @@ RENDER_BURST = 5
 MAX_DERIVED = 64  # views of one snapshot kept at once
 
 Listener = Callable[[str, CheckResult], None]
+Coverage = Callable[[str, float], bool]  # (check, now) -> inside a maintenance window
+
+
+def _never(check: str, now: float) -> bool:
+    return False
 
 
 @dataclass(slots=True)
@@ -75,6 +80,7 @@ class _Fragment:
     result: CheckResult | None
     status: Status
     output: str
+    maintenance: bool
     body: bytes
 
 
@@ -94,9 +100,12 @@ class _Slot:
             or cached.result is not entry.result
             or cached.status is not entry.status
             or cached.output != entry.output
+            or cached.maintenance != entry.maintenance
         ):
             body = health.dumps(health.check_entry(entry, verbose=False))
-            cached = self.fragment = _Fragment(entry.result, entry.status, entry.output, body)
+            cached = self.fragment = _Fragment(
+                entry.result, entry.status, entry.output, entry.maintenance, body
+            )
         return cached.body
 
 
@@ -153,6 +162,8 @@ class ResultStore:
         self._dirty = True
         self._verbose: Rendered | None = None
         self._derived: dict[Hashable, Rendered] = {}
+        # Set by the agent: the alert service owns the windows, and a reload replaces it.
+        self.in_maintenance: Coverage = _never
         self.reconfigure(config)
 
     # ------------------------------------------------------------ writers
@@ -220,7 +231,10 @@ class ResultStore:
 
     def _effective(self, slot: _Slot, now: float) -> health.Entry:
         age = self.monotonic() - slot.recorded_at
-        return health.effective(slot.config, slot.latest, now, age=age)
+        entry = health.effective(slot.config, slot.latest, now, age=age)
+        if self.in_maintenance(slot.config.name, now):
+            return replace(entry, maintenance=True)
+        return entry
 
     def _started(self, now: float) -> float:
         """The start as `now` minus the monotonic uptime: a step of the wall clock must

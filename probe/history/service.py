@@ -83,7 +83,9 @@ class History:
     def observe(self, check: str, result: CheckResult) -> None:
         """The store's listener: top-level results only, as /health lists them."""
         if self.writer is not None:
-            self.writer.observe(check, result, self.store.check_config(check).interval)
+            interval = self.store.check_config(check).interval
+            covered = self.store.in_maintenance(check, result.observed_at)
+            self.writer.observe(check, result, interval, covered)
 
     def record_alert(self, alert: Alert) -> None:
         if self.writer is not None:

@@ -73,6 +73,7 @@ def millis(micros: int) -> float:
 
 def incident_json(incident: Incident, now: float) -> dict[str, Any]:
     return {
+        "id": incident.id,
         "check": incident.check,
         "component": incident.component or None,
         "measure": incident.measure or None,
