@@ -69,7 +69,9 @@ class IncidentNotes:
         for i, data in enumerate(saved):
             try:
                 self.notes.append(Note.from_dict(data))
-            except (KeyError, TypeError, ValueError) as exc:
+            except KeyError as exc:
+                problems.append(f"notes[{i}]: missing {exc.args[0]}")
+            except (TypeError, ValueError) as exc:
                 problems.append(f"notes[{i}]: {exc}")
         del self.notes[:-MAX_NOTES]
         return problems

@@ -252,7 +252,10 @@ class Maintenance:
         for i, data in enumerate(saved):
             try:
                 window = Window.from_dict(data)
-            except (KeyError, TypeError, ValueError) as exc:
+            except KeyError as exc:
+                problems.append(f"maintenance[{i}]: missing {exc.args[0]}")
+                continue
+            except (TypeError, ValueError) as exc:
                 problems.append(f"maintenance[{i}]: {exc}")
                 continue
             if window.end - window.start > MAX_DURATION:
