@@ -33,7 +33,7 @@ from probe.fields import Duration, StrictModel, TimeZone
 
 DAY = 86400.0
 UPCOMING = 7 * DAY  # how far ahead recurring windows are listed
-KEEP_ENDED = 30 * DAY  # ended run-time windows stay listed (page, feed) this long
+KEEP_ENDED = 90 * DAY  # ended windows stay listed (page bars, feed) this long
 MAX_RUNTIME_WINDOWS = 200  # a deploy script in a loop must not grow the state file forever
 MAX_OCCURRENCES = 500  # per recurring entry and listing: `* * * * *` is not a schedule
 MAX_DURATION = 31 * DAY
