@@ -21,13 +21,17 @@ from probe.history.service import History
 from probe.metrics import build_registry
 from probe.model import CheckResult
 from probe.networds import address
-from probe.pings import Inbox, add_ping_routes
+from probe.pings import Inbox
 from probe.redact import Redactor
 from probe.runner import CheckRunner
 from probe.scheduler import Scheduler
-from probe.server import build_app, serve
 from probe.store import ResultStore
 from probe.times import Clock
+from probe.web.history import HistoryView
+from probe.web.routes import build_app
+from probe.web.server import serve
+from probe.web.settings import LiveSettings, WebSettings
+from probe.web.status import StatusSite
 
 log = logging.getLogger("probe.agent")
 
@@ -57,6 +61,12 @@ class Agent:
         self.history = History(config, self.store, clock)
         self.store.subscribe(self.history.observe)
         self.alerts.listeners.append(self.history.record_alert)  # carried over on reload
+        # What the web reads: settings swapped on reload, and the status site's bodies.
+        self.settings = LiveSettings.of(config.agent)
+        self.site = StatusSite(
+            HistoryView(self.store, self.history.writer, self.settings, clock), self.settings
+        )
+        self.history.watch(self.site.mark_stale)
         # The agent, not the alert service, is the metrics' source: a reload swaps the service.
         self.registry = build_registry(self.store, self)
         # Heartbeat pings: a file of their own next to the alert state (docs/checks/heartbeat.md).
@@ -103,17 +113,9 @@ class Agent:
             },
         )
 
-    def _ping_token(self) -> str:
-        return self.config.agent.ping_token.get_secret_value()  # read per ping: reloads apply
-
     async def _serve(self) -> None:
         agent = self.config.agent
-
-        def add_routes(app: web.Application) -> None:
-            self.history.site.add_routes(app)
-            add_ping_routes(app, self.inbox, self._ping_token)
-
-        app = build_app(self.store, self.registry, add_routes)
+        app = build_app(self.store, self.settings, self.registry, self.site, self.inbox)
         self._http = await serve(app, agent.host or None, agent.port)
         addresses = self._http.addresses  # the real port when listen asks for port 0
         self.port = int(addresses[0][1]) if addresses else agent.port
@@ -151,6 +153,7 @@ class Agent:
             log.warning("agent.listen changed; restart probe to listen on the new address")
         self.redactor.update(config.secrets())
         self.config = config
+        self.settings.swap(WebSettings.of(config.agent))
         self.store.reconfigure(config)
         self.history.reconfigure(config)
         self.inbox.configure(c.name for c in config.all_checks() if c.type == "heartbeat")

@@ -1,4 +1,4 @@
-"""Latest results, bounded history and pre-serialised endpoint bodies.
+"""Latest results, run counters and the pre-serialised bodies of /health, /ready, /live.
 
 Writers: the scheduler (`record`, `tick`). Readers: HTTP handlers, the metrics
 collector and the alert engine (via `subscribe`). Readers never cause I/O; they take
@@ -19,7 +19,6 @@ from __future__ import annotations
 import bisect
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 
@@ -32,7 +31,6 @@ from probe.times import Clock
 
 log = logging.getLogger("probe.store")
 
-HISTORY_SIZE = 60  # results kept per check
 # Suited to checks taking 1 ms to 10 s.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # A few renders a second keep bodies fresh to a fraction of a second, whatever the rate
@@ -88,7 +86,6 @@ class _Fragment:
 class _Slot:
     config: CheckConfig
     latest: CheckResult | None = None
-    history: deque[CheckResult] = field(default_factory=lambda: deque(maxlen=HISTORY_SIZE))
     stats: RunStats = field(default_factory=RunStats)
     recorded_at: float = 0.0  # monotonic time `latest` arrived
     fragment: _Fragment | None = None
@@ -149,14 +146,11 @@ class ResultStore:
         # A hand-moved clock (tests, replays) is the only time there is, so it moves
         # ages too.
         self.monotonic = monotonic or (time.monotonic if clock is time.time else clock)
-        self.started_at = clock()
         self._started_mono = self.monotonic()
         self.last_tick = time.monotonic()
         self._listeners: list[Listener] = []
         self._slots: dict[str, _Slot] = {}
         self.budget = RenderBudget(self.monotonic, RENDERS_PER_SECOND, RENDER_BURST)
-        self.renders = 0  # plain-body renders so far (tests and the bench count them)
-        self.verbose_renders = 0
         # Bumped on every change a reader could see; /metrics caches its bytes against it.
         self.generation = 0
         self._dirty = True
@@ -204,7 +198,6 @@ class ResultStore:
     def _store(self, slot: _Slot, result: CheckResult) -> None:
         slot.latest = result
         slot.recorded_at = self.monotonic()
-        slot.history.append(result)
         slot.stats.add(result)
 
     def _changed(self) -> None:
@@ -262,7 +255,6 @@ class ResultStore:
         self._verbose = None
         self._derived = {}
         self._dirty = False
-        self.renders += 1
 
     def _fresh(self) -> None:
         if self._dirty and self.budget.take():
@@ -299,14 +291,7 @@ class ResultStore:
                 shot.entries, self.config.agent.version, shot.started, shot.now, verbose=True
             )
             self._verbose = Rendered(shot.status_code, health.dumps(body))
-            self.verbose_renders += 1
         return self._verbose
-
-    @property
-    def snapshot(self) -> Snapshot:
-        """The entries and moment of the bodies being served."""
-        self._fresh()
-        return self._snapshot
 
     def derived(self, key: Hashable, build: Callable[[Snapshot], Rendered]) -> Rendered:
         """Another view of the current snapshot (health+json, `?exclude=`), built when
@@ -349,9 +334,6 @@ class ResultStore:
 
     def effective_status(self, name: str) -> Status:
         return self._effective(self._slots[name], self.clock()).status
-
-    def history(self, name: str) -> list[CheckResult]:
-        return list(self._slots[name].history)
 
     def stats(self, name: str) -> RunStats:
         return self._slots[name].stats

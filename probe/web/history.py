@@ -1,6 +1,6 @@
 """What the page, the JSON endpoints and the badges show, computed from memory.
 
-`HistoryView.rebuild()` runs after each batch write (off the request path) and leaves
+`HistoryView.rebuild()` runs when the status site finds its bodies stale and leaves
 plain values (`checks`, `incidents`) and serialised JSON bodies behind; handlers only
 pick bytes. Current states come from the results store, everything else from the
 writer's in-memory rollups; with history off the view still shows the current states.
@@ -22,10 +22,10 @@ from probe.history.rollup import (
     over_window,
     uptime,
 )
-from probe.history.writer import HistoryWriter
 from probe.model import Health, Status
-from probe.store import ResultStore
 from probe.times import Clock, rfc3339_seconds
+from probe.web.settings import LiveSettings
+from probe.web.views import CurrentStates, Rollups
 
 BARS = 90
 CHART_HOURS = 7 * 24
@@ -103,10 +103,15 @@ def _dumps(body: dict[str, Any]) -> bytes:
 
 class HistoryView:
     def __init__(
-        self, store: ResultStore, writer: HistoryWriter | None, clock: Clock = time.time
+        self,
+        states: CurrentStates,
+        writer: Rollups | None,
+        settings: LiveSettings,
+        clock: Clock = time.time,
     ) -> None:
-        self.store = store
+        self.states = states
         self.writer = writer
+        self.settings = settings
         self.clock = clock
         self.snapshot = Snapshot()
         self.uptime_body = b"{}"
@@ -124,10 +129,10 @@ class HistoryView:
         hours = writer.merged if writer is not None else {}
         days = writer.merged_days if writer is not None else {}
         self._daily = writer.daily if writer is not None else {}
-        names = [c.name for c in self.store.config.checks]
+        entries = {e.config.name: e for e in self.states.entries(now)}
+        names = list(entries)
         self._hours = {n: hours.get(n, {}) for n in names}
         self._days = {n: days.get(n, {}) for n in names}
-        entries = {e.config.name: e for e in self.store.entries(now)}
         bar_days = day_starts(now, BARS)
         this_hour = int(now // HOUR) * HOUR
         # Complete hours only: a few minutes of the current hour make a noisy p95.
@@ -155,8 +160,8 @@ class HistoryView:
             )
         self.snapshot = Snapshot(
             now=now,
-            agent=self.store.config.agent.name,
-            overall=self.store.overall,
+            agent=self.settings.current.name,
+            overall=self.states.overall,
             history=self._history_state(),
             checks=checks,
             incidents=writer.incidents() if writer is not None else [],

@@ -1,32 +1,33 @@
-"""`/status`, the history JSON endpoints and the badges (DESIGN.md 5.4).
+"""`/status`, the history JSON endpoints and the badges (docs/history.md).
 
 One self-contained HTML page: inline CSS and SVG, no external assets, a meta refresh
 (so it refreshes with JavaScript off) and a few lines of script that only say how old
-the page is. Everything is rendered by `StatusSite.refresh()` after each history batch;
+the page is. A change of history or of current states only marks the bodies stale; the
+first request after that rebuilds them from memory (`StatusSite.ensure_fresh`), so
 handlers pick bytes and never touch a database.
 """
 
 from __future__ import annotations
 
 import functools
-import hmac
-import json
 import time
 from collections.abc import Awaitable, Callable
 from html import escape
 
 from aiohttp import web
 
-from probe.badges import AMBER, GREEN, GREY, RED, percent, status_badge, uptime_badge
 from probe.history.model import Incident, Rollup
 from probe.history.rollup import WINDOWS, uptime
-from probe.history.view import HISTORY_WINDOWS, CheckSummary, HistoryView, Snapshot
 from probe.model import Health, Status
-from probe.store import ResultStore
 from probe.times import readable_utc, rfc3339_seconds
 from probe.units import format_duration
+from probe.web import responses
+from probe.web.auth import authorized
+from probe.web.badges import AMBER, GREEN, GREY, RED, percent, status_badge, uptime_badge
+from probe.web.history import HISTORY_WINDOWS, CheckSummary, HistoryView, Snapshot
+from probe.web.responses import SVG
+from probe.web.settings import LiveSettings
 
-NO_STORE = {"Cache-Control": "no-store"}
 REFRESH_SECONDS = 30
 BAR_W, BAR_GAP, BAR_H = 8, 2, 32
 CHART_W, CHART_H = 840, 120
@@ -232,20 +233,6 @@ def render_page(snap: Snapshot, limit: int = 20, parts: _Parts | None = None) ->
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=body,
-        status=status,
-        content_type="application/json",
-        headers={**NO_STORE, **(headers or {})},
-    )
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return _json(status, json.dumps({"status": "error", "error": message}).encode(), headers)
-
-
 # A page nobody reads costs nothing; one that is read is rebuilt at most this often. The
 # page reloads itself every REFRESH_SECONDS, so fresher than that would not be seen.
 MIN_REBUILD_INTERVAL = 2.0
@@ -260,9 +247,9 @@ class StatusSite:
     not, cost an agent of 100 checks a third of a core.
     """
 
-    def __init__(self, store: ResultStore, view: HistoryView) -> None:
-        self.store = store
+    def __init__(self, view: HistoryView, settings: LiveSettings) -> None:
         self.view = view
+        self.settings = settings
         self.page = b""
         self._parts = _Parts()
         self.status_badges: dict[str, bytes] = {}
@@ -292,21 +279,18 @@ class StatusSite:
     # ------------------------------------------------------------ access
 
     def _denied(self, request: web.Request) -> web.Response | None:
-        agent = self.store.config.agent
-        if agent.status_page == "off":  # read each time: a reload may have turned it off
-            return _error(404, f"no such endpoint: {request.path}")
-        if agent.status_page != "token":
-            return None
-        token = agent.auth_token.get_secret_value()
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer":
-            # Browsers cannot send a header from a bookmark: `?token=` works as well.
-            given = request.query.get("token", "")
-        if token and hmac.compare_digest(given.strip().encode(), token.encode()):
-            return None
-        return _error(401, "unauthorized", {"WWW-Authenticate": 'Bearer realm="probe"'})
+        settings = self.settings.current  # read each time: a reload may have turned it off
+        if settings.status_page == "off":
+            return responses.not_found(request)
+        if settings.status_page == "token" and not authorized(
+            request, settings.auth_token, query=True
+        ):
+            return responses.unauthorized()
+        return None
 
-    def _guarded(self, handler: Handler) -> Handler:
+    def guarded(self, handler: Handler) -> Handler:
+        """`handler` behind the page's switch and token, on fresh bodies."""
+
         async def guarded(request: web.Request) -> web.StreamResponse:
             denied = self._denied(request)
             if denied is not None:
@@ -319,60 +303,37 @@ class StatusSite:
     # ------------------------------------------------------------ handlers
 
     async def status(self, request: web.Request) -> web.Response:
-        return web.Response(
-            body=self.page, content_type="text/html", charset="utf-8", headers=NO_STORE
-        )
+        return responses.html(self.page)
 
     async def uptime(self, request: web.Request) -> web.Response:
-        return _json(200, self.view.uptime_body)
+        return responses.body(self.view.uptime_body)
 
     async def incidents(self, request: web.Request) -> web.Response:
-        return _json(200, self.view.incidents_body)
+        return responses.body(self.view.incidents_body)
 
     async def check_history(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if not self.view.has_check(name):
-            return _error(404, f"no such check: {name}")
+            return responses.no_such_check(name)
         window = request.query.get("window", "7d")
         if window not in HISTORY_WINDOWS:
             allowed = ", ".join(HISTORY_WINDOWS)
-            return _error(400, f"window must be one of {allowed}, got {window!r}")
-        return _json(200, self.view.history_body(name, window))
+            return responses.error(400, f"window must be one of {allowed}, got {window!r}")
+        return responses.body(self.view.history_body(name, window))
 
     async def badge_status(self, request: web.Request) -> web.Response:
         found = self.status_badges.get(request.match_info["check"])
         if found is None:
-            return _error(404, f"no such check: {request.match_info['check']}")
-        return _svg(found)
+            return responses.no_such_check(request.match_info["check"])
+        return responses.body(found, content_type=SVG)
 
     async def badge_uptime(self, request: web.Request) -> web.Response:
         check, window = request.match_info["check"], request.match_info["window"]
         if window not in WINDOWS:
-            return _error(404, f"window must be one of {', '.join(WINDOWS)}, got {window!r}")
+            return responses.error(
+                404, f"window must be one of {', '.join(WINDOWS)}, got {window!r}"
+            )
         found = self.uptime_badges.get((check, window))
         if found is None:
-            return _error(404, f"no such check: {check}")
-        return _svg(found)
-
-    def add_routes(self, app: web.Application) -> None:
-        """Called by `build_app` before its catch-all. Registered even when the page is
-        off (they answer 404 then), so a reload can turn it on or off."""
-        routes: list[tuple[str, Handler]] = [
-            ("/status", self.status),
-            ("/api/v1/uptime", self.uptime),
-            ("/api/v1/incidents", self.incidents),
-            ("/api/v1/checks/{name}/history", self.check_history),
-            ("/badge/{check}/status.svg", self.badge_status),
-            ("/badge/{check}/uptime/{window}.svg", self.badge_uptime),
-        ]
-        for path, handler in routes:
-            app.router.add_get(path, self._guarded(handler))
-            app.router.add_route("*", path, _method_not_allowed)
-
-
-def _svg(body: bytes) -> web.Response:
-    return web.Response(body=body, content_type="image/svg+xml", headers=NO_STORE)
-
-
-async def _method_not_allowed(request: web.Request) -> web.StreamResponse:
-    return _error(405, f"method {request.method} not allowed", {"Allow": "GET, HEAD"})
+            return responses.no_such_check(check)
+        return responses.body(found, content_type=SVG)
