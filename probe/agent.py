@@ -18,6 +18,8 @@ from probe.alerts.service import AlertService
 from probe.checks.factory import build_runner
 from probe.config import Config, ConfigError, load_config, load_or_report
 from probe.history.service import History
+from probe.incident_notes import Note
+from probe.maintenance import Window
 from probe.metrics import build_registry
 from probe.model import CheckResult
 from probe.networds import address
@@ -27,6 +29,7 @@ from probe.runner import CheckRunner
 from probe.scheduler import Scheduler
 from probe.store import ResultStore
 from probe.times import Clock
+from probe.web.admin import AdminRoutes
 from probe.web.history import HistoryView
 from probe.web.routes import build_app
 from probe.web.server import serve
@@ -63,8 +66,10 @@ class Agent:
         self.alerts.listeners.append(self.history.record_alert)  # carried over on reload
         # What the web reads: settings swapped on reload, and the status site's bodies.
         self.settings = LiveSettings.of(config.agent)
+        self.planning = Planning(self)
         self.site = StatusSite(
-            HistoryView(self.store, self.history.writer, self.settings, clock), self.settings
+            HistoryView(self.store, self.history.writer, self.settings, clock, self.planning),
+            self.settings,
         )
         self.history.watch(self.site.mark_stale)
         # The agent, not the alert service, is the metrics' source: a reload swaps the service.
@@ -115,7 +120,15 @@ class Agent:
 
     async def _serve(self) -> None:
         agent = self.config.agent
-        app = build_app(self.store, self.settings, self.registry, self.site, self.inbox)
+        writer = self.history.writer
+        admin = AdminRoutes(
+            self.planning,
+            self.store.check_names,
+            writer.incidents if writer is not None else list,
+            self.settings,
+            self.clock,
+        )
+        app = build_app(self.store, self.settings, self.registry, self.site, self.inbox, admin)
         self._http = await serve(app, agent.host or None, agent.port)
         addresses = self._http.addresses  # the real port when listen asks for port 0
         self.port = int(addresses[0][1]) if addresses else agent.port
@@ -178,6 +191,42 @@ class Agent:
             await self._http.cleanup()
             self._http = None
         log.info("probe stopped")
+
+
+class Planning:
+    """Windows and notes for the web: kept by the alert service in force (a reload
+    replaces it and hands them on), shown on the status page as soon as they change."""
+
+    def __init__(self, agent: Agent) -> None:
+        self._agent = agent
+
+    def windows(self, now: float) -> list[Window]:
+        return self._agent.alerts.maintenance.listing(now)
+
+    def applies(self, window: Window, check: str) -> bool:
+        return self._agent.alerts.maintenance.applies(window, check)
+
+    def open_window(self, checks: list[str], duration: float, reason: str) -> Window:
+        window = self._agent.alerts.open_window(checks, duration, reason)
+        self._changed()
+        return window
+
+    def close_window(self, window_id: str) -> Window | None:
+        window = self._agent.alerts.close_window(window_id)
+        self._changed()
+        return window
+
+    def notes(self) -> list[Note]:
+        return list(self._agent.alerts.notes.notes)
+
+    def add_note(self, incident: str, text: str) -> Note:
+        note = self._agent.alerts.add_note(incident, text)
+        self._changed()
+        return note
+
+    def _changed(self) -> None:
+        self._agent.site.mark_stale()
+        self._agent.store.touch()  # /health's `"maintenance": true` follows at once
 
 
 def run_agent(config_path: Path, log_format: str) -> int:

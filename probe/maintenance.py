@@ -189,12 +189,16 @@ class Maintenance:
     def covering(self, check: str, now: float) -> Window | None:
         """The active window that covers `check` right now, if any."""
         for window in self._windows_around(now):
-            if window.active(now) and self._covers(window, check):
+            if window.active(now) and self.applies(window, check):
                 return window
         return None
 
     def covers(self, check: str, now: float) -> bool:
         return self.covering(check, now) is not None
+
+    def applies(self, window: Window, check: str) -> bool:
+        """Whether `window` covers `check` (its own name, a group or a dependency)."""
+        return self._covers(window, check)
 
     def active(self, now: float) -> list[Window]:
         return [w for w in self._windows_around(now) if w.active(now)]

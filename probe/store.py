@@ -200,6 +200,10 @@ class ResultStore:
         slot.recorded_at = self.monotonic()
         slot.stats.add(result)
 
+    def touch(self) -> None:
+        """Something the bodies show changed besides results (a maintenance window)."""
+        self._changed()
+
     def _changed(self) -> None:
         self.generation += 1
         self._dirty = True

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from probe.metrics import metrics_handler
 from probe.web import responses
+from probe.web.admin import AdminRoutes
 from probe.web.auth import authorized
 from probe.web.health import HealthRoutes
 from probe.web.pings import PingRoutes
@@ -50,6 +51,7 @@ def routes(
     registry: CollectorRegistry,
     site: StatusSite | None = None,
     inbox: PingReceiver | None = None,
+    admin: AdminRoutes | None = None,
 ) -> list[Route]:
     health = HealthRoutes(bodies, settings)
     table = [
@@ -71,6 +73,22 @@ def routes(
             Route(("/api/v1/checks/{name}/history",), site.guarded(site.check_history)),
             Route(("/badge/{check}/status.svg",), site.guarded(site.badge_status)),
             Route(("/badge/{check}/uptime/{window}.svg",), site.guarded(site.badge_uptime)),
+            Route(("/status/feed.atom",), site.guarded(site.feed)),
+        ]
+    if site is not None and admin is not None:
+        list_windows, open_window = (
+            site.guarded(admin.list_windows),
+            admin.guarded(admin.open_window),
+        )
+
+        async def maintenance(request: web.Request) -> web.StreamResponse:
+            # One path, two audiences: reading is the status page's, writing the admin's.
+            return await (open_window if request.method == "POST" else list_windows)(request)
+
+        table += [
+            Route(("/api/v1/maintenance",), maintenance, ("GET", "HEAD", "POST")),
+            Route(("/api/v1/maintenance/{id}",), admin.guarded(admin.close_window), ("DELETE",)),
+            Route(("/api/v1/incidents/{id}/notes",), admin.guarded(admin.add_note), ("POST",)),
         ]
     if inbox is not None:
         pings = PingRoutes(inbox, settings)
@@ -86,9 +104,10 @@ def build_app(
     registry: CollectorRegistry,
     site: StatusSite | None = None,
     inbox: PingReceiver | None = None,
+    admin: AdminRoutes | None = None,
 ) -> web.Application:
     app = web.Application(handler_args={"max_field_size": MAX_FIELD_SIZE})
-    for route in routes(bodies, settings, registry, site, inbox):
+    for route in routes(bodies, settings, registry, site, inbox, admin):
         allow = ", ".join(route.methods)
 
         async def not_allowed(request: web.Request, allow: str = allow) -> web.StreamResponse:
