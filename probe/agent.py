@@ -18,17 +18,24 @@ from probe.alerts.service import AlertService
 from probe.checks.factory import build_runner
 from probe.config import Config, ConfigError, load_config, load_or_report
 from probe.history.service import History
+from probe.incident_notes import Note
+from probe.maintenance import Window
 from probe.metrics import build_registry
 from probe.model import CheckResult
 from probe.networds import address
 from probe.otlp.push import OtlpPush
-from probe.pings import Inbox, add_ping_routes
+from probe.pings import Inbox
 from probe.redact import Redactor
 from probe.runner import CheckRunner
 from probe.scheduler import Scheduler
-from probe.server import build_app, serve
 from probe.store import ResultStore
 from probe.times import Clock
+from probe.web.admin import AdminRoutes
+from probe.web.history import HistoryView
+from probe.web.routes import build_app
+from probe.web.server import serve
+from probe.web.settings import LiveSettings, WebSettings
+from probe.web.status import StatusSite
 
 log = logging.getLogger("probe.agent")
 
@@ -54,9 +61,18 @@ class Agent:
         self.scheduler = Scheduler(self.store)
         self.alerts = AlertService(config, clock=clock)
         self.store.subscribe(self._forward_to_alerts)
+        self.store.in_maintenance = self.in_maintenance
         self.history = History(config, self.store, clock)
         self.store.subscribe(self.history.observe)
         self.alerts.listeners.append(self.history.record_alert)  # carried over on reload
+        # What the web reads: settings swapped on reload, and the status site's bodies.
+        self.settings = LiveSettings.of(config.agent)
+        self.planning = Planning(self)
+        self.site = StatusSite(
+            HistoryView(self.store, self.history.writer, self.settings, clock, self.planning),
+            self.settings,
+        )
+        self.history.watch(self.site.mark_stale)
         # The agent, not the alert service, is the metrics' source: a reload swaps the service.
         self.registry = build_registry(self.store, self)
         # Heartbeat pings: a file of their own next to the alert state (docs/checks/heartbeat.md).
@@ -71,6 +87,9 @@ class Agent:
     def _forward_to_alerts(self, check: str, result: CheckResult) -> None:
         # Looked up on each call: a reload replaces the alert service.
         self.alerts.observe(check, result)
+
+    def in_maintenance(self, check: str, now: float) -> bool:
+        return self.alerts.maintenance.covers(check, now)  # a reload replaces the service
 
     def firing(self) -> dict[str, int]:
         return self.alerts.firing()
@@ -109,17 +128,17 @@ class Agent:
             },
         )
 
-    def _ping_token(self) -> str:
-        return self.config.agent.ping_token.get_secret_value()  # read per ping: reloads apply
-
     async def _serve(self) -> None:
         agent = self.config.agent
-
-        def add_routes(app: web.Application) -> None:
-            self.history.site.add_routes(app)
-            add_ping_routes(app, self.inbox, self._ping_token)
-
-        app = build_app(self.store, self.registry, add_routes)
+        writer = self.history.writer
+        admin = AdminRoutes(
+            self.planning,
+            self.store.check_names,
+            writer.incidents if writer is not None else list,
+            self.settings,
+            self.clock,
+        )
+        app = build_app(self.store, self.settings, self.registry, self.site, self.inbox, admin)
         self._http = await serve(app, agent.host or None, agent.port)
         addresses = self._http.addresses  # the real port when listen asks for port 0
         self.port = int(addresses[0][1]) if addresses else agent.port
@@ -157,6 +176,7 @@ class Agent:
             log.warning("agent.listen changed; restart probe to listen on the new address")
         self.redactor.update(config.secrets())
         self.config = config
+        self.settings.swap(WebSettings.of(config.agent))
         self.store.reconfigure(config)
         self.history.reconfigure(config)
         self.inbox.configure(c.name for c in config.all_checks() if c.type == "heartbeat")
@@ -183,6 +203,42 @@ class Agent:
             await self._http.cleanup()
             self._http = None
         log.info("probe stopped")
+
+
+class Planning:
+    """Windows and notes for the web: kept by the alert service in force (a reload
+    replaces it and hands them on), shown on the status page as soon as they change."""
+
+    def __init__(self, agent: Agent) -> None:
+        self._agent = agent
+
+    def windows(self, now: float) -> list[Window]:
+        return self._agent.alerts.maintenance.listing(now)
+
+    def applies(self, window: Window, check: str) -> bool:
+        return self._agent.alerts.maintenance.applies(window, check)
+
+    def open_window(self, checks: list[str], duration: float, reason: str) -> Window:
+        window = self._agent.alerts.open_window(checks, duration, reason)
+        self._changed()
+        return window
+
+    def close_window(self, window_id: str) -> Window | None:
+        window = self._agent.alerts.close_window(window_id)
+        self._changed()
+        return window
+
+    def notes(self) -> list[Note]:
+        return list(self._agent.alerts.notes.notes)
+
+    def add_note(self, incident: str, text: str) -> Note:
+        note = self._agent.alerts.add_note(incident, text)
+        self._changed()
+        return note
+
+    def _changed(self) -> None:
+        self._agent.site.mark_stale()
+        self._agent.store.touch()  # /health's `"maintenance": true` follows at once
 
 
 def run_agent(config_path: Path, log_format: str) -> int:

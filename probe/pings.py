@@ -1,4 +1,4 @@
-"""Heartbeat pings: the `/ping/<check>` routes and the inbox they record into.
+"""Heartbeat pings: the inbox the `/ping/<check>` routes (`probe.web.pings`) record into.
 
 A ping only updates memory; a background task writes the inbox to
 `<agent.state_file>.heartbeats.json` (atomically, off the request path) so a restart in
@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-from aiohttp import web
 
 from probe.tasks import cancel_and_wait
 from probe.times import Clock
@@ -29,13 +26,9 @@ from probe.times import Clock
 log = logging.getLogger("probe.pings")
 
 MAX_MESSAGE = 10 * 1024  # bytes of a ping's body kept as the last message
-MAX_RID = 64
 MAX_OPEN_RUNS = 64  # per check: overlapping runs beyond this are a runaway, not a schedule
 FLUSH_INTERVAL = 1.0
 FORMAT_VERSION = 1
-JSON = "application/json"
-NO_STORE = {"Cache-Control": "no-store"}
-_OK = json.dumps({"ok": True}).encode()
 
 
 @dataclass(slots=True)
@@ -185,65 +178,3 @@ class Inbox:
         await cancel_and_wait(self._writer)
         self._writer = None
         await self.flush()
-
-
-# ---------------------------------------------------------------- routes
-
-
-def _answer(status: int, body: bytes) -> web.Response:
-    return web.Response(body=body, status=status, content_type=JSON, headers=NO_STORE)
-
-
-def _refuse(status: int, error: str, headers: dict[str, str] | None = None) -> web.Response:
-    body = json.dumps({"ok": False, "error": error}).encode()
-    return web.Response(
-        body=body, status=status, content_type=JSON, headers={**NO_STORE, **(headers or {})}
-    )
-
-
-def _action(text: str) -> tuple[str, int | None] | None:
-    if text in ("", "success"):
-        return "success", None
-    if text in ("start", "fail"):
-        return text, None
-    if text.isdigit() and len(text) <= 3 and int(text) <= 255:
-        code = int(text)
-        return ("success" if code == 0 else "fail"), code
-    return None
-
-
-def add_ping_routes(app: web.Application, inbox: Inbox, token: Callable[[], str]) -> None:
-    """`/ping/<check>[/start|/fail|/<exit code>]`, GET and POST; `token()` is read per
-    request so a reload that sets `agent.ping_token` takes effect at once."""
-
-    async def ping(request: web.Request) -> web.StreamResponse:
-        expected = token()
-        if expected:
-            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            ok = scheme.lower() == "bearer" and hmac.compare_digest(
-                given.strip().encode("utf-8", "surrogateescape"), expected.encode()
-            )
-            if not ok:
-                return _refuse(401, "unauthorized", {"WWW-Authenticate": 'Bearer realm="probe"'})
-        name = request.match_info["check"]
-        if not inbox.knows(name):
-            return _refuse(404, f"no heartbeat check named {name[:64]!r}")
-        action = _action(request.match_info.get("action", ""))
-        if action is None:
-            return _refuse(404, "expected /ping/<check>, /start, /fail or an exit code 0-255")
-        rid = request.query.get("rid", "")[:MAX_RID] if request.query_string else ""
-        message = ""
-        if request.body_exists:
-            raw = await request.content.read(MAX_MESSAGE)
-            message = raw.decode("utf-8", "replace")
-        kind, code = action
-        inbox.record(name, kind, code, rid, message)
-        return _answer(200, _OK)
-
-    async def not_allowed(request: web.Request) -> web.StreamResponse:
-        return _refuse(405, f"method {request.method} not allowed", {"Allow": "GET, POST"})
-
-    for path in ("/ping/{check}", "/ping/{check}/{action}"):
-        app.router.add_route("GET", path, ping)
-        app.router.add_route("POST", path, ping)
-        app.router.add_route("*", path, not_allowed)

@@ -193,12 +193,10 @@ class SteppedClocks:
 async def test_staleness_and_uptime_follow_elapsed_time_not_the_wall_clock(
     tmp_path: Path, aiohttp_client: Any
 ) -> None:
-    from prometheus_client import CollectorRegistry
-
     from probe.config import load_config
     from probe.model import CheckResult, Status
-    from probe.server import build_app
     from probe.store import ResultStore
+    from tests.support import web_app
 
     config = tmp_path / "probe.yaml"
     config.write_text(
@@ -209,7 +207,7 @@ async def test_staleness_and_uptime_follow_elapsed_time_not_the_wall_clock(
     store = ResultStore(
         load_config(config), clock=lambda: clocks.wall, monotonic=lambda: clocks.mono
     )
-    client = await aiohttp_client(build_app(store, CollectorRegistry()))
+    client = await aiohttp_client(web_app(store))
     clocks.elapse(60)
     store.record("dep", CheckResult(Status.PASS, 0.01, "", clocks.wall))
 

@@ -104,7 +104,7 @@ async def test_the_ping_token_is_needed_when_set(
     url = f"http://127.0.0.1:{agent.port}/ping/billing"
     try:
         status, body = await call(session, "POST", url)
-        assert (status, body) == (401, {"ok": False, "error": "unauthorized"})
+        assert (status, body) == (401, {"status": "error", "error": "unauthorized"})
         # Unknown names answer 401 too: no token, no list of check names.
         assert (await call(session, "POST", url + "-x"))[0] == 401
         wrong = {"Authorization": "Bearer nope"}

@@ -26,6 +26,8 @@ from probe.alerts.state import SavedState, load_state
 from probe.alerts.state_writer import STATE_RETRY_INTERVAL, StateWriter
 from probe.config import Config
 from probe.contract import NotifierConfig, Resender
+from probe.incident_notes import IncidentNotes, Note
+from probe.maintenance import Maintenance, Window
 from probe.model import CheckResult
 from probe.plugins import build_notifier
 from probe.redact import Redactor
@@ -78,7 +80,10 @@ class AlertService:
         self.clock = clock
         self.agent = config.agent.name
         depends_on = {c.name: list(c.depends_on) for c in config.all_checks() if c.depends_on}
-        self.engine = AlertEngine(config.alerts, _parents(config), depends_on)
+        members = {c.name: [m.name for m in c.members()] for c in config.all_checks()}
+        self.maintenance = Maintenance(config.maintenance, members=members, depends_on=depends_on)
+        self.engine = AlertEngine(config.alerts, _parents(config), depends_on, self.maintenance)
+        self.notes = IncidentNotes()
         self.grouper = Grouper(config.alerts.group_wait)
         self.redactor = Redactor(config.secrets())
         self.backoff = backoff
@@ -184,6 +189,36 @@ class AlertService:
         except Exception:  # a bug here must not stop results from being recorded
             log.exception("alert evaluation failed", extra={"check": check})
 
+    # ------------------------------------------------------------ maintenance
+
+    def open_window(self, checks: list[str], duration: float, reason: str) -> Window:
+        window = self.maintenance.open(checks, duration, reason, self.clock())
+        log.info(
+            "maintenance window %s opened for %s: %s",
+            window.id,
+            ", ".join(window.checks) or "every check",
+            window.reason or "no reason given",
+            extra={"window": window.id},
+        )
+        self._writer.soon(self._version(), force=True)
+        return window
+
+    def close_window(self, window_id: str) -> Window | None:
+        window = self.maintenance.close(window_id, self.clock())
+        if window is not None:
+            log.info("maintenance window %s closed", window.id, extra={"window": window.id})
+            self._writer.soon(self._version(), force=True)
+        return window
+
+    def add_note(self, incident: str, text: str) -> Note:
+        note = self.notes.add(incident, text, self.clock())
+        self._writer.soon(self._version(), force=True)
+        return note
+
+    def _version(self) -> int:
+        # Each only grows: their sum changes whenever one does.
+        return self.engine.version + self.maintenance.version + self.notes.version
+
     # ------------------------------------------------------------ readers
 
     def firing(self) -> dict[str, int]:
@@ -204,7 +239,13 @@ class AlertService:
             notification = Notification(self.agent, self.clock(), tuple(pending))
             for queue in outbox.values():
                 queue.append(notification)
-        return SavedState(alerts=self.engine.export(), outbox=outbox, saved_at=self.clock())
+        return SavedState(
+            alerts=self.engine.export(),
+            outbox=outbox,
+            saved_at=self.clock(),
+            maintenance=self.maintenance.export(),
+            notes=self.notes.export(),
+        )
 
     # ------------------------------------------------------------ internals
 
@@ -217,6 +258,14 @@ class AlertService:
         return loaded or SavedState()
 
     def _restore(self, state: SavedState) -> None:
+        if self._previous is not None:
+            self.maintenance.carry(self._previous.maintenance)
+            self.notes.carry(self._previous.notes)
+        else:
+            problems = self.maintenance.restore(state.maintenance, self.clock())
+            problems += self.notes.restore(state.notes)
+            for problem in problems:
+                log.warning("ignoring part of the saved alert state: %s", problem)
         try:
             self.engine.restore(state.alerts)
         except (ValueError, KeyError, TypeError) as exc:
@@ -257,7 +306,7 @@ class AlertService:
             _log_alert(alert)
         self.grouper.add(due, now)
         self._flush(self.grouper.due(now))
-        self._writer.soon(self.engine.version)
+        self._writer.soon(self._version())
 
     def _flush(self, alerts: list[Alert]) -> None:
         alerts = self.engine.inhibit(alerts)  # a parent's failure seen during group_wait
@@ -266,7 +315,7 @@ class AlertService:
         notification = Notification(self.agent, self.clock(), tuple(alerts))
         for delivery in self._deliveries:
             delivery.put(notification)
-        self._writer.soon(self.engine.version, force=True)
+        self._writer.soon(self._version(), force=True)
         for listener in self.listeners:
             for alert in alerts:
                 try:
@@ -275,7 +324,7 @@ class AlertService:
                     log.exception("alert listener failed", extra={"alert": alert.key})
 
     def _outbox_changed(self) -> None:
-        self._writer.soon(self.engine.version, force=True)
+        self._writer.soon(self._version(), force=True)
 
     async def _tick_loop(self) -> None:
         while True:
@@ -300,13 +349,15 @@ class AlertService:
             alerts=self.engine.export(),
             outbox={d.ident: list(d.queue) for d in self._deliveries},
             saved_at=self.clock(),
+            maintenance=self.maintenance.export(),
+            notes=self.notes.export(),
         )
         if self.grouper:
             # Not yet handed to a queue: persist as if it had been, so a crash keeps it.
             pending = Notification(self.agent, self.clock(), tuple(self.grouper.peek()))
             for queue in state.outbox.values():
                 queue.append(pending)
-        return self.engine.version, state
+        return self._version(), state
 
 
 def _log_alert(alert: Alert) -> None:

@@ -35,6 +35,8 @@ class SavedState:
     alerts: list[dict[str, Any]] = field(default_factory=list)  # AlertState.to_dict() each
     outbox: dict[str, list[Notification]] = field(default_factory=dict)  # notifier id -> queue
     saved_at: float = 0.0
+    maintenance: list[dict[str, Any]] = field(default_factory=list)  # run-time windows
+    notes: list[dict[str, Any]] = field(default_factory=list)  # incident notes
 
     def to_json(self) -> str:
         return json.dumps(
@@ -43,6 +45,8 @@ class SavedState:
                 "saved_at": self.saved_at,
                 "alerts": self.alerts,
                 "outbox": {k: [n.to_dict() for n in v] for k, v in self.outbox.items()},
+                "maintenance": self.maintenance,
+                "notes": self.notes,
             },
             indent=1,
         )
@@ -57,12 +61,19 @@ class SavedState:
             raise ValueError("not a probe alert state file (unknown version)")
         alerts = data.get("alerts", [])
         outbox = data.get("outbox", {})
+        maintenance = data.get("maintenance", [])
+        notes = data.get("notes", [])
         if not isinstance(alerts, list) or not isinstance(outbox, dict):
             raise ValueError("alerts must be a list and outbox a map")
+        for name, entries in (("maintenance", maintenance), ("notes", notes)):
+            if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+                raise ValueError(f"{name} must be a list of maps")
         return cls(
             alerts=[dict(a) for a in alerts],
             outbox={str(k): [Notification.from_dict(n) for n in v] for k, v in outbox.items()},
             saved_at=float(data.get("saved_at", 0.0)),
+            maintenance=maintenance,
+            notes=notes,
         )
 
 

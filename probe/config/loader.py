@@ -17,6 +17,7 @@ from probe.config.schema import AgentConfig, AlertsConfig, Config
 from probe.config.source import expand_tree, parse_yaml, read_text
 from probe.contract import BUILT_IN_DEFAULTS, INHERITED_KEYS, CheckConfig, Defaults, NotifierConfig
 from probe.fields import StrictModel
+from probe.maintenance import WindowConfig
 from probe.plugins import (
     CHECK_TYPES,
     NOTIFIER_TYPES,
@@ -29,7 +30,7 @@ _SECTIONS: dict[str, type[StrictModel]] = {
     "defaults": Defaults,
     "alerts": AlertsConfig,
 }
-_SECTION_SECRETS = {"agent": frozenset({"auth_token", "ping_token", "headers"})}
+_SECTION_SECRETS = {"agent": frozenset({"auth_token", "ping_token", "admin_token", "headers"})}
 
 
 def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
@@ -69,7 +70,9 @@ def load_or_report(path: Path) -> Config | None:
 def _validate(raw: dict[str, Any], source: str) -> Config:
     # Each section is validated on its own, so one broken section does not hide the
     # problems of the others: the user fixes the file in one pass.
-    problems = [f"{key}: unknown key" for key in raw if key not in (*_SECTIONS, "checks")]
+    problems = [
+        f"{key}: unknown key" for key in raw if key not in (*_SECTIONS, "checks", "maintenance")
+    ]
     sections: dict[str, Any] = {}
     for key, model in _SECTIONS.items():
         value = raw.get(key)
@@ -93,6 +96,8 @@ def _validate(raw: dict[str, Any], source: str) -> Config:
     alerts: AlertsConfig | None = sections.get("alerts")
     if alerts is not None:
         problems += rules.unknown_check_references(alerts, known)
+    maintenance = _validate_windows(raw.get("maintenance"), problems)
+    problems += rules.unknown_window_checks(maintenance, known)
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
     return Config(
@@ -100,6 +105,7 @@ def _validate(raw: dict[str, Any], source: str) -> Config:
         agent=sections["agent"],
         checks=rules.linked(checks),
         alerts=sections["alerts"],
+        maintenance=maintenance,
     )
 
 
@@ -146,6 +152,16 @@ def _validate_notifiers(value: Any, problems: list[str]) -> list[NotifierConfig]
         except ValidationError as exc:
             problems.extend(pydantic_problems(exc, here, model.secret_fields))
     return notifiers
+
+
+def _validate_windows(value: Any, problems: list[str]) -> list[WindowConfig]:
+    windows: list[WindowConfig] = []
+    for i, raw in enumerate(_entry_list(value, "maintenance", "windows", problems)):
+        try:
+            windows.append(WindowConfig.model_validate(raw))
+        except ValidationError as exc:
+            problems.extend(pydantic_problems(exc, f"maintenance[{i}]", ()))
+    return windows
 
 
 def _validate_checks(

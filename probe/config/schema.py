@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from probe.contract import CheckConfig, NotifierConfig
 from probe.fields import Duration, StrictModel, TimeZone
+from probe.maintenance import WindowConfig
 from probe.otlp import OtlpConfig
 from probe.redact import url_secrets
 
@@ -28,6 +29,8 @@ class AgentConfig(StrictModel):
     auth_token: SecretStr = SecretStr("")
     # `Authorization: Bearer <token>` the /ping/<check> routes need when set.
     ping_token: SecretStr = SecretStr("")
+    # `Authorization: Bearer <token>` every write of the admin API needs; no token, no API.
+    admin_token: SecretStr = SecretStr("")
     # A DSN may hold a password: secret, and its errors never quote it (docs/history.md).
     history: SecretStr = SecretStr(DEFAULT_HISTORY)
     status_page: Literal["public", "token", "off"] = "public"
@@ -234,13 +237,19 @@ class Config(BaseModel):
     agent: AgentConfig
     checks: list[CheckConfig]
     alerts: AlertsConfig
+    maintenance: list[WindowConfig] = []
 
     def all_checks(self) -> Iterator[CheckConfig]:
         """Every configured check, group members right after their group."""
         yield from walk(self.checks)
 
     def secrets(self) -> list[str]:
-        found = [self.agent.auth_token.get_secret_value(), self.agent.ping_token.get_secret_value()]
+        agent = self.agent
+        found = [
+            agent.auth_token.get_secret_value(),
+            agent.ping_token.get_secret_value(),
+            agent.admin_token.get_secret_value(),
+        ]
         found.extend(url_secrets(self.agent.history.get_secret_value()))
         if self.agent.otlp is not None:
             found.extend(self.agent.otlp.secrets())

@@ -91,13 +91,15 @@ class HistoryWriter:
 
     # ------------------------------------------------------------ input (event loop, no I/O)
 
-    def observe(self, check: str, result: CheckResult, interval: float) -> None:
+    def observe(
+        self, check: str, result: CheckResult, interval: float, maintenance: bool = False
+    ) -> None:
         hour = hour_of(result.observed_at)
         key = (check, hour)
         chunk = self._chunks.get(key)
         if chunk is None:
             chunk = self._chunks[key] = Chunk(hour)
-        chunk.add(result.observed_at, result.status, result.response_time, interval)
+        chunk.add(result.observed_at, result.status, result.response_time, interval, maintenance)
         self._new.add(key)
         self._dirty.add(key)
 
