@@ -27,6 +27,7 @@ from probe.runner import CheckRunner
 from probe.scheduler import Scheduler
 from probe.server import build_app, serve
 from probe.store import ResultStore
+from probe.tasks import cancel_and_wait
 from probe.times import Clock
 
 log = logging.getLogger("probe.agent")
@@ -208,15 +209,24 @@ async def _run_until_signalled(agent: Agent) -> int:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
+    # A SIGTERM while starting (a state file on a hung volume) stops the start too.
+    starting = loop.create_task(agent.start(), name="start")
+    stopping = loop.create_task(stop.wait(), name="stop")
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        await cancel_and_wait(starting)
     try:
-        await agent.start()
+        starting.result()
+    except asyncio.CancelledError:
+        pass
     except OSError as exc:
         listen = agent.config.agent.listen
         log.error("cannot listen on %s: %s", listen, exc.strerror or exc)
         reloader.cancel()
+        stopping.cancel()
         await agent.stop()
         return 1
-    await stop.wait()
+    await stopping
     log.info("stopping", extra={"signal": "SIGTERM/SIGINT"})
     reloader.cancel()
     await asyncio.gather(reloader, return_exceptions=True)

@@ -220,5 +220,5 @@ def test_a_corrupt_state_file_is_ignored_with_one_line(
     path.write_text(text)
     assert load_state(path) is None
     (record,) = [r for r in caplog.records if "state file" in r.getMessage()]
-    assert record.getMessage().startswith(f"ignoring corrupt alert state file {path}: ")
+    assert record.getMessage().startswith(f"ignoring alert state file {path}: ")
     assert "\n" not in record.getMessage()
