@@ -27,6 +27,8 @@ from tests.hostile import AgentProcess
 INTERVAL, TIMEOUT = 1.0, 0.5
 # One loop turn for the heartbeat to render, and as much again for the poll itself.
 SLACK = 1.5
+
+
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as s:

@@ -41,10 +41,17 @@ async def runs_in_24h(base: str, check: str = "c0") -> int:
 
 
 def rows_in_file(path: Path) -> tuple[int, float]:
-    """(results stored in the raw table, the latest hour they are in)."""
+    """(results stored in the raw table, the latest hour they are in); (0, 0) when the
+    file is gone or has no table."""
+    if not path.exists():
+        return 0, 0
     with sqlite3.connect(path) as db:
-        found = db.execute("SELECT hour, data FROM raw").fetchall()
-    return sum(len(decode_chunk(h, bytes(b))) for h, b in found), max(h for h, _ in found)
+        try:
+            found = db.execute("SELECT hour, data FROM raw").fetchall()
+        except sqlite3.OperationalError:
+            return 0, 0
+    count = sum(len(decode_chunk(h, bytes(b))) for h, b in found)
+    return count, max((h for h, _ in found), default=0)
 
 
 async def until(condition: Callable[[], Awaitable[bool]], limit: float) -> None:
