@@ -174,7 +174,7 @@ def _action(text: str) -> tuple[str, int | None] | None:
 
 
 def add_ping_routes(app: web.Application, inbox: Inbox, token: Callable[[], str]) -> None:
-    """`/ping/<check>[/start|/fail|/<exit code>]`, GET and POST; `token()` is read per
+    """`/ping/<check>[/start|/fail|/<exit code>]`, GET, HEAD and POST; `token()` is read per
     request so a reload that sets `agent.ping_token` takes effect at once."""
 
     async def ping(request: web.Request) -> web.StreamResponse:
@@ -202,9 +202,10 @@ def add_ping_routes(app: web.Application, inbox: Inbox, token: Callable[[], str]
         return _answer(200, _OK)
 
     async def not_allowed(request: web.Request) -> web.StreamResponse:
-        return _refuse(405, f"method {request.method} not allowed", {"Allow": "GET, POST"})
+        return _refuse(405, f"method {request.method} not allowed", {"Allow": "GET, HEAD, POST"})
 
     for path in ("/ping/{check}", "/ping/{check}/{action}"):
         app.router.add_route("GET", path, ping)
+        app.router.add_route("HEAD", path, ping)  # healthchecks.io counts HEAD as a ping too
         app.router.add_route("POST", path, ping)
         app.router.add_route("*", path, not_allowed)

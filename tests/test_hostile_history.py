@@ -87,7 +87,7 @@ async def test_a_history_file_deleted_while_running_is_started_again_with_what_m
         async def some_runs() -> bool:
             return await runs_in_24h(agent.base) >= 4
 
-        await until(some_runs, 20)
+        await until(some_runs, 40)
         for suffix in ("", "-wal", "-shm"):
             Path(f"{history}{suffix}").unlink(missing_ok=True)
         await asyncio.sleep(5)
@@ -133,7 +133,7 @@ async def test_a_clock_stepped_400_days_ahead_prunes_nothing_and_dates_nothing_a
         async def some_runs() -> bool:
             return await runs_in_24h(agent.base) >= 8
 
-        await until(some_runs, 20)
+        await until(some_runs, 40)
         before = await runs_in_24h(agent.base)
         spec.write_text("+400d\n")
         await asyncio.sleep(5)

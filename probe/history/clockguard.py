@@ -26,7 +26,7 @@ ACCEPT_AFTER = 600.0  # seconds a clock must stay that far ahead to be believed
 class ClockGuard:
     def __init__(self, monotonic: Clock = time.monotonic) -> None:
         self.monotonic = monotonic
-        self._wall: float | None = None  # the newest accepted result's time
+        self._wall: float | None = None  # the last accepted result's time
         self._mono = 0.0  # ... and the monotonic clock then
         self._ahead_since: float | None = None  # monotonic, while results are refused
         self.refused = 0
@@ -50,8 +50,9 @@ class ClockGuard:
             if self._ahead_since is not None:
                 log.info("history: the wall clock agrees with the history again; recording")
                 self._ahead_since = None
-            if expected is None or at > expected:
-                self._wall, self._mono = at, mono
+            # Followed back too: a clock put right after running ahead must not leave the
+            # guard a day ahead, where it would let the next jump through.
+            self._wall, self._mono = at, mono
             return True
         if self._ahead_since is None:
             self._ahead_since = mono
