@@ -39,7 +39,7 @@ ODD_FILES = [
     ("complex-key", "checks:\n  - ? [a, b]\n    : 1\n", "cannot be read as a probe config"),
     ("float-tag", "defaults: { timeout: !!float 5s }\n", "cannot be read as a probe config"),
     ("timestamp-tag", "defaults: { timeout: !!timestamp 5s }\n", "cannot be read as"),
-    ("huge-number", "agent: { live_timeout: " + "9" * 5000 + " }\n", "cannot be read as"),
+    ("huge-number", "agent: { live_timeout: " + "9" * 5000 + " }\n", "a number is too long"),
     ("alias-bomb", ALIAS_BOMB + "\n", "more than 100,000 values once YAML aliases"),
 ]
 
