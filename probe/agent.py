@@ -205,7 +205,6 @@ async def _run_until_signalled(agent: Agent) -> int:
             except Exception:  # the reloader must outlive any one bad reload
                 log.exception("reload failed; the agent keeps running with what it has")
 
-    reloader = loop.create_task(reload_one_at_a_time(), name="reloader")
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
@@ -222,10 +221,11 @@ async def _run_until_signalled(agent: Agent) -> int:
     except OSError as exc:
         listen = agent.config.agent.listen
         log.error("cannot listen on %s: %s", listen, exc.strerror or exc)
-        reloader.cancel()
         stopping.cancel()
         await agent.stop()
         return 1
+    # Only once started: a HUP that came during the start is one reload now.
+    reloader = loop.create_task(reload_one_at_a_time(), name="reloader")
     await stopping
     log.info("stopping", extra={"signal": "SIGTERM/SIGINT"})
     reloader.cancel()
