@@ -29,6 +29,7 @@ from probe.redact import Redactor
 from probe.runner import CheckRunner
 from probe.scheduler import Scheduler
 from probe.store import ResultStore
+from probe.tasks import cancel_and_wait
 from probe.times import Clock
 from probe.web.admin import AdminRoutes
 from probe.web.history import HistoryView
@@ -272,19 +273,28 @@ async def _run_until_signalled(agent: Agent) -> int:
             except Exception:  # the reloader must outlive any one bad reload
                 log.exception("reload failed; the agent keeps running with what it has")
 
-    reloader = loop.create_task(reload_one_at_a_time(), name="reloader")
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
+    # A SIGTERM while starting (a state file on a hung volume) stops the start too.
+    starting = loop.create_task(agent.start(), name="start")
+    stopping = loop.create_task(stop.wait(), name="stop")
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        await cancel_and_wait(starting)
     try:
-        await agent.start()
+        starting.result()
+    except asyncio.CancelledError:
+        pass
     except OSError as exc:
         listen = agent.config.agent.listen
         log.error("cannot listen on %s: %s", listen, exc.strerror or exc)
-        reloader.cancel()
+        stopping.cancel()
         await agent.stop()
         return 1
-    await stop.wait()
+    # Only once started: a HUP that came during the start is one reload now.
+    reloader = loop.create_task(reload_one_at_a_time(), name="reloader")
+    await stopping
     log.info("stopping", extra={"signal": "SIGTERM/SIGINT"})
     reloader.cancel()
     await asyncio.gather(reloader, return_exceptions=True)

@@ -16,51 +16,21 @@ import os
 import tempfile
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import asdict
 
+from probe import heartbeat_state
+from probe.heartbeat_state import (
+    FORMAT_VERSION,
+    MAX_OPEN_RUNS,
+    HeartbeatState,
+    clean_message,
+)
 from probe.tasks import cancel_and_wait
 from probe.times import Clock
 
 log = logging.getLogger("probe.pings")
 
-MAX_MESSAGE = 10 * 1024  # bytes of a ping's body kept as the last message
-MAX_OPEN_RUNS = 64  # per check: overlapping runs beyond this are a runaway, not a schedule
 FLUSH_INTERVAL = 1.0
-FORMAT_VERSION = 1
-
-
-@dataclass(slots=True)
-class HeartbeatState:
-    since: float  # when the agent began watching this check
-    last_success: float | None = None
-    last_start: float | None = None
-    last_end: float | None = None
-    failed: bool = False  # the last finished run failed
-    exit_code: int | None = None
-    duration: float | None = None  # of the last finished run with a known start
-    message: str = ""
-    open_runs: dict[str, float] = field(default_factory=dict)  # rid ("" for none) -> start
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> HeartbeatState:
-        runs = data.get("open_runs", {})
-        return cls(
-            since=float(data["since"]),
-            last_success=_opt_float(data.get("last_success")),
-            last_start=_opt_float(data.get("last_start")),
-            last_end=_opt_float(data.get("last_end")),
-            failed=bool(data.get("failed", False)),
-            exit_code=int(data["exit_code"]) if data.get("exit_code") is not None else None,
-            duration=_opt_float(data.get("duration")),
-            message=str(data.get("message", ""))[:MAX_MESSAGE],
-            open_runs={str(k): float(v) for k, v in dict(runs).items()},
-        )
-
-
-def _opt_float(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
 
 
 class Inbox:
@@ -111,7 +81,7 @@ class Inbox:
         state.last_end = now
         state.failed = kind == "fail"
         state.exit_code = exit_code
-        state.message = message
+        state.message = clean_message(message)
         state.duration = now - started if started is not None else None
         if not state.failed:
             state.last_success = now
@@ -122,19 +92,9 @@ class Inbox:
 
     # -- the file
 
-    def load(self) -> None:
-        if not self.path:
-            return
-        try:
-            data = json.loads(Path(self.path).read_text())
-            if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
-                raise ValueError("unknown version")
-            for name, entry in dict(data.get("checks", {})).items():
-                self._states[str(name)] = HeartbeatState.from_dict(entry)
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            log.warning("heartbeat state %s ignored: %s", self.path, exc)
+    async def load(self) -> None:
+        if self.path:
+            self._states.update(await heartbeat_state.load(self.path, self.clock()))
 
     def snapshot(self) -> str:
         kept = {n: asdict(s) for n, s in self._states.items() if n in self._names}
@@ -165,7 +125,7 @@ class Inbox:
             log.warning("cannot write heartbeat state %s: %s", self.path, exc.strerror or exc)
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.load)
+        await self.load()
         if self.path and self._writer is None:
             self._writer = asyncio.create_task(self._write_loop(), name="heartbeat-state")
 

@@ -167,6 +167,7 @@ async def test_a_window_marks_covered_checks_and_their_dependents_in_health(
     agent = await running(tmp_path, config_text(target.port, "off"))
     base = f"http://127.0.0.1:{agent.port}"
     try:
+        await until(lambda: _ready(base), timeout=10)  # every check has its first result
         status, window = await call(
             "POST", f"{base}/api/v1/maintenance", body={"checks": ["redis"], "duration": "10m"}
         )
@@ -182,6 +183,11 @@ async def test_a_window_marks_covered_checks_and_their_dependents_in_health(
     assert flags == {"app": False, "redis": True, "queues": True}
     assert ready_status == 200  # routing is unchanged
     assert all("maintenance" not in c for c in after["checks"])
+
+
+async def _ready(base: str) -> bool:
+    status, _ = await call("GET", f"{base}/ready", None)
+    return status == 200
 
 
 async def _health_with_maintenance(base: str) -> Any:

@@ -137,3 +137,18 @@ async def test_a_run_started_before_a_restart_ends_after_it(
         assert state is not None and state.open_runs == {} and state.duration is not None
     finally:
         await agent.stop()
+
+
+async def test_a_head_request_is_a_ping_as_healthchecks_io_counts_it(
+    write_config: Any, tmp_path: Path, session: Any
+) -> None:
+    agent = await started(write_config, agent_yaml(tmp_path / "state.json"))
+    try:
+        async with session.head(f"http://127.0.0.1:{agent.port}/ping/billing/start") as response:
+            assert response.status == 200
+        state = agent.inbox.state("billing")
+        assert state is not None and state.last_start is not None
+        async with session.put(f"http://127.0.0.1:{agent.port}/ping/billing") as response:
+            assert (response.status, response.headers["Allow"]) == (405, "GET, HEAD, POST")
+    finally:
+        await agent.stop()

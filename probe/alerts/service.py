@@ -22,7 +22,7 @@ from probe.alerts.delivery import RETRY_AFTER_CAP, Backoff, Delivery
 from probe.alerts.engine import AlertEngine, Grouper
 from probe.alerts.notification import Alert, Kind, Notification
 from probe.alerts.session import notifier_session
-from probe.alerts.state import SavedState, load_state
+from probe.alerts.state import SavedState, load_state_off_loop
 from probe.alerts.state_writer import STATE_RETRY_INTERVAL, StateWriter
 from probe.config import Config
 from probe.contract import NotifierConfig, Resender
@@ -105,7 +105,7 @@ class AlertService:
         if self._started:
             return
         self._started = True
-        state = self._initial_state()
+        state = await self._initial_state()
         self._restore(state)
         self._session = notifier_session(self.config.alerts.notifiers)
         for index, notifier_config in enumerate(self.config.alerts.notifiers):
@@ -249,12 +249,12 @@ class AlertService:
 
     # ------------------------------------------------------------ internals
 
-    def _initial_state(self) -> SavedState:
+    async def _initial_state(self) -> SavedState:
         if self._previous is not None:
             self._carried_counts = self._previous.notification_counts()
             return self._previous.export_state()
         path = self.config.agent.state_file
-        loaded = load_state(path) if path else None
+        loaded = await load_state_off_loop(path) if path else None
         return loaded or SavedState()
 
     def _restore(self, state: SavedState) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from probe.config import rules
-from probe.config.errors import ConfigError, pydantic_problems, shown_value
+from probe.config.errors import ConfigError, join_key, pydantic_problems, shown_value
 from probe.config.schema import AgentConfig, AlertsConfig, Config
 from probe.config.source import expand_tree, parse_yaml, read_text
 from probe.contract import BUILT_IN_DEFAULTS, INHERITED_KEYS, CheckConfig, Defaults, NotifierConfig
@@ -51,10 +51,25 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
         raise ConfigError([f"{path}: nested too deeply to be a probe config"]) from None
     except MemoryError:
         raise ConfigError([f"{path}: too large once expanded (YAML aliases?)"]) from None
-    except Exception:  # the fuzzer's finds: !!float 5s, complex keys, 5,000-digit numbers
+    except ImportError as exc:
+        # Not the file's fault: a check's code cannot be imported (another interpreter, a
+        # half-finished upgrade). Saying "YAML" would send the operator hunting in the file.
+        missing = exc.name or str(exc)
         raise ConfigError(
-            [f"{path}: cannot be read as a probe config (an unusual YAML tag or key?)"]
+            [f"probe's installation is broken: cannot import {missing}; reinstall probe"]
         ) from None
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):  # int() refuses over 4,300 digits
+            raise ConfigError(
+                [f"{path}: a number is too long (more than 4,300 digits); is this the config?"]
+            ) from None
+        raise ConfigError([_unreadable(path)]) from None
+    except Exception:  # the fuzzer's finds: !!float 5s, complex keys
+        raise ConfigError([_unreadable(path)]) from None
+
+
+def _unreadable(path: Path) -> str:
+    return f"{path}: cannot be read as a probe config (an unusual YAML tag or key?)"
 
 
 def load_or_report(path: Path) -> Config | None:
@@ -71,7 +86,9 @@ def _validate(raw: dict[str, Any], source: str) -> Config:
     # Each section is validated on its own, so one broken section does not hide the
     # problems of the others: the user fixes the file in one pass.
     problems = [
-        f"{key}: unknown key" for key in raw if key not in (*_SECTIONS, "checks", "maintenance")
+        f"{join_key('', key)}: unknown key"
+        for key in raw
+        if key not in (*_SECTIONS, "checks", "maintenance")
     ]
     sections: dict[str, Any] = {}
     for key, model in _SECTIONS.items():

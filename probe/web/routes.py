@@ -93,7 +93,8 @@ def routes(
     if inbox is not None:
         pings = PingRoutes(inbox, settings)
         table.append(
-            Route(("/ping/{check}", "/ping/{check}/{action}"), pings.ping, ("GET", "POST"))
+            # HEAD counts as a ping, as healthchecks.io counts it.
+            Route(("/ping/{check}", "/ping/{check}/{action}"), pings.ping, ("GET", "HEAD", "POST"))
         )
     return table
 
