@@ -4,6 +4,7 @@ window's sums intact."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -150,3 +151,41 @@ async def test_a_nan_and_inf_scrape_does_not_poison_the_window(
     assert result.status is Status.WARN
     assert "error_ratio 100% > 50%" in result.output
     assert "NaN" not in notes(result)["error_ratio"]
+
+
+async def test_runs_that_time_out_never_pile_up_parses(
+    hostile: HostileMetrics,
+    make: Any,  # noqa: F811 (the fixture)
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 50,000 fresh series (3 MB) take seconds to parse; every run times out after 200ms
+    # while its parse goes on in a thread. Each run used to queue one more body.
+    import threading
+    import time
+
+    from probe.checks.promql import ScrapeParser
+
+    parse = ScrapeParser.parse
+    lock = threading.Lock()
+    running, most, started = [0], [0], [0]
+
+    def counted(self: ScrapeParser, text: str) -> Any:
+        with lock:
+            running[0] += 1
+            started[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            return parse(self, text)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(ScrapeParser, "parse", counted)
+    hostile.mode = "fresh:50000"
+    runner = make(ratio_config(hostile.url, timeout="200ms"), HandClock())
+    results = [await runner.run() for _ in range(5)]
+    assert [r.output for r in results] == ["timed out after 200ms"] * 5
+    deadline = time.monotonic() + 60
+    while running[0] and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert (most[0], started[0]) == (1, 1)
