@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
 from probe import health
 from probe.config import Config
@@ -153,6 +154,8 @@ class ResultStore:
         self._dirty = True
         self._verbose: Rendered | None = None
         self._derived: dict[Hashable, Rendered] = {}
+        # Objects the verbose /health body carries beside the checks (the fleet's leader).
+        self._extras: dict[str, Any] = {}
         self.reconfigure(config)
 
     # ------------------------------------------------------------ writers
@@ -207,6 +210,13 @@ class ResultStore:
         now = self.clock()
         self._live = Rendered(200, health.dumps(health.live_body(True, self._started(now), now)))
         self._dirty = True
+
+    def set_extra(self, name: str, value: Any) -> None:
+        """Add `name` to the verbose /health body; a change is seen by the next request."""
+        if self._extras.get(name) != value:
+            self._extras[name] = value
+            self._verbose = None
+            self.generation += 1
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -284,6 +294,7 @@ class ResultStore:
             body = health.health_body(
                 shot.entries, self.config.agent.version, shot.started, shot.now, verbose=True
             )
+            body.update(self._extras)
             self._verbose = Rendered(shot.status_code, health.dumps(body))
             self.verbose_renders += 1
         return self._verbose

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -69,6 +70,10 @@ def build_writer(config: Config, clock: Clock) -> HistoryWriter | None:
     return HistoryWriter(open_backend(dsn), source, top_level, clock=clock)
 
 
+def _never() -> bool:
+    return False
+
+
 class History:
     def __init__(self, config: Config, store: ResultStore, clock: Clock = time.time) -> None:
         self.store = store
@@ -79,10 +84,12 @@ class History:
         if self.writer is not None:
             self.writer.on_change = self.site.mark_stale
         self._task: asyncio.Task[None] | None = None
+        # True while another replica of the fleet writes the shared history.
+        self.paused: Callable[[], bool] = _never
 
     def observe(self, check: str, result: CheckResult) -> None:
         """The store's listener: top-level results only, as /health lists them."""
-        if self.writer is not None:
+        if self.writer is not None and not self.paused():
             self.writer.observe(check, result, self.store.check_config(check).interval)
 
     def record_alert(self, alert: Alert) -> None:
