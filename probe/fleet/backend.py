@@ -36,12 +36,3 @@ class LeaseBackend(Protocol):
 
     async def close(self) -> None: ...
 
-
-def open_backend(dsn: str, fleet: str, timeout: float) -> LeaseBackend:
-    if dsn.startswith(("redis://", "rediss://")):
-        from probe.fleet.redis import RedisLease
-
-        return RedisLease(dsn, fleet, timeout)
-    from probe.fleet.postgres import PostgresLease
-
-    return PostgresLease(dsn, fleet, timeout)

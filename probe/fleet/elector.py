@@ -31,7 +31,8 @@ from probe.alerts.engine import AlertEngine, Phase
 from probe.alerts.notification import Alert, Kind
 from probe.config import Config
 from probe.config.schema import FleetConfig
-from probe.fleet.backend import BackendError, LeaseBackend, open_backend
+from probe.fleet.backend import BackendError, LeaseBackend
+from probe.fleet.stores import open_backend
 from probe.fleet.record import Entry, apply, decide, key_of, record_key
 from probe.store import ResultStore
 from probe.tasks import cancel_and_wait
