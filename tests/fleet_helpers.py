@@ -1,11 +1,10 @@
-"""Real `probe run` replicas, a Redis to check that a test may stop and start, and a real
-PgBouncer in transaction mode: what the fleet tests are made of."""
+"""Real `probe run` replicas and a Redis that a test may stop and start again on the same
+port: what the fleet tests are made of."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -48,59 +47,15 @@ class ThrowAwayRedis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class PgBouncer:
-    """PgBouncer in transaction mode in front of the machine's PostgreSQL (one database)."""
-
-    def __init__(self, database: str, server_port: int = 5432) -> None:
-        self.port = free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="probe-pgbouncer-"))
-        (self.root / "users.txt").write_text('"postgres" ""\n')
-        (self.root / "pgbouncer.ini").write_text(
-            "[databases]\n"
-            f"{database} = host=127.0.0.1 port={server_port} dbname={database}\n"
-            "[pgbouncer]\n"
-            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\n"
-            f"unix_socket_dir =\nauth_type = trust\nauth_file = {self.root}/users.txt\n"
-            "pool_mode = transaction\ndefault_pool_size = 2\nmax_client_conn = 50\n"
-            f"logfile = {self.root}/pgbouncer.log\n"
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-        prefix: list[str] = []
-        if os.geteuid() == 0:  # pgbouncer refuses to run as root
-            shutil.chown(self.root, "postgres", "postgres")
-            for path in self.root.iterdir():
-                shutil.chown(path, "postgres", "postgres")
-            prefix = ["runuser", "-u", "postgres", "--"]
-        self.proc = subprocess.Popen(
-            [*prefix, binary, str(self.root / "pgbouncer.ini")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for_port(self.port)
-
-    def log(self) -> str:
-        path = self.root / "pgbouncer.log"
-        return path.read_text() if path.exists() else ""
-
-    def close(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
 class Replica:
     """One `probe run` child process with its own port and log file."""
 
-    def __init__(self, config: Path, index: int) -> None:
+    def __init__(self, config: Path, index: int, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.index = index
         self.log_path = config.parent / f"replica-{index}.log"
         self.config = config
+        self.env = env or {}
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
@@ -108,7 +63,7 @@ class Replica:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "probe", "run", "-c", str(self.config),
             stdout=log, stderr=log, cwd=REPO / "tests",
-            env=cli_env({"PROBE_PORT": str(self.port)}),
+            env=cli_env({"PROBE_PORT": str(self.port), **self.env}),
         )  # fmt: skip
         log.close()
 

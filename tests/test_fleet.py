@@ -10,12 +10,14 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
-from tests.fleet_helpers import PgBouncer, Replica, ThrowAwayRedis, leader_among
+from tests.deep_servers import DeepCluster
+from tests.fleet_helpers import Replica, ThrowAwayRedis, leader_among
 from tests.slack_receiver import SlackReceiver
+
+pytest_plugins = ["tests.deep_servers"]
 
 LEASE = 3.0
 QUIET = 3.0  # seconds to keep listening for a duplicate
@@ -29,14 +31,6 @@ def checked_redis() -> Iterator[ThrowAwayRedis]:
     server.close()
 
 
-@pytest.fixture
-def pgbouncer(pg_dsn: str) -> Iterator[PgBouncer]:
-    bouncer = PgBouncer(urlsplit(pg_dsn).path.lstrip("/"))
-    bouncer.start()
-    yield bouncer
-    bouncer.close()
-
-
 @pytest.fixture(params=["redis", "postgres", "pgbouncer"])
 def backend(request: pytest.FixtureRequest) -> str:
     if request.param == "redis":
@@ -45,8 +39,9 @@ def backend(request: pytest.FixtureRequest) -> str:
     dsn: str = request.getfixturevalue("pg_dsn")
     if request.param == "postgres":
         return dsn
-    bouncer: PgBouncer = request.getfixturevalue("pgbouncer")
-    return f"postgresql://postgres@127.0.0.1:{bouncer.port}{urlsplit(dsn).path}"
+    cluster: DeepCluster = request.getfixturevalue("deep_pg")
+    bouncer: int = request.getfixturevalue("pgbouncer")  # transaction mode
+    return cluster.dsn("postgres", port=bouncer)
 
 
 def fleet_config(tmp_path: Path, backend: str, redis_port: int, receiver_port: int) -> Path:
@@ -85,10 +80,10 @@ async def replicas(
     await asyncio.gather(*(r.stop() for r in started))
 
 
-def messages(receiver: SlackReceiver) -> list[tuple[str, str]]:
-    """(kind, summary) of every alert delivered, in order."""
-    return [(a["kind"] if "kind" in a else b["kind"], a["summary"])
-            for b in receiver.delivered for a in b["alerts"]]  # fmt: skip
+def leader_gauge(metrics: str) -> str:
+    """The value of `probe_fleet_leader{fleet=...}` in a /metrics text."""
+    line = next(x for x in metrics.splitlines() if x.startswith("probe_fleet_leader{"))
+    return line.rsplit(" ", 1)[1]
 
 
 def kinds(receiver: SlackReceiver) -> list[str]:
@@ -100,10 +95,9 @@ async def test_an_outage_seen_by_three_replicas_is_told_once(
     replicas: list[Replica], checked_redis: ThrowAwayRedis, receiver: SlackReceiver
 ) -> None:
     leader = await leader_among(replicas)
-    gauges = [await r.metrics() for r in replicas]
-    lines = [next(x for x in g.splitlines() if x.startswith("probe_fleet_leader{")) for g in gauges]
-    assert sorted(line.rsplit(" ", 1)[1] for line in lines) == ["0.0", "0.0", "1.0"]
-    assert lines[replicas.index(leader)].endswith(" 1.0")
+    gauges = [leader_gauge(await r.metrics()) for r in replicas]
+    assert sorted(gauges) == ["0.0", "0.0", "1.0"]
+    assert gauges[replicas.index(leader)] == "1.0"
 
     checked_redis.stop()
     await receiver.wait_for(1, timeout=20)
@@ -144,3 +138,44 @@ async def test_a_killed_leader_is_replaced_and_the_new_one_resolves_without_refi
     await asyncio.sleep(QUIET)
     assert kinds(receiver) == ["firing", "resolved"]
     print(f"failover {failover:.2f}s")
+
+
+@pytest.mark.timeout(120)
+async def test_without_its_lease_store_the_fleet_keeps_quiet_then_tells_once(
+    tmp_path: Path, checked_redis: ThrowAwayRedis, receiver: SlackReceiver
+) -> None:
+    store = ThrowAwayRedis()
+    store.start()
+    config = fleet_config(tmp_path, f"redis://127.0.0.1:{store.port}/0", checked_redis.port,
+                          receiver.port)  # fmt: skip
+    replicas = [Replica(config, i) for i in (1, 2, 3)]
+    try:
+        for replica in replicas:
+            await replica.start()
+        await leader_among(replicas)
+
+        store.stop()
+        await asyncio.sleep(LEASE + 1)  # every lease has run out
+        fleets = [await r.fleet() for r in replicas]
+        assert [f["is_leader"] for f in fleets if f] == [False, False, False]
+        assert all(f and f["backend"].startswith("unreachable: connection refused") for f in fleets)
+        assert [leader_gauge(await r.metrics()) for r in replicas] == ["0.0"] * 3
+
+        checked_redis.stop()  # an outage nobody may tell twice: nobody tells it yet
+        await asyncio.sleep(4)
+        assert receiver.delivered == []
+        for replica in replicas:
+            lines = [x for x in replica.logged().splitlines() if "lease store" in x]
+            assert len(lines) == 1, lines  # one line per outage, not one per retry
+            assert "unreachable: connection refused" in lines[0]
+            assert "does not notify" in lines[0]
+
+        store.start()  # back, empty: the new leader tells what is still firing, once
+        await receiver.wait_for(1, timeout=20)
+        checked_redis.start()
+        await receiver.wait_for(2, timeout=20)
+        await asyncio.sleep(QUIET)
+        assert kinds(receiver) == ["firing", "resolved"]
+    finally:
+        await asyncio.gather(*(r.stop() for r in replicas))
+        store.close()
