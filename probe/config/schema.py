@@ -53,6 +53,8 @@ class HeartbeatConfig(StrictModel):
     `url/fail` when it does not."""
 
     url: SecretStr  # healthchecks.io and Cronitor put the secret in the path
+    # `Authorization: Bearer <token>`, for another probe whose agent.ping_token is set.
+    token: SecretStr = SecretStr("")
     every: Duration = 60.0
     timeout: Duration = 10.0
 
@@ -299,7 +301,9 @@ class Config(BaseModel):
         if self.agent.fleet is not None:
             found.extend(url_secrets(self.agent.fleet.backend.get_secret_value()))
         if self.agent.heartbeat is not None:
-            found.extend(heartbeat_secrets(self.agent.heartbeat.url.get_secret_value()))
+            beat = self.agent.heartbeat
+            found.extend(heartbeat_secrets(beat.url.get_secret_value()))
+            found.append(beat.token.get_secret_value())
         for check in self.all_checks():
             found.extend(check.secrets())
         for notifier in self.alerts.notifiers:

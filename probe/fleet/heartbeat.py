@@ -31,6 +31,8 @@ class Heartbeat:
         self.store = store
         self.live_timeout = live_timeout
         self.where = url_origin(self.url)
+        token = config.token.get_secret_value()
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.sent = {"ok": 0, "fail": 0, "error": 0}
         self._problem = ""
         self._session: aiohttp.ClientSession | None = None
@@ -61,7 +63,9 @@ class Heartbeat:
             log.warning("heartbeat: the scheduler has stalled; telling %s", self.where)
         assert self._session is not None
         try:
-            async with self._session.get(url, allow_redirects=False) as response:
+            async with self._session.get(
+                url, headers=self.headers, allow_redirects=False
+            ) as response:
                 await response.read()
                 ok = response.status < 400
                 words = f"HTTP {response.status}"
