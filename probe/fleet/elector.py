@@ -32,8 +32,8 @@ from probe.alerts.notification import Alert, Kind
 from probe.config import Config
 from probe.config.schema import FleetConfig
 from probe.fleet.backend import BackendError, LeaseBackend
-from probe.fleet.stores import open_backend
 from probe.fleet.record import Entry, apply, decide, key_of, record_key
+from probe.fleet.stores import open_backend
 from probe.store import ResultStore
 from probe.tasks import cancel_and_wait
 from probe.times import Clock
