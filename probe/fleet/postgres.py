@@ -71,7 +71,7 @@ class PostgresLease:
         parts = urlsplit(dsn)
         self._host = parts.hostname or "localhost"
         self._where = f"{self._host}:{parts.port or 5432}"
-        self.description = f"postgresql {redact_url(dsn)}"
+        self.description = redact_url(dsn)
         self._conn: Any = None
         self._created = False
 

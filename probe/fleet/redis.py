@@ -49,7 +49,7 @@ class RedisLease:
         parts = urlsplit(url)
         self._host = parts.hostname or "localhost"
         self._where = f"{self._host}:{parts.port or 6379}"
-        self.description = f"redis {redact_url(url)}"
+        self.description = redact_url(url)
         self.leader_key = f"probe:fleet:{{{fleet}}}:leader"
         self.record_key = f"probe:fleet:{{{fleet}}}:alerts"
         self._client: Any = aioredis.Redis.from_url(
