@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.deep_servers import DeepCluster
+from tests.faultproxy import FaultProxy, Mode
 from tests.fleet_helpers import Replica, ThrowAwayRedis, leader_among
 from tests.slack_receiver import SlackReceiver
 
@@ -179,3 +180,44 @@ async def test_without_its_lease_store_the_fleet_keeps_quiet_then_tells_once(
     finally:
         await asyncio.gather(*(r.stop() for r in replicas))
         store.close()
+
+
+@pytest.mark.timeout(120)
+async def test_a_leader_cut_off_from_the_store_steps_down_before_its_successor_leads(
+    tmp_path: Path, redis_server: tuple[str, int], checked_redis: ThrowAwayRedis,
+    receiver: SlackReceiver,
+) -> None:  # fmt: skip
+    host, port = redis_server
+    proxies = [await FaultProxy(host, port).start() for _ in range(3)]
+    config = fleet_config(tmp_path, "${FLEET_BACKEND}", checked_redis.port, receiver.port)
+    replicas = [
+        Replica(config, i, {"FLEET_BACKEND": f"redis://127.0.0.1:{p.port}/0"})
+        for i, p in enumerate(proxies, 1)
+    ]
+    try:
+        for replica in replicas:
+            await replica.start()
+        leader = await leader_among(replicas)
+        proxies[replicas.index(leader)].set(Mode.BLACKHOLE)  # a partition: no answer at all
+        cut_at = time.monotonic()
+        others = [r for r in replicas if r is not leader]
+        successor = await leader_among(others, timeout=4 * LEASE)
+        failover = time.monotonic() - cut_at
+        assert failover <= 2 * LEASE, f"took {failover:.1f}s"
+        old: dict[str, Any] | None = await leader.fleet()
+        assert old is not None and old["is_leader"] is False
+        assert old["backend"] == "unreachable: no answer within 1s"  # lease/3
+        assert leader_gauge(await leader.metrics()) == "0.0"
+        assert (await successor.fleet() or {})["is_leader"] is True
+
+        checked_redis.stop()  # the cut-off replica sees it too, and must keep quiet
+        await receiver.wait_for(1, timeout=20)
+        checked_redis.start()
+        await receiver.wait_for(2, timeout=20)
+        await asyncio.sleep(QUIET)
+        assert kinds(receiver) == ["firing", "resolved"]
+        print(f"partition failover {failover:.2f}s")
+    finally:
+        await asyncio.gather(*(r.stop() for r in replicas))
+        for proxy in proxies:
+            await proxy.close()
