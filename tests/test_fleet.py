@@ -99,6 +99,12 @@ async def test_an_outage_seen_by_three_replicas_is_told_once(
     gauges = [leader_gauge(await r.metrics()) for r in replicas]
     assert sorted(gauges) == ["0.0", "0.0", "1.0"]
     assert gauges[replicas.index(leader)] == "1.0"
+    fleet = await replicas[0].fleet()
+    assert fleet is not None
+    assert list(fleet) == ["name", "leader", "this_agent", "is_leader", "backend"]
+    assert fleet["name"].startswith("fleet-") and fleet["backend"] == "ok"
+    assert fleet["leader"] == (await leader.fleet() or {})["this_agent"]
+    assert fleet["this_agent"].startswith("replica@")
 
     checked_redis.stop()
     await receiver.wait_for(1, timeout=20)
