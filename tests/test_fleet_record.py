@@ -99,10 +99,9 @@ def test_fleet_and_heartbeat_errors_name_the_key_and_never_the_password(tmp_path
 def test_validate_never_prints_the_backend_password_or_the_ping_key(tmp_path: Path) -> None:
     key = "0f4c2b8e-9d1a-4f7e-b3c5-a6d8e2f10b47"
     path = tmp_path / "probe.yaml"
-    path.write_text(
-        CONFIG.format(backend="postgresql://app:s3cr3t-pw@db/shop", lease="15s",
-                      url=f"https://hc-ping.com/{key}", timeout="10s")  # fmt: skip
-    )
+    url = f"https://hc-ping.com/{key}"
+    dsn = "postgresql://app:s3cr3t-pw@db/shop"
+    path.write_text(CONFIG.format(backend=dsn, lease="15s", url=url, timeout="10s"))
     done = run_cli("validate", "-c", str(path))
     assert done.code == 0, done.stderr
     shown = done.stdout + done.stderr
