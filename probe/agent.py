@@ -156,6 +156,9 @@ class Agent:
     async def apply(self, config: Config) -> None:
         if config.agent.listen != self.config.agent.listen:
             log.warning("agent.listen changed; restart probe to listen on the new address")
+        for key in ("fleet", "heartbeat"):
+            if getattr(config.agent, key) != getattr(self.config.agent, key):
+                log.warning("agent.%s changed; restart probe to apply it", key)
         self.redactor.update(config.secrets())
         self.config = config
         self.store.reconfigure(config)
