@@ -227,3 +227,30 @@ async def test_a_leader_cut_off_from_the_store_steps_down_before_its_successor_l
         await asyncio.gather(*(r.stop() for r in replicas))
         for proxy in proxies:
             await proxy.close()
+
+
+def history_writes(metrics: str) -> float:
+    line = next(
+        x for x in metrics.splitlines() if x.startswith('probe_history_writes_total{result="ok"}')
+    )
+    return float(line.rsplit(" ", 1)[1])
+
+
+@pytest.mark.timeout(60)
+async def test_only_the_leader_writes_a_shared_history(
+    tmp_path: Path, redis_url: str, pg_dsn: str, checked_redis: ThrowAwayRedis,
+    receiver: SlackReceiver,
+) -> None:  # fmt: skip
+    config = fleet_config(tmp_path, redis_url, checked_redis.port, receiver.port)
+    config.write_text(config.read_text().replace('history: "off"', f'history: "{pg_dsn}"'))
+    replicas = [Replica(config, i) for i in (1, 2)]
+    try:
+        for replica in replicas:
+            await replica.start()
+        leader = await leader_among(replicas)
+        follower = next(r for r in replicas if r is not leader)
+        await asyncio.sleep(4)  # a few runs and flushes
+        assert history_writes(await leader.metrics()) >= 2
+        assert history_writes(await follower.metrics()) == 0
+    finally:
+        await asyncio.gather(*(r.stop() for r in replicas))
