@@ -103,6 +103,7 @@ checks:
     logged = caplog.text
     assert "heartbeat to http://127.0.0.1:" in logged
     assert PING_KEY not in logged and "beat-token-77" not in logged
+    assert logged.count("the scheduler has stalled") == 1  # once per stall, not per beat
 
 
 async def test_a_dead_probe_is_noticed_by_the_probe_it_pings(

@@ -35,6 +35,7 @@ class Heartbeat:
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.sent = {"ok": 0, "fail": 0, "error": 0}
         self._problem = ""
+        self._stalled = False
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -59,8 +60,12 @@ class Heartbeat:
     async def beat(self) -> None:
         alive = self.store.is_alive(self.live_timeout)
         url = self.url if alive else self.url + "/fail"
-        if not alive:
-            log.warning("heartbeat: the scheduler has stalled; telling %s", self.where)
+        if alive == self._stalled:  # said once per stall, not once per beat
+            self._stalled = not alive
+            if self._stalled:
+                log.warning("heartbeat: the scheduler has stalled; telling %s", self.where)
+            else:
+                log.info("heartbeat: the scheduler makes progress again")
         assert self._session is not None
         try:
             async with self._session.get(
