@@ -25,7 +25,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
-from probe import __version__
+from probe import __version__, limits
 from probe.checks.errors import failure
 from probe.contract import Check, CheckConfig, CheckContext, Report
 from probe.fields import StrictModel
@@ -124,6 +124,9 @@ class Expect(StrictModel):
 
 class HttpConfig(CheckConfig):
     measures: ClassVar[frozenset[str]] = CheckConfig.measures | {"cert_expiry"}
+    # A certificate two weeks from expiry missed its renewal (ACME renews at 30 days).
+    default_warn: ClassVar[limits.LimitMap] = limits.defaults({"cert_expiry": "<14d"})
+    default_fail: ClassVar[limits.LimitMap] = limits.defaults({"cert_expiry": "<7d"})
     secret_fields: ClassVar[frozenset[str]] = frozenset({"url", "headers"})
 
     type: Literal["http"]
