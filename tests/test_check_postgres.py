@@ -285,9 +285,7 @@ async def test_wrong_password_says_authentication_failed(
 ) -> None:
     base = f"127.0.0.1:{cluster.primary}/postgres"
     wrong = await make_runner(dsn=f"postgresql://postgres:{CANARY}@{base}").run()
-    right = await make_runner(
-        dsn=f"postgresql://postgres:{cluster.password}@{base}"
-    ).run()
+    right = await make_runner(dsn=f"postgresql://postgres:{cluster.password}@{base}").run()
 
     assert wrong.status is Status.FAIL
     assert wrong.output == 'password authentication failed for user "postgres"'

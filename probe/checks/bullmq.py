@@ -87,7 +87,7 @@ _BLOCKING_CONNECTION_COMMANDS = frozenset(
 )
 CLIENT_LIST_REFUSED = "CLIENT LIST refused"
 # States that are bad for any queue; docs/checks/bullmq.md says why each, and why the
-# other measures (backlog, failure_ratio, ...) have none.
+# other measures (backlog, failure_ratio, workers, ...) have none.
 DEFAULT_WARN = limits.defaults(
     {
         "schedulers_late": 0,  # a job scheduler's run is overdue by schedule_grace
@@ -95,7 +95,8 @@ DEFAULT_WARN = limits.defaults(
         "stalled_rate": 0,  # a worker died or blocked its event loop mid-job
     }
 )
-DEFAULT_FAIL = limits.defaults({"workers": "<1"})  # nothing consumes the queue
+# No worker is normal where workers scale to zero or only run on a schedule.
+DEFAULT_FAIL: limits.LimitMap = {}
 
 QUEUE_JOBS = MetricFamily(
     "probe_queue_jobs",
