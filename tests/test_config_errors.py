@@ -92,7 +92,8 @@ CASES: list[tuple[str, str, str]] = [
     (
         "bad-limit",
         f"checks:\n  - {{name: a, {REDIS}, warn: {{response_time: lots}}}}\n",
-        "checks[0].warn: response_time: expected a limit like 1000, 500ms, 80%, <1 or off, got 'lots'",
+        "checks[0].warn: response_time: "
+        "expected a limit like 1000, 500ms, 80%, <1 or off, got 'lots'",
     ),
     (
         "unknown-measure",

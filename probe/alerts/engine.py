@@ -23,7 +23,7 @@ pair as one line ("now backlog ..., was workers ...").
 
 The cause in every alert: a run that failed is one `up` verdict with the run's words
 (`connection refused (127.0.0.1:3000)`). The built-in error_rate, the share of failed runs,
-is a consequence of those failures: while `up` is open for the check it is folded into
+is a consequence of those failures: while `up` fires for the check it is folded into
 that alert (its words follow the cause in the `up` summary), and once a notified `up`
 resolved it stays folded until it passes or a run fails again, so the tail of an outage
 in the window is not a second alert. On its own (failures too short-lived to fire `up`)
@@ -307,8 +307,10 @@ class AlertEngine:
         if verdict.status is Status.PASS:
             self._outage_tail.discard(check)
             return False
+        # A pending `up` is dropped by this passing run (a flap nobody heard of): the share
+        # of those failures is then the only word about them, and stands on its own.
         up = self.states.get((check, "", UP))
-        return check in self._outage_tail or (up is not None and up.phase is not Phase.HELD)
+        return check in self._outage_tail or (up is not None and up.phase is Phase.FIRING)
 
     def tick(self, now: float) -> list[Alert]:
         """Reminders, firing keys whose silence or quiet hours ended, and held resolves."""
