@@ -12,6 +12,7 @@ import asyncio
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from probe.checks.http import HttpConfig
 from probe.checks.postgres import PostgresConfig
 from probe.checks.redis import RedisConfig
 from probe.model import Status
+from probe.plugins import CHECK_TYPES, check_config_model
 from probe.redact import Redactor
 from probe.runner import CheckRunner
 from tests.bullmq_fixtures import (  # noqa: F401 - fixtures
@@ -218,3 +220,32 @@ async def test_an_error_rate_on_its_own_names_the_last_failure(
         r"error_rate \d+% > 20% \(last failure: HTTP 502 \(expected 200-399\)\)",
         due[0].summary,
     ), due[0].summary
+
+
+# ---------------------------------------------------------------- the defaults, written down
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "checks"
+
+
+def test_every_default_limit_is_in_its_types_table_with_its_value() -> None:
+    """Each type's page has a Default limits table row per defaulted measure, whose warn
+    and fail cells are the code's; a type without defaults says so."""
+    for type_name in CHECK_TYPES:
+        model = check_config_model(type_name)
+        page = (DOCS / f"{type_name}.md").read_text()
+        defaulted = set(model.default_warn) | set(model.default_fail)
+        if not defaulted:
+            assert "default limits" in page.lower() or "Default limits" in page, type_name
+            continue
+        rows = {
+            line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:4]]
+            for line in page.splitlines()
+            if line.startswith("| `")
+        }
+        for measure in defaulted:
+            cells = rows.get(f"`{measure}`")
+            assert cells is not None, f"{type_name}: no row for {measure}"
+            for cell, limits in zip(cells, (model.default_warn, model.default_fail), strict=True):
+                limit = limits.get(measure)
+                if limit is not None:
+                    assert cell.startswith(f"`{limit.text}`"), (type_name, measure, cell)

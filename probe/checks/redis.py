@@ -77,6 +77,8 @@ _GAUGES: dict[str, MetricFamily] = {
 
 class RedisConfig(CheckConfig):
     measures: ClassVar[frozenset[str]] = CheckConfig.measures | {"memory"} | DEEP_MEASURES
+    default_warn: ClassVar[limits.LimitMap] = DEFAULT_WARN
+    default_fail: ClassVar[limits.LimitMap] = DEFAULT_FAIL
     secret_fields: ClassVar[frozenset[str]] = frozenset({"url"})
     metric_families: ClassVar[tuple[MetricFamily, ...]] = tuple(_GAUGES.values())
 
@@ -116,7 +118,7 @@ class RedisConfig(CheckConfig):
     def default_limits(self) -> tuple[limits.LimitMap, limits.LimitMap]:
         if self._bullmq_checks:
             return {**DEFAULT_WARN, **BULLMQ_WARN}, {**DEFAULT_FAIL, **BULLMQ_FAIL}
-        return DEFAULT_WARN, DEFAULT_FAIL
+        return self.default_warn, self.default_fail
 
     def metric_points(self) -> Iterable[MetricPoint]:
         for measure, family in _GAUGES.items():
