@@ -277,8 +277,11 @@ class AlertEngine:
         if policy.enabled:
             blocked = self.blocked_by(check) is not None
             seen = verdicts(result)
+            folded = self._share_folded(check, result, seen.values())
             applied: list[tuple[Key, Verdict]] = [
-                ((check, *k), v) for k, v in seen.items() if not self._folded(check, result, v)
+                ((check, *k), v)
+                for k, v in seen.items()
+                if not (folded and v.run_share and v.status is not Status.PASS)
             ]
             if not cannot_run(result):
                 # A key that stopped being reported (a queue removed, the check runs again
@@ -297,16 +300,12 @@ class AlertEngine:
             due += self._observe(member, member_result, now)
         return due
 
-    def _folded(self, check: str, result: CheckResult, verdict: Verdict) -> bool:
-        """Whether a non-pass share of failed runs is part of this check's `up` alert
-        (open, or notified and ended while the share is still high) and not its own."""
-        if cannot_run(result):
-            self._outage_tail.discard(check)  # failing again: a tail no longer
-        if not verdict.run_share:
-            return False
-        if verdict.status is Status.PASS:
-            self._outage_tail.discard(check)
-            return False
+    def _share_folded(self, check: str, result: CheckResult, seen: Iterable[Verdict]) -> bool:
+        """Whether this run's non-pass share of failed runs is part of the check's `up`
+        alert (firing, or notified and ended while the share is still high)."""
+        shares = [v for v in seen if v.run_share]
+        if cannot_run(result) or any(v.status is Status.PASS for v in shares):
+            self._outage_tail.discard(check)  # failing again, or the tail is over
         # A pending `up` is dropped by this passing run (a flap nobody heard of): the share
         # of those failures is then the only word about them, and stands on its own.
         up = self.states.get((check, "", UP))
