@@ -33,6 +33,7 @@ from tests.bullmq_fixtures import (  # noqa: F401 - fixtures
     check_runner,
     outcome_url,
 )
+from tests.cli_helpers import run_cli
 from tests.conftest import Runners, free_port
 from tests.deep_servers import RedisServers
 from tests.node_bullmq import run_node
@@ -250,3 +251,53 @@ def test_every_default_limit_is_in_its_types_table_with_its_value() -> None:
                 limit = limits.get(measure)
                 if limit is not None:
                     assert cell.startswith(f"`{limit.text}`"), (type_name, measure, cell)
+
+
+VERBOSE = """
+checks:
+  - { name: cache, type: redis, url: "redis://:redispass@cache:6379/0", enabled: false }
+  - name: queues
+    type: bullmq
+    url: "redis://:redispass@cache:6379/0"
+    queues: [billing, email]
+    warn: { failure_ratio: 10%, events_lost: off }
+    queue_overrides:
+      billing: { warn: { backlog: 100 } }
+    expect_schedulers:
+      - { queue: billing, id: usage-aggregation, max_age: 25h }
+"""
+
+
+def test_validate_verbose_prints_each_effective_limit_and_where_it_came_from(
+    write_config: Any,
+) -> None:
+    path = write_config(VERBOSE)
+    outcome = run_cli("validate", "-v", "-c", str(path))
+
+    assert outcome.code == 0, outcome.stderr
+    lines = outcome.stdout.splitlines()
+    table = [re.split(r"\s{2,}", line.strip()) for line in lines[lines.index("limits:") + 1 :]]
+    assert table[0] == ["CHECK", "LEVEL", "MEASURE", "LIMIT", "FROM"]
+    rows = table[1:-1]
+    # The disabled entry still counts for the key path: queues is checks[1].
+    assert rows == [
+        ["queues", "warn", "failure_ratio", "10%", "checks[1].warn.failure_ratio"],
+        ["queues", "warn", "schedulers_late", "0", "default"],
+        ["queues", "warn", "stalled_rate", "0", "default"],
+        [
+            "queues",
+            "warn",
+            "billing backlog",
+            "100",
+            "checks[1].queue_overrides.billing.warn.backlog",
+        ],
+        [
+            "queues",
+            "fail",
+            "billing scheduler usage-aggregation last_success_age",
+            "1d1h",
+            "checks[1].expect_schedulers[0].max_age",
+        ],
+    ]
+    assert lines[-1] == "valid: 1 checks (0 critical)"
+    assert "redispass" not in outcome.stdout
