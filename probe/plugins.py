@@ -89,6 +89,11 @@ def notifier_config_model(type_name: str) -> type[NotifierConfig]:
 
 
 def build_notifier(
-    config: NotifierConfig, session: aiohttp.ClientSession, redactor: Redactor
+    config: NotifierConfig,
+    session: aiohttp.ClientSession,
+    redactor: Redactor,
+    public_url: str = "",
 ) -> Notifier[Any]:
-    return notifier_class(config.type)(config, session, redactor)
+    notifier = notifier_class(config.type)(config, session, redactor)
+    notifier.public_url = public_url.rstrip("/")
+    return notifier

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from probe.contract import CheckConfig, NotifierConfig
-from probe.fields import Duration, StrictModel, TimeZone
+from probe.fields import Duration, StrictModel, TimeZone, is_http_url
 from probe.redact import url_secrets
 
 MIN_LIVE_TIMEOUT = 3.0  # seconds; a few scheduler heartbeats (one per second)
@@ -30,6 +30,9 @@ class AgentConfig(StrictModel):
     # A DSN may hold a password: secret, and its errors never quote it (docs/history.md).
     history: SecretStr = SecretStr(DEFAULT_HISTORY)
     status_page: Literal["public", "token", "off"] = "public"
+    # Where people reach this agent (https://probe.example.com): notifications link to its
+    # /status page. Empty: messages carry no links.
+    public_url: str = ""
 
     @field_validator("history", "status_page", mode="before")
     @classmethod
@@ -50,6 +53,13 @@ class AgentConfig(StrictModel):
         raise ValueError(
             "expected off, sqlite:///path/to/history.db or a postgresql:// DSN" + shown
         )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_http_url(cls, value: str) -> str:
+        if value and not is_http_url(value):
+            raise ValueError("expected an http:// or https:// URL like https://probe.example.com")
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _token_needs_a_token(self) -> AgentConfig:
