@@ -268,9 +268,7 @@ class NotifierConfig(StrictModel):
     type: str
     enabled: bool = True
     timeout: Duration = 10.0
-    severities: list[SeverityName] = Field(
-        default_factory=lambda: list(SEVERITIES), min_length=1
-    )
+    severities: list[SeverityName] = Field(default_factory=lambda: list(SEVERITIES), min_length=1)
     checks: list[str] = Field(default_factory=list)
     exclude_checks: list[str] = Field(default_factory=list)
 

@@ -42,6 +42,15 @@ NOTIFIER_TYPES: dict[str, str] = {
     "slack": "probe.alerts.slack:SlackNotifier",
     "alertmanager": "probe.alerts.alertmanager:AlertmanagerNotifier",
     "webhook": "probe.alerts.webhook:WebhookNotifier",
+    "pagerduty": "probe.alerts.pagerduty:PagerDutyNotifier",
+    "opsgenie": "probe.alerts.opsgenie:OpsgenieNotifier",
+    "teams": "probe.alerts.teams:TeamsNotifier",
+    "discord": "probe.alerts.discord:DiscordNotifier",
+    "telegram": "probe.alerts.telegram:TelegramNotifier",
+    "email": "probe.alerts.mail:EmailNotifier",
+    "ntfy": "probe.alerts.ntfy:NtfyNotifier",
+    "pushover": "probe.alerts.pushover:PushoverNotifier",
+    "apprise": "probe.alerts.apprise_urls:AppriseNotifier",
 }
 
 
