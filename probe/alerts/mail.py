@@ -36,6 +36,7 @@ from probe.alerts.notification import (
     status_word,
 )
 from probe.contract import Notifier, NotifierConfig
+from probe.networds import address, causes, network_words
 from probe.redact import Redactor
 from probe.units import format_duration
 
@@ -146,10 +147,10 @@ class EmailNotifierConfig(NotifierConfig):
     @field_validator("to")
     @classmethod
     def _addresses(cls, value: list[str]) -> list[str]:
-        for address in value:
-            if "@" not in address or any(c in address for c in "\r\n,"):
+        for entry in value:
+            if "@" not in entry or any(c in entry for c in "\r\n,"):
                 raise ValueError(
-                    f"expected email addresses like oncall@example.com, got {address!r}"
+                    f"expected email addresses like oncall@example.com, got {entry!r}"
                 )
         return value
 
@@ -221,6 +222,10 @@ class EmailNotifier(Notifier[EmailNotifierConfig]):
     def _error(self, exc: BaseException) -> DeliveryError:
         where = f"SMTP {self.config.host}:{self.config.smtp_port}"
         retryable = True
+        # aiosmtplib wraps a failed handshake in its connect error.
+        untrusted = next(
+            (c for c in causes(exc) if isinstance(c, ssl.SSLCertVerificationError)), None
+        )
         if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
             words, retryable = f"authentication failed ({exc.code})", False
         elif isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
@@ -230,16 +235,18 @@ class EmailNotifier(Notifier[EmailNotifierConfig]):
         elif isinstance(exc, aiosmtplib.SMTPResponseException):
             words = f"the server answered {exc.code}: {exc.message[:200]}"
             retryable = exc.code < 500
-        elif isinstance(exc, aiosmtplib.SMTPNotSupported):
-            words, retryable = str(exc)[:200], False  # no STARTTLS, no AUTH: config, not luck
-        elif isinstance(exc, ssl.SSLCertVerificationError):
-            words, retryable = f"TLS certificate not trusted ({exc.verify_message})", False
+        elif isinstance(untrusted, ssl.SSLCertVerificationError):
+            words, retryable = f"TLS certificate not trusted ({untrusted.verify_message})", False
         elif isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
             words = f"timed out after {format_duration(self.config.timeout)}"
-        elif isinstance(exc, aiosmtplib.SMTPConnectError | ConnectionRefusedError):
-            words = "connection refused" if "refused" in str(exc).lower() else "cannot connect"
         elif isinstance(exc, aiosmtplib.SMTPServerDisconnected):
             words = "connection closed by server"
+        elif isinstance(exc, OSError):  # aiosmtplib's connect errors are OSErrors too
+            host, port = self.config.host, self.config.smtp_port
+            words = network_words(exc, host, address(host, port)) or "cannot connect"
+        elif isinstance(exc, aiosmtplib.SMTPException):
+            # No STARTTLS, no AUTH offered: the server's setup, not bad luck.
+            words, retryable = str(exc)[:200] or "the server refused", False
         else:
             words = str(exc)[:200] or "connection failed"
         return DeliveryError(self.redact(f"{where}: {words}"), retryable)
