@@ -245,7 +245,7 @@ def test_notifier_config_errors_name_the_key_and_never_echo_secrets(
 # ---------------------------------------------------------------- canary secrets
 
 
-CANARIES = {
+CANARIES: dict[str, dict[str, Any]] = {
     "pagerduty": {"routing_key": "CanaryPagerDutyKey00000000000001"},
     "opsgenie": {"api_key": "canary-opsgenie-key-77"},
     "teams": {"webhook_url": "http://127.0.0.1:{port}/workflows/x?sig=canaryTeamsSig77"},
