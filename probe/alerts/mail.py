@@ -149,9 +149,7 @@ class EmailNotifierConfig(NotifierConfig):
     def _addresses(cls, value: list[str]) -> list[str]:
         for entry in value:
             if "@" not in entry or any(c in entry for c in "\r\n,"):
-                raise ValueError(
-                    f"expected email addresses like oncall@example.com, got {entry!r}"
-                )
+                raise ValueError(f"expected email addresses like oncall@example.com, got {entry!r}")
         return value
 
     @model_validator(mode="after")
