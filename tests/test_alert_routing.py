@@ -349,3 +349,67 @@ async def test_canary_secrets_never_reach_the_state_file_or_the_logs(
     assert '"outbox"' in saved and "connection refused" in saved
     _assert_no_canary(saved, caplog.text)
     assert "notification to telegram chat 5 failed" in caplog.text
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+async def test_canary_secrets_never_reach_endpoints_metrics_logs_state_or_history(
+    tmp_path: Path,
+) -> None:
+    """`probe run` with every notifier failing: /health, /metrics, the JSON logs, the state
+    file and the history database hold the failure words but no secret."""
+    import aiohttp
+
+    closed, listen = free_port(), free_port()
+    state, history = tmp_path / "state.json", tmp_path / "history.db"
+    path = tmp_path / "probe.yaml"
+    config = {
+        "agent": {
+            "name": "canary-agent",
+            "listen": f"127.0.0.1:{listen}",
+            "state_file": str(state),
+            "history": f"sqlite:///{history}",
+        },
+        "defaults": {"interval": "1s", "timeout": "500ms"},
+        "checks": [{"name": "database", "type": "tcp", "host": "127.0.0.1", "port": closed}],
+        "alerts": {
+            "for": {"fail": "1s"},
+            "group_wait": "0s",
+            "notifiers": _canary_notifiers(closed),
+        },
+    }
+    path.write_text(yaml.safe_dump(config))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "probe", "run", "-c", str(path), "--log-format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    bodies: list[str] = []
+    base = f"http://127.0.0.1:{listen}"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+
+            async def metrics() -> str:
+                try:
+                    async with session.get(f"{base}/metrics") as response:
+                        return await response.text()
+                except aiohttp.ClientError:
+                    return ""
+
+            async with asyncio.timeout(40):
+                while 'notifier="telegram",result="failed"} 0.0' in (text := await metrics()) or (
+                    'notifier="telegram"' not in text
+                ):
+                    await asyncio.sleep(0.3)
+            bodies.append(text)
+            for page in ("/health?verbose=1", "/status"):
+                async with session.get(base + page) as response:
+                    bodies.append(await response.text())
+    finally:
+        process.send_signal(15)
+        _, err = process.communicate(timeout=20)
+    assert 'probe_notifications_total{notifier="pagerduty",result="failed"}' in bodies[0]
+    assert "connection refused" in err
+    saved = [state.read_text(), history.read_bytes().decode(errors="replace")]
+    _assert_no_canary(*bodies, err, *saved)
