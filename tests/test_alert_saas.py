@@ -326,3 +326,33 @@ async def test_telegram_token_stays_out_of_logs_and_errors_when_the_client_fails
     for text in (detail, caplog.text):
         assert BOT_TOKEN not in text and token_secret not in text
     assert "notification to telegram chat 42 failed" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["pagerduty", "opsgenie"])
+async def test_a_retry_sends_only_the_events_not_yet_accepted(saas: SaaS, name: str) -> None:
+    saas.plan(name, "ok", "rate_limited")
+    now = [T0]
+    config = make_config(
+        alerts={
+            "for": {"fail": "1m"},
+            "group_wait": "5s",
+            "notifiers": [notifier_for(name, saas)],
+        }
+    )
+    service = AlertService(
+        config, clock=lambda: now[0], backoff=FAST, retry_after_cap=0.3, tick_interval=0.05
+    )
+    await service.start()
+    try:
+        for _ in range(5):
+            for check in ("database", "redis", "app"):
+                service.observe(check, FAILED)
+            now[0] += 15
+        await saas.wait_for(name, 3)
+        await asyncio.sleep(0.2)
+    finally:
+        await service.stop()
+    assert [h.status for h in saas.hits if h.service == name][:2] == [202, 429]
+    # One event per alert, each accepted once: the retry did not repeat the first.
+    assert len(saas.hits) == 4 and len(saas.delivered(name)) == 3
+    assert service.notification_counts()[(name, "sent")] == 1

@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator
 from probe.alerts.delivery import connect_timeout
 from probe.alerts.notification import Alert, Kind, Notification, event_words, status_word
 from probe.alerts.posting import post_json
+from probe.alerts.progress import Progress
 from probe.contract import Notifier, NotifierConfig
 from probe.fields import is_http_url
 from probe.redact import Redactor, url_secrets
@@ -123,13 +124,19 @@ class OpsgenieNotifier(Notifier[OpsgenieNotifierConfig]):
     ) -> None:
         super().__init__(config, session, redactor)
         self.connect_timeout = connect_timeout(session, config.timeout)
+        self._progress = Progress()
         self.description = f"opsgenie {urlsplit(config.base_url).hostname or ''}".rstrip()
 
     async def send(self, notification: Notification) -> None:
-        """Requests in order; a failure stops there and the notification is retried whole:
-        a create with an open alert's alias and a second close change nothing."""
+        """Requests in order; a failure stops there, and the retry sends those not yet
+        accepted (were one sent twice: a create with an open alias, or a second close,
+        changes nothing)."""
         headers = {"Authorization": f"GenieKey {self.config.api_key.get_secret_value()}"}
-        for path, body in build_requests(notification, self.public_url, self.config.tags):
+        accepted = self._progress.accepted(notification)
+        requests = build_requests(notification, self.public_url, self.config.tags)
+        for index, (path, body) in enumerate(requests):
+            if index in accepted:
+                continue
             error = await post_json(
                 self.session,
                 self.config.base_url + path,
@@ -141,3 +148,5 @@ class OpsgenieNotifier(Notifier[OpsgenieNotifierConfig]):
             )
             if error is not None:
                 raise error
+            accepted.add(index)
+        self._progress.finished(notification)

@@ -18,6 +18,7 @@ from pydantic import SecretStr, field_validator
 from probe.alerts.delivery import connect_timeout
 from probe.alerts.notification import Alert, Kind, Notification, event_words, status_word
 from probe.alerts.posting import post_json
+from probe.alerts.progress import Progress
 from probe.contract import Notifier, NotifierConfig
 from probe.fields import is_http_url
 from probe.redact import Redactor, url_secrets
@@ -139,13 +140,17 @@ class PagerDutyNotifier(Notifier[PagerDutyNotifierConfig]):
     ) -> None:
         super().__init__(config, session, redactor)
         self.connect_timeout = connect_timeout(session, config.timeout)
+        self._progress = Progress()
         self.description = f"pagerduty {urlsplit(config.url).hostname or ''}".rstrip()
 
     async def send(self, notification: Notification) -> None:
-        """Events in order; a failure stops there and the whole notification is retried.
-        Repeating a trigger or resolve with the same dedup_key changes nothing in PagerDuty."""
+        """Events in order; a failure stops there, and the retry sends the events not yet
+        accepted (were one sent twice, the same dedup_key changes nothing in PagerDuty)."""
         key = self.config.routing_key.get_secret_value()
-        for event in build_events(notification, key, self.public_url):
+        accepted = self._progress.accepted(notification)
+        for index, event in enumerate(build_events(notification, key, self.public_url)):
+            if index in accepted:
+                continue
             error = await post_json(
                 self.session,
                 self.config.url,
@@ -156,3 +161,5 @@ class PagerDutyNotifier(Notifier[PagerDutyNotifierConfig]):
             )
             if error is not None:
                 raise error
+            accepted.add(index)
+        self._progress.finished(notification)
