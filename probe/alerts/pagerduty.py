@@ -28,6 +28,7 @@ EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SUMMARY_LIMIT = 1024  # PagerDuty rejects a longer payload.summary
 DEDUP_KEY_LIMIT = 255
 ROUTING_KEY_LENGTH = 32
+SOURCE_SHOWN = 255  # a host name's length: the agent's name, within reason
 
 
 def dedup_key(agent: str, alert: Alert) -> str:
@@ -54,7 +55,7 @@ def _trigger(
         "dedup_key": dedup_key(agent, alert),
         "payload": {
             "summary": _summary(agent, alert),
-            "source": agent,
+            "source": agent[:SOURCE_SHOWN],
             "severity": severity,
             "timestamp": rfc3339_millis(alert.fired_at or alert.at),
             "component": alert.component or alert.check,
