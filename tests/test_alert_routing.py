@@ -22,7 +22,7 @@ from probe.contract import CheckConfig
 from probe.model import Status
 from tests.conftest import free_port
 from tests.saas_standins import SaaS
-from tests.test_alert_engine import T0, GroupConfig, backlog, make_config, result
+from tests.test_alert_engine import T0, GroupConfig, backlog, make_config, obs, result
 from tests.test_alert_saas import notifier_for
 
 FAST = Backoff(initial=0.05, maximum=0.2)
@@ -413,3 +413,33 @@ async def test_canary_secrets_never_reach_endpoints_metrics_logs_state_or_histor
     assert "connection refused" in err
     saved = [state.read_text(), history.read_bytes().decode(errors="replace")]
     _assert_no_canary(*bodies, err, *saved)
+
+
+async def test_a_resolve_reaches_the_notifier_that_saw_the_alert_fire_before_it_escalated(
+    saas: SaaS,
+) -> None:
+    notifiers = [
+        notifier_for("discord", saas, severities=["warning"]),
+        notifier_for("pagerduty", saas, severities=["critical"]),
+    ]
+    config = make_config(
+        alerts={"for": {"fail": "1m", "warn": "1m"}, "group_wait": "0s", "notifiers": notifiers}
+    )
+    now = [T0]
+    service = AlertService(config, clock=lambda: now[0], backoff=FAST)
+    severe = result(Status.FAIL, obs("ai-assistant", "backlog", 5000, Status.FAIL, "> 4,000"))
+    await service.start()
+    try:
+        for sample in [backlog(1240)] * 5 + [severe] * 6 + [backlog(10)] * 2:
+            service.observe("queues", sample)
+            now[0] += 15
+        await saas.wait_for("discord", 2)
+        await saas.wait_for("pagerduty", 2)
+        await asyncio.sleep(0.2)
+    finally:
+        await service.stop()
+    titles = [e["title"] for b in saas.delivered("discord") for e in b["embeds"]]
+    assert titles == ["WARNING queues/ai-assistant", "RESOLVED queues/ai-assistant"]
+    actions = [e["event_action"] for e in saas.delivered("pagerduty")]
+    assert actions == ["trigger", "resolve"]
+    assert saas.delivered("pagerduty")[0]["payload"]["severity"] == "critical"

@@ -91,6 +91,9 @@ class AlertService:
         self.listeners: list[Callable[[Alert], None]] = list(previous.listeners) if previous else []
         self._deliveries: list[Delivery] = []
         self._routes: dict[str, NotifierConfig] = {}  # delivery ident -> its filters
+        # delivery ident -> the alert keys it was told fired: their resolve goes there even
+        # when the alert escalated past the notifier's `severities` meanwhile.
+        self._told: dict[str, set[tuple[str, str, str]]] = {}
         self._carried_counts: dict[tuple[str, str], int] = {}
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -253,15 +256,30 @@ class AlertService:
         self._deliveries.append(delivery)
         self._routes[delivery.ident] = config
 
-    def routed(self, ident: str, notification: Notification) -> Notification | None:
-        """The part of a notification that notifier `ident`'s filters select, or None."""
+    def routed(
+        self, ident: str, notification: Notification, remember: bool = True
+    ) -> Notification | None:
+        """The part of a notification that notifier `ident`'s filters select, or None.
+        `remember`: it goes out now, so its firing keys are noted for their resolves."""
         route = self._routes.get(ident)
         if route is None:
             return notification
-        alerts = tuple(a for a in notification.alerts if self._routes_alert(route, a))
-        if len(alerts) == len(notification.alerts):
+        told = self._told.setdefault(ident, set())
+        kept: list[Alert] = []
+        for alert in notification.alerts:
+            key = (alert.check, alert.component, alert.measure)
+            if alert.kind is Kind.RESOLVED:
+                if key in told or self._routes_alert(route, alert):
+                    kept.append(alert)
+                if remember:
+                    told.discard(key)
+            elif self._routes_alert(route, alert):
+                kept.append(alert)
+                if remember and alert.kind is not Kind.TEST:
+                    told.add(key)
+        if len(kept) == len(notification.alerts):
             return notification
-        return replace(notification, alerts=alerts) if alerts else None
+        return replace(notification, alerts=tuple(kept)) if kept else None
 
     def _routes_alert(self, route: NotifierConfig, alert: Alert) -> bool:
         if alert.kind is Kind.TEST:
@@ -273,10 +291,13 @@ class AlertService:
         return route.routes(alert.severity.value, names)
 
     def _append_routed(
-        self, outbox: dict[str, list[Notification]], notification: Notification
+        self,
+        outbox: dict[str, list[Notification]],
+        notification: Notification,
+        remember: bool = True,
     ) -> None:
         for ident, queue in outbox.items():
-            part = self.routed(ident, notification)
+            part = self.routed(ident, notification, remember)
             if part is not None:
                 queue.append(part)
 
@@ -339,7 +360,7 @@ class AlertService:
         if self.grouper:
             # Not yet handed to a queue: persist as if it had been, so a crash keeps it.
             pending = Notification(self.agent, self.clock(), tuple(self.grouper.peek()))
-            self._append_routed(state.outbox, pending)
+            self._append_routed(state.outbox, pending, remember=False)
         return self.engine.version, state
 
 
