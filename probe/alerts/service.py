@@ -93,7 +93,10 @@ class AlertService:
         self._routes: dict[str, NotifierConfig] = {}  # delivery ident -> its filters
         # delivery ident -> the alert keys it was told fired: their resolve goes there even
         # when the alert escalated past the notifier's `severities` meanwhile.
-        self._told: dict[str, set[tuple[str, str, str]]] = {}
+        # Kept on reload, by notifier position and type like the queues.
+        self._told: dict[str, set[tuple[str, str, str]]] = (
+            {ident: set(keys) for ident, keys in previous._told.items()} if previous else {}
+        )
         self._carried_counts: dict[tuple[str, str], int] = {}
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
