@@ -1,4 +1,4 @@
-"""Latest results, bounded history and pre-serialised endpoint bodies.
+"""Latest results, run counters and the pre-serialised bodies of /health, /ready, /live.
 
 Writers: the scheduler (`record`, `tick`). Readers: HTTP handlers, the metrics
 collector and the alert engine (via `subscribe`). Readers never cause I/O; they take
@@ -19,20 +19,18 @@ from __future__ import annotations
 import bisect
 import logging
 import time
-from collections import deque
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field, replace
 
 from probe import health
 from probe.config import Config
-from probe.contract import CheckConfig
+from probe.contract import CheckConfig, MetricPoint
 from probe.health import Entry
 from probe.model import CheckResult, Health, Status
 from probe.times import Clock
 
 log = logging.getLogger("probe.store")
 
-HISTORY_SIZE = 60  # results kept per check
 # Suited to checks taking 1 ms to 10 s.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # A few renders a second keep bodies fresh to a fraction of a second, whatever the rate
@@ -42,24 +40,76 @@ RENDER_BURST = 5
 MAX_DERIVED = 64  # views of one snapshot kept at once
 
 Listener = Callable[[str, CheckResult], None]
+Coverage = Callable[[str, float], bool]  # (check, now) -> inside a maintenance window
+
+
+def _never(check: str, now: float) -> bool:
+    return False
+
+
+@dataclass(slots=True)
+class Observed:
+    """One histogram series a check type declares: per-bucket counts (not cumulative),
+    sum and count of the values its runs measured."""
+
+    bucket_counts: list[int]
+    total: float = 0.0
+    count: int = 0
+
+    def observe(self, bounds: Sequence[float], value: float) -> None:
+        self.total += value
+        self.count += 1
+        index = bisect.bisect_left(bounds, value)
+        if index < len(self.bucket_counts):
+            self.bucket_counts[index] += 1
+
+    def copy(self) -> Observed:
+        return Observed(list(self.bucket_counts), self.total, self.count)
 
 
 @dataclass(slots=True)
 class RunStats:
-    """Cumulative counters of one check, for Prometheus counters and the histogram."""
+    """Cumulative counters of one check, for Prometheus counters and the histograms."""
 
     runs: dict[Status, int] = field(default_factory=lambda: dict.fromkeys(Status, 0))
     bucket_counts: list[int] = field(default_factory=lambda: [0] * len(DURATION_BUCKETS))
     duration_sum: float = 0.0
     duration_count: int = 0
+    # (family name, labels) -> what the check's histogram points observed so far.
+    observed: dict[tuple[str, tuple[str, ...]], Observed] = field(default_factory=dict)
 
-    def add(self, result: CheckResult) -> None:
+    def add(self, result: CheckResult, histograms: Sequence[MetricPoint] = ()) -> None:
         self.runs[result.status] += 1
         self.duration_sum += result.response_time
         self.duration_count += 1
         index = bisect.bisect_left(DURATION_BUCKETS, result.response_time)
         if index < len(self.bucket_counts):
             self.bucket_counts[index] += 1  # non-cumulative here; the collector accumulates
+        if histograms:
+            self._observe(result, histograms)
+
+    def _observe(self, result: CheckResult, histograms: Sequence[MetricPoint]) -> None:
+        values = {(o.component, o.measure): o.value for o in result.observations}
+        for point in histograms:
+            value = values.get((point.component, point.measure))
+            if value is None:
+                continue  # not measured this run (a kept-alive connection has no connect)
+            key = (point.family.name, point.labels)
+            bounds = point.family.buckets
+            series = self.observed.get(key)
+            if series is None:
+                series = self.observed[key] = Observed([0] * len(bounds))
+            series.observe(bounds, value)
+
+    def copy(self) -> RunStats:
+        observed = {key: series.copy() for key, series in self.observed.items()}
+        return RunStats(
+            dict(self.runs),
+            list(self.bucket_counts),
+            self.duration_sum,
+            self.duration_count,
+            observed,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +125,7 @@ class _Fragment:
     result: CheckResult | None
     status: Status
     output: str
+    maintenance: bool
     body: bytes
 
 
@@ -82,10 +133,14 @@ class _Fragment:
 class _Slot:
     config: CheckConfig
     latest: CheckResult | None = None
-    history: deque[CheckResult] = field(default_factory=lambda: deque(maxlen=HISTORY_SIZE))
     stats: RunStats = field(default_factory=RunStats)
     recorded_at: float = 0.0  # monotonic time `latest` arrived
     fragment: _Fragment | None = None
+    histograms: tuple[MetricPoint, ...] = ()  # the config's histogram series
+
+    def configure(self, config: CheckConfig) -> None:
+        self.config = config
+        self.histograms = tuple(p for p in config.metric_points() if p.family.kind == "histogram")
 
     def entry_bytes(self, entry: health.Entry) -> bytes:
         cached = self.fragment
@@ -94,9 +149,12 @@ class _Slot:
             or cached.result is not entry.result
             or cached.status is not entry.status
             or cached.output != entry.output
+            or cached.maintenance != entry.maintenance
         ):
             body = health.dumps(health.check_entry(entry, verbose=False))
-            cached = self.fragment = _Fragment(entry.result, entry.status, entry.output, body)
+            cached = self.fragment = _Fragment(
+                entry.result, entry.status, entry.output, entry.maintenance, body
+            )
         return cached.body
 
 
@@ -140,19 +198,18 @@ class ResultStore:
         # A hand-moved clock (tests, replays) is the only time there is, so it moves
         # ages too.
         self.monotonic = monotonic or (time.monotonic if clock is time.time else clock)
-        self.started_at = clock()
         self._started_mono = self.monotonic()
         self.last_tick = time.monotonic()
         self._listeners: list[Listener] = []
         self._slots: dict[str, _Slot] = {}
         self.budget = RenderBudget(self.monotonic, RENDERS_PER_SECOND, RENDER_BURST)
-        self.renders = 0  # plain-body renders so far (tests and the bench count them)
-        self.verbose_renders = 0
         # Bumped on every change a reader could see; /metrics caches its bytes against it.
         self.generation = 0
         self._dirty = True
         self._verbose: Rendered | None = None
         self._derived: dict[Hashable, Rendered] = {}
+        # Set by the agent: the alert service owns the windows, and a reload replaces it.
+        self.in_maintenance: Coverage = _never
         self.reconfigure(config)
 
     # ------------------------------------------------------------ writers
@@ -166,11 +223,11 @@ class ResultStore:
         for check in config.all_checks():
             slot = old.get(check.name)
             if slot is not None and slot.config.type == check.type:
-                slot.config = check
                 slot.fragment = None  # `critical` or a group's members may have changed
-                self._slots[check.name] = slot
             else:
-                self._slots[check.name] = _Slot(check)
+                slot = _Slot(check)
+            slot.configure(check)
+            self._slots[check.name] = slot
         self.generation += 1
         self.render()
 
@@ -193,8 +250,11 @@ class ResultStore:
     def _store(self, slot: _Slot, result: CheckResult) -> None:
         slot.latest = result
         slot.recorded_at = self.monotonic()
-        slot.history.append(result)
-        slot.stats.add(result)
+        slot.stats.add(result, slot.histograms)
+
+    def touch(self) -> None:
+        """Something the bodies show changed besides results (a maintenance window)."""
+        self._changed()
 
     def _changed(self) -> None:
         self.generation += 1
@@ -220,7 +280,10 @@ class ResultStore:
 
     def _effective(self, slot: _Slot, now: float) -> health.Entry:
         age = self.monotonic() - slot.recorded_at
-        return health.effective(slot.config, slot.latest, now, age=age)
+        entry = health.effective(slot.config, slot.latest, now, age=age)
+        if self.in_maintenance(slot.config.name, now):
+            return replace(entry, maintenance=True)
+        return entry
 
     def _started(self, now: float) -> float:
         """The start as `now` minus the monotonic uptime: a step of the wall clock must
@@ -248,7 +311,6 @@ class ResultStore:
         self._verbose = None
         self._derived = {}
         self._dirty = False
-        self.renders += 1
 
     def _fresh(self) -> None:
         if self._dirty and self.budget.take():
@@ -285,14 +347,7 @@ class ResultStore:
                 shot.entries, self.config.agent.version, shot.started, shot.now, verbose=True
             )
             self._verbose = Rendered(shot.status_code, health.dumps(body))
-            self.verbose_renders += 1
         return self._verbose
-
-    @property
-    def snapshot(self) -> Snapshot:
-        """The entries and moment of the bodies being served."""
-        self._fresh()
-        return self._snapshot
 
     def derived(self, key: Hashable, build: Callable[[Snapshot], Rendered]) -> Rendered:
         """Another view of the current snapshot (health+json, `?exclude=`), built when
@@ -335,9 +390,6 @@ class ResultStore:
 
     def effective_status(self, name: str) -> Status:
         return self._effective(self._slots[name], self.clock()).status
-
-    def history(self, name: str) -> list[CheckResult]:
-        return list(self._slots[name].history)
 
     def stats(self, name: str) -> RunStats:
         return self._slots[name].stats

@@ -27,9 +27,9 @@ from probe.checks.factory import build_runner
 from probe.config import Config, load_config
 from probe.metrics import build_registry
 from probe.runner import CheckRunner
-from probe.server import build_app
 from probe.store import DURATION_BUCKETS, ResultStore
 from tests.conftest import free_port
+from tests.support import web_app
 
 PROMETHEUS = "/usr/bin/prometheus"
 PROMTOOL = "/usr/bin/promtool"
@@ -364,8 +364,8 @@ async def test_promtool_finds_no_problem(
 
 @contextlib.asynccontextmanager
 async def serve(store: ResultStore, registry: CollectorRegistry) -> AsyncIterator[int]:
-    """The agent's own routes (probe.server) on a free port; yields the port."""
-    runner = web.AppRunner(build_app(store, registry), access_log=None)
+    """The agent's own routes (probe.web.routes) on a free port; yields the port."""
+    runner = web.AppRunner(web_app(store, registry), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -11,8 +11,11 @@ severity it has with the severity last notified:
 - never notified            -> `firing`    (also when a silence or quiet hours end)
 - notified warning, now critical -> `escalated`
 - notified and `repeat` elapsed  -> `reminder`
-A silence suppresses these three; the key stays un-notified and goes out when the silence
-ends. Quiet hours do the same for the severities they hold, and also hold the resolves of
+A silence or a maintenance window suppresses these three; the key stays un-notified and
+goes out when the window ends, and a key that resolves inside it was never told of, so
+nothing is sent about it. Maintenance does not hide a key already notified from
+Alertmanager's re-sends: the window does not resolve what was firing before it opened.
+Quiet hours do the same for the severities they hold, and also hold the resolves of
 those severities (phase `held`), so the digest at the end of the window says what
 happened meanwhile. A resolve goes out only for a key that was notified or held.
 
@@ -45,6 +48,7 @@ from typing import Any
 from probe.alerts.notification import Alert, Kind, Severity
 from probe.config import AlertsConfig
 from probe.dependencies import blocked_by
+from probe.maintenance import Maintenance
 from probe.model import CheckResult, Status
 
 Key = tuple[str, str, str]  # (check, component, measure)
@@ -189,8 +193,10 @@ class AlertEngine:
         config: AlertsConfig,
         parents: dict[str, str] | None = None,
         depends_on: dict[str, list[str]] | None = None,
+        maintenance: Maintenance | None = None,
     ) -> None:
         self.config = config
+        self.maintenance = maintenance or Maintenance()
         self.parents = parents or {}  # group member -> its group, for overrides and silences
         self.depends_on = depends_on or {}  # check -> the checks it depends on
         self.states: dict[Key, AlertState] = {}
@@ -229,6 +235,10 @@ class AlertEngine:
         )
 
     def muted(self, check: str, now: float) -> bool:
+        """Nothing new goes out for this check now: a silence or a maintenance window."""
+        return self.silenced(check, now) or self.maintenance.covers(check, now)
+
+    def silenced(self, check: str, now: float) -> bool:
         names = {check, self.parents.get(check, check)}
         return any(
             s.start.timestamp() <= now < s.end.timestamp() and names.intersection(s.checks)
@@ -531,7 +541,7 @@ class AlertEngine:
             for s in self.states.values()
             if s.phase is Phase.FIRING
             and s.notified_severity is not None
-            and not self.muted(s.check, now)
+            and not self.silenced(s.check, now)
         ]
 
     def export(self) -> list[dict[str, Any]]:

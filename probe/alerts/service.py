@@ -23,10 +23,12 @@ from probe.alerts.delivery import RETRY_AFTER_CAP, Backoff, Delivery
 from probe.alerts.engine import AlertEngine, Grouper
 from probe.alerts.notification import Alert, Kind, Notification
 from probe.alerts.session import notifier_session
-from probe.alerts.state import SavedState, load_state
+from probe.alerts.state import SavedState, load_state_off_loop
 from probe.alerts.state_writer import STATE_RETRY_INTERVAL, StateWriter
 from probe.config import Config
 from probe.contract import NotifierConfig, Resender
+from probe.incident_notes import IncidentNotes, Note
+from probe.maintenance import Maintenance, Window
 from probe.model import CheckResult
 from probe.plugins import build_notifier
 from probe.redact import Redactor
@@ -80,7 +82,10 @@ class AlertService:
         self.agent = config.agent.name
         depends_on = {c.name: list(c.depends_on) for c in config.all_checks() if c.depends_on}
         self.parents = _parents(config)
-        self.engine = AlertEngine(config.alerts, self.parents, depends_on)
+        members = {c.name: [m.name for m in c.members()] for c in config.all_checks()}
+        self.maintenance = Maintenance(config.maintenance, members=members, depends_on=depends_on)
+        self.engine = AlertEngine(config.alerts, self.parents, depends_on, self.maintenance)
+        self.notes = IncidentNotes()
         self.grouper = Grouper(config.alerts.group_wait)
         self.redactor = Redactor(config.secrets())
         self.backoff = backoff
@@ -109,7 +114,7 @@ class AlertService:
         if self._started:
             return
         self._started = True
-        state = self._initial_state()
+        state = await self._initial_state()
         self._restore(state)
         self._session = notifier_session(self.config.alerts.notifiers)
         for index, notifier_config in enumerate(self.config.alerts.notifiers):
@@ -194,6 +199,36 @@ class AlertService:
         except Exception:  # a bug here must not stop results from being recorded
             log.exception("alert evaluation failed", extra={"check": check})
 
+    # ------------------------------------------------------------ maintenance
+
+    def open_window(self, checks: list[str], duration: float, reason: str) -> Window:
+        window = self.maintenance.open(checks, duration, reason, self.clock())
+        log.info(
+            "maintenance window %s opened for %s: %s",
+            window.id,
+            ", ".join(window.checks) or "every check",
+            window.reason or "no reason given",
+            extra={"window": window.id},
+        )
+        self._writer.soon(self._version(), force=True)
+        return window
+
+    def close_window(self, window_id: str) -> Window | None:
+        window = self.maintenance.close(window_id, self.clock())
+        if window is not None:
+            log.info("maintenance window %s closed", window.id, extra={"window": window.id})
+            self._writer.soon(self._version(), force=True)
+        return window
+
+    def add_note(self, incident: str, text: str) -> Note:
+        note = self.notes.add(incident, text, self.clock())
+        self._writer.soon(self._version(), force=True)
+        return note
+
+    def _version(self) -> int:
+        # Each only grows: their sum changes whenever one does.
+        return self.engine.version + self.maintenance.version + self.notes.version
+
     # ------------------------------------------------------------ readers
 
     def firing(self) -> dict[str, int]:
@@ -213,19 +248,33 @@ class AlertService:
         if pending:
             notification = Notification(self.agent, self.clock(), tuple(pending))
             self._append_routed(outbox, notification)
-        return SavedState(alerts=self.engine.export(), outbox=outbox, saved_at=self.clock())
+        return SavedState(
+            alerts=self.engine.export(),
+            outbox=outbox,
+            saved_at=self.clock(),
+            maintenance=self.maintenance.export(),
+            notes=self.notes.export(),
+        )
 
     # ------------------------------------------------------------ internals
 
-    def _initial_state(self) -> SavedState:
+    async def _initial_state(self) -> SavedState:
         if self._previous is not None:
             self._carried_counts = self._previous.notification_counts()
             return self._previous.export_state()
         path = self.config.agent.state_file
-        loaded = load_state(path) if path else None
+        loaded = await load_state_off_loop(path) if path else None
         return loaded or SavedState()
 
     def _restore(self, state: SavedState) -> None:
+        if self._previous is not None:
+            self.maintenance.carry(self._previous.maintenance)
+            self.notes.carry(self._previous.notes)
+        else:
+            problems = self.maintenance.restore(state.maintenance, self.clock())
+            problems += self.notes.restore(state.notes)
+            for problem in problems:
+                log.warning("ignoring part of the saved alert state: %s", problem)
         try:
             self.engine.restore(state.alerts)
         except (ValueError, KeyError, TypeError) as exc:
@@ -312,7 +361,7 @@ class AlertService:
             _log_alert(alert)
         self.grouper.add(due, now)
         self._flush(self.grouper.due(now))
-        self._writer.soon(self.engine.version)
+        self._writer.soon(self._version())
 
     def _flush(self, alerts: list[Alert]) -> None:
         alerts = self.engine.inhibit(alerts)  # a parent's failure seen during group_wait
@@ -323,7 +372,7 @@ class AlertService:
             part = self.routed(delivery.ident, notification)
             if part is not None:
                 delivery.put(part)
-        self._writer.soon(self.engine.version, force=True)
+        self._writer.soon(self._version(), force=True)
         for listener in self.listeners:
             for alert in alerts:
                 try:
@@ -332,7 +381,7 @@ class AlertService:
                     log.exception("alert listener failed", extra={"alert": alert.key})
 
     def _outbox_changed(self) -> None:
-        self._writer.soon(self.engine.version, force=True)
+        self._writer.soon(self._version(), force=True)
 
     async def _tick_loop(self) -> None:
         while True:
@@ -359,12 +408,14 @@ class AlertService:
             alerts=self.engine.export(),
             outbox={d.ident: list(d.queue) for d in self._deliveries},
             saved_at=self.clock(),
+            maintenance=self.maintenance.export(),
+            notes=self.notes.export(),
         )
         if self.grouper:
             # Not yet handed to a queue: persist as if it had been, so a crash keeps it.
             pending = Notification(self.agent, self.clock(), tuple(self.grouper.peek()))
             self._append_routed(state.outbox, pending, remember=False)
-        return self.engine.version, state
+        return self._version(), state
 
 
 def _log_alert(alert: Alert) -> None:

@@ -4,9 +4,11 @@ alike: built with the agent's clock and redactor."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from probe.contract import CheckConfig, CheckContext
+from probe.contract import CheckConfig, CheckContext, no_results
+from probe.model import CheckResult
 from probe.plugins import build_check
 from probe.redact import Redactor
 from probe.runner import CheckRunner
@@ -22,9 +24,10 @@ def build_runner(
     redactor: Redactor | None = None,
     clock: Clock = time.time,
     inbox: Inbox | None = None,  # the running agent's; None in `probe check`
+    results: Callable[[str], CheckResult | None] = no_results,  # the agent's store's
 ) -> CheckRunner:
     def member_runner(member: CheckConfig) -> CheckRunner:
-        return build_runner(member, redactor, clock, inbox)
+        return build_runner(member, redactor, clock, inbox, results)
 
-    context = CheckContext(clock=clock, redactor=redactor, make_runner=member_runner, inbox=inbox)
+    context = CheckContext(clock, redactor, member_runner, inbox, results)
     return CheckRunner(build_check(config, context), redactor, clock)

@@ -19,8 +19,8 @@ from pydantic import field_validator, model_validator
 
 from probe.contract import Check, CheckConfig, MetricFamily, MetricPoint, Report
 from probe.fields import Duration, TimeZone
+from probe.heartbeat_state import HeartbeatState
 from probe.model import Sample, Unit
-from probe.pings import HeartbeatState
 from probe.units import Limit, format_duration
 
 MESSAGE_SHOWN = 200  # characters of the last message in a one-line output

@@ -11,6 +11,7 @@ from fnmatch import fnmatchcase
 
 from probe.config.schema import AlertsConfig, walk
 from probe.contract import CheckConfig, is_glob
+from probe.maintenance import WindowConfig
 
 
 def walk_with_paths(checks: list[CheckConfig], path: str) -> Iterator[tuple[str, CheckConfig]]:
@@ -59,10 +60,34 @@ def _no_such_check(pattern: str) -> str:
     return f"no check matches {pattern!r}" if is_glob(pattern) else f"no check named {pattern!r}"
 
 
+def unknown_window_checks(windows: list[WindowConfig], known: dict[str, str]) -> list[str]:
+    return [
+        f"maintenance[{i}].checks: no check named {name!r}"
+        for i, window in enumerate(windows)
+        for name in window.checks
+        if name not in known
+    ]
+
+
 def linked(checks: list[CheckConfig]) -> list[CheckConfig]:
     """Each top-level check as `CheckConfig.linked` sees it beside every other check."""
     everything = list(walk(checks))
     return [check.linked(everything) for check in checks]
+
+
+def named_check_problems(checks: list[CheckConfig]) -> list[str]:
+    """Each check another one names (`CheckConfig.named_checks`) exists and is of the
+    type that key needs."""
+    by_name = {check.name: check for check in walk(checks)}
+    problems: list[str] = []
+    for path, check in walk_with_paths(checks, "checks"):
+        for key, name, kind in check.named_checks():
+            found = by_name.get(name)
+            if found is None:
+                problems.append(f"{path}.{key}: no check named {name!r}")
+            elif kind and found.type != kind:
+                problems.append(f"{path}.{key}: {name!r} is a {found.type} check, not {kind}")
+    return problems
 
 
 def dependency_problems(checks: list[CheckConfig], known: dict[str, str]) -> list[str]:

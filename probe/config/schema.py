@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from probe.contract import CheckConfig, NotifierConfig
 from probe.fields import Duration, StrictModel, TimeZone, is_http_url
+from probe.maintenance import WindowConfig
+from probe.otlp import OtlpConfig
 from probe.redact import url_secrets
 
 MIN_LIVE_TIMEOUT = 3.0  # seconds; a few scheduler heartbeats (one per second)
@@ -27,12 +29,16 @@ class AgentConfig(StrictModel):
     auth_token: SecretStr = SecretStr("")
     # `Authorization: Bearer <token>` the /ping/<check> routes need when set.
     ping_token: SecretStr = SecretStr("")
+    # `Authorization: Bearer <token>` every write of the admin API needs; no token, no API.
+    admin_token: SecretStr = SecretStr("")
     # A DSN may hold a password: secret, and its errors never quote it (docs/history.md).
     history: SecretStr = SecretStr(DEFAULT_HISTORY)
     status_page: Literal["public", "token", "off"] = "public"
     # Where people reach this agent (https://probe.example.com): notifications link to its
     # /status page. Empty: messages carry no links.
     public_url: str = ""
+    # The /metrics families pushed over OTLP/HTTP (docs/metrics.md); needs `probe[otlp]`.
+    otlp: OtlpConfig | None = None
 
     @field_validator("history", "status_page", mode="before")
     @classmethod
@@ -241,14 +247,22 @@ class Config(BaseModel):
     agent: AgentConfig
     checks: list[CheckConfig]
     alerts: AlertsConfig
+    maintenance: list[WindowConfig] = []
 
     def all_checks(self) -> Iterator[CheckConfig]:
         """Every configured check, group members right after their group."""
         yield from walk(self.checks)
 
     def secrets(self) -> list[str]:
-        found = [self.agent.auth_token.get_secret_value(), self.agent.ping_token.get_secret_value()]
+        agent = self.agent
+        found = [
+            agent.auth_token.get_secret_value(),
+            agent.ping_token.get_secret_value(),
+            agent.admin_token.get_secret_value(),
+        ]
         found.extend(url_secrets(self.agent.history.get_secret_value()))
+        if self.agent.otlp is not None:
+            found.extend(self.agent.otlp.secrets())
         for check in self.all_checks():
             found.extend(check.secrets())
         for notifier in self.alerts.notifiers:
