@@ -30,7 +30,10 @@ def _action(text: str) -> tuple[str, int | None] | None:
         return "success", None
     if text in ("start", "fail"):
         return text, None
-    if text.isdigit() and len(text) <= 3 and int(text) <= 255:
+    # ASCII digits only: `²` and `①` are isdigit() and int() refuses them (a 500), and
+    # `٣` (Arabic-Indic three) would read as exit code 3. healthchecks.io routes only
+    # [0-9]+ there, so these answer as any other unknown action: 404.
+    if text.isascii() and text.isdigit() and len(text) <= 3 and int(text) <= 255:
         code = int(text)
         return ("success" if code == 0 else "fail"), code
     return None
