@@ -31,6 +31,7 @@ from tests.saas_standins import (
     SaaS,
 )
 from tests.test_alert_engine import T0, make_config, obs, result
+from tests.test_notifier_redirects import NOT_FOLLOWED, redirecting
 
 FAST = Backoff(initial=0.05, maximum=0.2)
 PUBLIC_URL = "https://probe.example.com"
@@ -356,3 +357,22 @@ async def test_a_retry_sends_only_the_events_not_yet_accepted(saas: SaaS, name: 
     # One event per alert, each accepted once: the retry did not repeat the first.
     assert len(saas.hits) == 4 and len(saas.delivered(name)) == 3
     assert service.notification_counts()[(name, "sent")] == 1
+
+
+@pytest.mark.parametrize("name", ["pagerduty", "opsgenie", "teams", "discord", "telegram"])
+async def test_a_redirect_is_a_failure_and_the_secret_stays_hidden(name: str) -> None:
+    """An http -> https upgrade in front of the service: not followed, said in words,
+    and the secret in the redirect's Location (the same URL) is not shown."""
+    server = await redirecting(308, "")
+    fake = SaaS(port=server.port)  # only for the URLs: the redirecting server owns the port
+    try:
+        notifier = notifier_for(name, fake)
+        ((_where, delivered, detail),) = await send_test(
+            make_config(alerts={"notifiers": [notifier]})
+        )
+    finally:
+        await server.close()
+    assert not delivered and NOT_FOLLOWED in detail and "HTTP 308" in detail
+    assert len(server.seen) == 1
+    for secret in SECRETS:
+        assert secret not in detail
