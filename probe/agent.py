@@ -17,6 +17,7 @@ from aiohttp import web
 from probe.alerts.service import AlertService
 from probe.checks.factory import build_runner
 from probe.config import Config, ConfigError, load_config, load_or_report
+from probe.fleet.wiring import FleetCollector, fleet_of, heartbeat_of, shared_history_paused
 from probe.history.service import History
 from probe.incident_notes import Note
 from probe.maintenance import Window
@@ -60,7 +61,9 @@ class Agent:
         self.redactor = redactor or Redactor(config.secrets())
         self.store = ResultStore(config, clock=clock)
         self.scheduler = Scheduler(self.store)
-        self.alerts = AlertService(config, clock=clock)
+        # Replicas of one config: only the leader notifies and writes shared history.
+        self.fleet = fleet_of(config, self.store, clock)
+        self.alerts = AlertService(config, clock=clock, fleet=self.fleet)
         self.store.subscribe(self._forward_to_alerts)
         self.store.in_maintenance = self.in_maintenance
         self.history = History(config, self.store, clock)
@@ -81,6 +84,10 @@ class Agent:
         self.inbox.configure(c.name for c in config.all_checks() if c.type == "heartbeat")
         self.history.register_metrics(self.registry)
         self.otlp = OtlpPush(self.registry, config.agent, clock)
+        if self.fleet is not None:
+            self.registry.register(FleetCollector(self.fleet))
+            self.history.paused = shared_history_paused(config, self.fleet)
+        self.heartbeat = heartbeat_of(config, self.store)
         self._http: web.AppRunner | None = None
         self.port = 0
         self._stopped = False
@@ -111,7 +118,11 @@ class Agent:
     async def start(self) -> None:
         await self.inbox.start()
         await self._serve()
+        if self.fleet is not None:
+            await self.fleet.start()
         await self.alerts.start()
+        if self.heartbeat is not None:
+            self.heartbeat.start()
         await self.history.start()
         self.scheduler.start(self._runners(self.config))
         self.otlp.start()
@@ -175,6 +186,9 @@ class Agent:
     async def apply(self, config: Config) -> None:
         if config.agent.listen != self.config.agent.listen:
             log.warning("agent.listen changed; restart probe to listen on the new address")
+        for key in ("fleet", "heartbeat"):
+            if getattr(config.agent, key) != getattr(self.config.agent, key):
+                log.warning("agent.%s changed; restart probe to apply it", key)
         self.redactor.update(config.secrets())
         self.config = config
         self.settings.swap(WebSettings.of(config.agent))
@@ -185,7 +199,7 @@ class Agent:
         # reach a running alert service, not the stopped one.
         old_alerts = self.alerts
         await old_alerts.stop(flush_timeout=NOTIFICATION_FLUSH, reloading=True)
-        self.alerts = AlertService(config, clock=self.clock, previous=old_alerts)
+        self.alerts = AlertService(config, clock=self.clock, previous=old_alerts, fleet=self.fleet)
         await self.alerts.start()
         await self.scheduler.replace(self._runners(config))
         await self.otlp.reconfigure(config.agent)
@@ -198,6 +212,10 @@ class Agent:
         await self.scheduler.shutdown(SHUTDOWN_CHECK_WAIT)
         await self.otlp.stop()
         await self.alerts.stop(flush_timeout=NOTIFICATION_FLUSH)
+        if self.heartbeat is not None:
+            await self.heartbeat.stop()
+        if self.fleet is not None:
+            await self.fleet.stop()  # after alerts: the last ones went through the record
         await self.history.stop()  # after alerts: their last incidents are written too
         await self.inbox.stop()
         if self._http is not None:

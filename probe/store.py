@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from probe import health
 from probe.config import Config
@@ -210,6 +211,8 @@ class ResultStore:
         self._derived: dict[Hashable, Rendered] = {}
         # Set by the agent: the alert service owns the windows, and a reload replaces it.
         self.in_maintenance: Coverage = _never
+        # Objects the verbose /health body carries beside the checks (the fleet's leader).
+        self._extras: dict[str, Any] = {}
         self.reconfigure(config)
 
     # ------------------------------------------------------------ writers
@@ -267,6 +270,13 @@ class ResultStore:
         now = self.clock()
         self._live = Rendered(200, health.dumps(health.live_body(True, self._started(now), now)))
         self._dirty = True
+
+    def set_extra(self, name: str, value: Any) -> None:
+        """Add `name` to the verbose /health body; a change is seen by the next request."""
+        if self._extras.get(name) != value:
+            self._extras[name] = value
+            self._verbose = None
+            self.generation += 1
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -346,6 +356,7 @@ class ResultStore:
             body = health.health_body(
                 shot.entries, self.config.agent.version, shot.started, shot.now, verbose=True
             )
+            body.update(self._extras)
             self._verbose = Rendered(shot.status_code, health.dumps(body))
         return self._verbose
 

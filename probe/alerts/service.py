@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -34,6 +35,9 @@ from probe.plugins import build_notifier
 from probe.redact import Redactor
 from probe.tasks import cancel_and_wait
 from probe.times import Clock
+
+if TYPE_CHECKING:
+    from probe.fleet.elector import Fleet
 
 log = logging.getLogger("probe.alerts")
 
@@ -76,6 +80,7 @@ class AlertService:
         retry_after_cap: float = RETRY_AFTER_CAP,
         tick_interval: float | None = None,
         state_retry_interval: float = STATE_RETRY_INTERVAL,
+        fleet: Fleet | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -107,6 +112,8 @@ class AlertService:
         self._tasks: list[asyncio.Task[None]] = []
         self._writer = StateWriter(config.agent.state_file, self._snapshot, state_retry_interval)
         self._started = self._stopped = False
+        # In a fleet only the leader sends, and only what the shared record says is news.
+        self.fleet = fleet
 
     # ------------------------------------------------------------ lifecycle
 
@@ -140,6 +147,8 @@ class AlertService:
                 task = asyncio.create_task(resend, name="resend")
                 self._tasks.append(task)
         self._writer.now()
+        if self.fleet is not None:
+            self.fleet.attach(self)
 
     async def stop(self, flush_timeout: float = 5.0, reloading: bool = False) -> None:
         """Bounded flush: undelivered notifications stay in the exported/saved state
@@ -153,6 +162,9 @@ class AlertService:
         if not self._started:
             return
         self._flush(self.grouper.drain())
+        if self.fleet is not None:
+            await self.fleet.drain(flush_timeout / 2)
+            self.fleet.detach(self)
         await asyncio.gather(*(d.drain(flush_timeout) for d in self._deliveries))
         for delivery in self._deliveries:
             await delivery.stop()
@@ -367,6 +379,15 @@ class AlertService:
         alerts = self.engine.inhibit(alerts)  # a parent's failure seen during group_wait
         if not alerts:
             return
+        if self.fleet is not None:
+            self.fleet.submit(alerts)  # calls `send` on the leader, with what is news
+            return
+        self.send(alerts)
+
+    def pending(self) -> bool:
+        return bool(self.grouper)
+
+    def send(self, alerts: list[Alert]) -> None:
         notification = Notification(self.agent, self.clock(), tuple(alerts))
         for delivery in self._deliveries:
             part = self.routed(delivery.ident, notification)
@@ -396,6 +417,8 @@ class AlertService:
         route = self._routes[ident]
         while True:
             await asyncio.sleep(notifier.resend_interval)
+            if self.fleet is not None and not self.fleet.is_leader():
+                continue
             try:
                 now = self.clock()
                 active = [a for a in self.engine.active(now) if self._routes_alert(route, a)]
