@@ -150,12 +150,21 @@ def build_parser() -> _Parser:
         subparsers,
         "validate",
         "load and validate the config, print one line per check",
-        "exit codes: 0 valid, 2 invalid (every problem is printed, one per line)\n\n"
+        "exit codes: 0 valid, 2 invalid (every problem is printed, one per line)\n"
+        "-v also prints every check's effective warn/fail limits and where each came from\n"
+        "(`default`: the check type's own; else the config key that set it).\n\n"
         "examples:\n"
         "  probe validate\n"
+        "  probe validate -v\n"
         "  PROBE_CONFIG=staging.yaml probe validate",
     )
     validate.add_argument("-c", "--config", metavar="FILE", help=_CONFIG_HELP)
+    validate.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print every check's effective limits and where each came from",
+    )
 
     ping = _command(
         subparsers,
@@ -292,7 +301,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return oneshot.main(args.config, args.format, args.only, args.timeout)
     if command == "validate":
-        return _validate(args.config)
+        return _validate(args.config, args.verbose)
     if command == "history":
         return _history(args.config, args.check, args.window)
     if command == "maintenance":
@@ -332,7 +341,7 @@ def _history(config_arg: str | None, check: str, window: str) -> int:
     return report.main(config, str(path), check, seconds, window, time.time())
 
 
-def _validate(config_arg: str | None) -> int:
+def _validate(config_arg: str | None, verbose: bool = False) -> int:
     from probe.config import load_or_report, resolve_path
     from probe.output import format_validate
 
@@ -340,7 +349,7 @@ def _validate(config_arg: str | None) -> int:
     config = load_or_report(path)
     if config is None:
         return ERROR_CODES["validate"]
-    print(format_validate(config, path))
+    print(format_validate(config, path, verbose))
     return 0
 
 

@@ -27,9 +27,11 @@ from typing import (
     runtime_checkable,
 )
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 
+from probe import limits as limit_rules
 from probe.fields import MAX_NAME_LENGTH, NAME_RE, Duration, Limits, StrictModel
+from probe.limits import LimitMap, LimitRow
 from probe.model import CheckResult, Sample, Status
 from probe.redact import Redactor
 from probe.times import Clock
@@ -100,6 +102,10 @@ class CheckConfig(StrictModel):
     metric_families: ClassVar[tuple[MetricFamily, ...]] = ()
     # True for types whose `checks:` key holds nested checks (group).
     nested: ClassVar[bool] = False
+    # Limits of states that are bad wherever this type runs; the user's `warn:`/`fail:`
+    # merge with them measure by measure (`probe.limits.merge`), `off` switches one off.
+    default_warn: ClassVar[LimitMap] = {}
+    default_fail: ClassVar[LimitMap] = {}
 
     name: str
     type: str
@@ -114,6 +120,8 @@ class CheckConfig(StrictModel):
     # Checks this one needs (`queues` needs `redis`): while one fails, this check's new
     # alerts wait, and verbose /health shows `blocked_by`. Checked by config.rules.
     depends_on: list[str] = Field(default_factory=list)
+    # Where this entry is in the file (`checks[2]`), set by the loader for `probe validate`.
+    _key_path: str = PrivateAttr(default="")
 
     @field_validator("name")
     @classmethod
@@ -148,9 +156,37 @@ class CheckConfig(StrictModel):
             )
         return timeout
 
+    def default_limits(self) -> tuple[LimitMap, LimitMap]:
+        """(warn, fail) defaults; types whose defaults depend on their fields extend."""
+        return self.default_warn, self.default_fail
+
+    def check_limits(self) -> tuple[dict[str, Limit], dict[str, Limit]]:
+        """The effective (warn, fail) limits of the check as a whole."""
+        return limit_rules.merge(self.warn, self.fail, *self.default_limits())
+
     def limits_for(self, component: str) -> tuple[dict[str, Limit], dict[str, Limit]]:
         """(warn, fail) limits for one component; types with per-component overrides extend."""
-        return self.warn, self.fail
+        return self.check_limits()
+
+    def limit_rows(self) -> list[LimitRow]:
+        """Every effective limit and where it came from, for `probe validate -v`."""
+        return limit_rules.rows("", self.check_limits(), {"": (self.warn, self.fail)})
+
+    def user_limited(self, measure: str) -> bool:
+        """Whether the user set a limit (not `off`) on this measure of the whole check."""
+        return any(
+            limit is not None and not limit.off
+            for limit in (self.warn.get(measure), self.fail.get(measure))
+        )
+
+    @property
+    def key_path(self) -> str:
+        return self._key_path
+
+    def located(self, path: str) -> Self:
+        """This config knowing where it is in the file (`checks[2].checks[0]`)."""
+        self._key_path = path
+        return self
 
     def target(self) -> str:
         """What this check talks to, safe to print (secrets redacted)."""

@@ -78,13 +78,19 @@ class HeartbeatConfig(CheckConfig):
             raise ValueError("min_duration must be shorter than max_duration")
         return self
 
-    def limits_for(self, component: str) -> tuple[dict[str, Limit], dict[str, Limit]]:
-        defaults: dict[str, Limit] = {}
+    def default_limits(self) -> tuple[dict[str, Limit], dict[str, Limit]]:
+        """The run-length settings are this type's warn limits on `duration`; a user's
+        `warn: {duration: ...}` goes over them."""
+        found: dict[str, Limit] = {}
         if self.min_duration is not None:
-            defaults["duration"] = DurationLimit(self.min_duration, True, setting="min_duration")
-        if self.max_duration is not None and "duration" not in defaults:
-            defaults["duration"] = DurationLimit(self.max_duration, setting="max_duration")
-        return {**defaults, **self.warn}, self.fail
+            found["duration"] = DurationLimit(
+                self.min_duration, True, setting="min_duration", source="min_duration"
+            )
+        if self.max_duration is not None and "duration" not in found:
+            found["duration"] = DurationLimit(
+                self.max_duration, setting="max_duration", source="max_duration"
+            )
+        return found, {}
 
     @property
     def open_limit(self) -> float:

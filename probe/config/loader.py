@@ -216,5 +216,5 @@ def _validate_checks(
             continue
         # Disabled checks are validated (a typo should still be caught) but never run.
         if check.enabled:
-            checks.append(check)
+            checks.append(check.located(here))
     return checks
