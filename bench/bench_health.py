@@ -25,16 +25,17 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from probe.config import load_config
 from probe.model import CheckResult, Status
-from probe.server import build_app
 from probe.store import ResultStore
+from probe.web.routes import build_app
+from probe.web.settings import LiveSettings
 
 config = load_config(__import__("pathlib").Path(sys.argv[1]))
 store = ResultStore(config)
 for check in config.checks:
     store.record(check.name, CheckResult(Status.PASS, 0.004, "", store.clock()))
 open(sys.argv[3], "wb").write(store.health.body)
-web.run_app(build_app(store, CollectorRegistry()), host="127.0.0.1", port=int(sys.argv[2]),
-            access_log=None, print=None)
+app = build_app(store, LiveSettings.of(config.agent), CollectorRegistry())
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[2]), access_log=None, print=None)
 """
 
 BARE_SERVER = """

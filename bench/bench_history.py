@@ -29,11 +29,12 @@ from probe.alerts.notification import Alert, Kind, Severity  # noqa: E402
 from probe.config import load_config  # noqa: E402
 from probe.history.model import DAY, HOUR, Rollup  # noqa: E402
 from probe.history.sqlite import SqliteBackend  # noqa: E402
-from probe.history.view import HistoryView  # noqa: E402
 from probe.history.writer import HistoryWriter  # noqa: E402
 from probe.model import CheckResult, Status  # noqa: E402
-from probe.status_page import StatusSite, render_page  # noqa: E402
 from probe.store import ResultStore  # noqa: E402
+from probe.web.history import HistoryView  # noqa: E402
+from probe.web.settings import LiveSettings  # noqa: E402
+from probe.web.status import StatusSite, render_page  # noqa: E402
 
 INTERVAL = 15.0
 DAYS = 90
@@ -127,8 +128,9 @@ def page_fixture(tmp: Path, checks: int) -> tuple[StatusSite, HistoryWriter]:
             )
         )
     writer._rebuild_merged()  # what loading them from the store does
-    view = HistoryView(store, writer, clock=lambda: now)
-    return StatusSite(store, view), writer
+    settings = LiveSettings.of(config.agent)
+    view = HistoryView(store, writer, settings, clock=lambda: now)
+    return StatusSite(view, settings), writer
 
 
 def timed(fn: object, runs: int) -> float:

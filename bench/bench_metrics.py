@@ -5,7 +5,7 @@
 The store is fed synthetic results (CheckResult/Observation, the shapes the real checks
 produce: 50 tcp checks, one bullmq check with 7 queues, one system check), so the figure
 is the cost of the collector and the exposition, not of any check. The server runs in a
-child process with the agent's own routes (probe.server.build_app), so client and server
+child process with the agent's own routes (probe.web.routes.build_app), so client and server
 do not share a CPU core's event loop. Prints the body size, the in-process cost of one
 `generate_latest`, and requests per second over HTTP, plain text and gzip.
 """
@@ -31,8 +31,9 @@ from probe.config import AgentConfig, AlertsConfig, Config
 from probe.contract import CheckConfig
 from probe.metrics import build_registry
 from probe.model import CheckResult, Observation, Status, Unit
-from probe.server import build_app
 from probe.store import ResultStore
+from probe.web.routes import build_app
+from probe.web.settings import LiveSettings
 
 TCP_CHECKS = 50
 QUEUES = ["billing", "email", "whatsapp", "ai-assistant", "receipt-ocr", "analytics", "webhooks"]
@@ -104,7 +105,10 @@ def time_generate_latest(registry: CollectorRegistry, rounds: int = 300) -> list
 
 async def serve_forever() -> None:
     store = fed_store()
-    runner = web.AppRunner(build_app(store, build_registry(store, None)), access_log=None)
+    runner = web.AppRunner(
+        build_app(store, LiveSettings.of(store.config.agent), build_registry(store, None)),
+        access_log=None,
+    )
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     print(runner.addresses[0][1], flush=True)

@@ -10,10 +10,12 @@ validation, `probe validate`, `/metrics`, the docs and the tests derive from the
 
 from __future__ import annotations
 
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import (
     TYPE_CHECKING,
     ClassVar,
@@ -25,9 +27,11 @@ from typing import (
     runtime_checkable,
 )
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 
+from probe import limits as limit_rules
 from probe.fields import MAX_NAME_LENGTH, NAME_RE, Duration, Limits, StrictModel
+from probe.limits import LimitMap, LimitRow
 from probe.model import CheckResult, Sample, Status
 from probe.redact import Redactor
 from probe.times import Clock
@@ -98,6 +102,10 @@ class CheckConfig(StrictModel):
     metric_families: ClassVar[tuple[MetricFamily, ...]] = ()
     # True for types whose `checks:` key holds nested checks (group).
     nested: ClassVar[bool] = False
+    # Limits of states that are bad wherever this type runs; the user's `warn:`/`fail:`
+    # merge with them measure by measure (`probe.limits.merge`), `off` switches one off.
+    default_warn: ClassVar[LimitMap] = {}
+    default_fail: ClassVar[LimitMap] = {}
 
     name: str
     type: str
@@ -112,6 +120,8 @@ class CheckConfig(StrictModel):
     # Checks this one needs (`queues` needs `redis`): while one fails, this check's new
     # alerts wait, and verbose /health shows `blocked_by`. Checked by config.rules.
     depends_on: list[str] = Field(default_factory=list)
+    # Where this entry is in the file (`checks[2]`), set by the loader for `probe validate`.
+    _key_path: str = PrivateAttr(default="")
 
     @field_validator("name")
     @classmethod
@@ -146,9 +156,37 @@ class CheckConfig(StrictModel):
             )
         return timeout
 
+    def default_limits(self) -> tuple[LimitMap, LimitMap]:
+        """(warn, fail) defaults; types whose defaults depend on their fields extend."""
+        return self.default_warn, self.default_fail
+
+    def check_limits(self) -> tuple[dict[str, Limit], dict[str, Limit]]:
+        """The effective (warn, fail) limits of the check as a whole."""
+        return limit_rules.merge(self.warn, self.fail, *self.default_limits())
+
     def limits_for(self, component: str) -> tuple[dict[str, Limit], dict[str, Limit]]:
         """(warn, fail) limits for one component; types with per-component overrides extend."""
-        return self.warn, self.fail
+        return self.check_limits()
+
+    def limit_rows(self) -> list[LimitRow]:
+        """Every effective limit and where it came from, for `probe validate -v`."""
+        return limit_rules.rows("", self.check_limits(), {"": (self.warn, self.fail)})
+
+    def user_limited(self, measure: str) -> bool:
+        """Whether the user set a limit (not `off`) on this measure of the whole check."""
+        return any(
+            limit is not None and not limit.off
+            for limit in (self.warn.get(measure), self.fail.get(measure))
+        )
+
+    @property
+    def key_path(self) -> str:
+        return self._key_path
+
+    def located(self, path: str) -> Self:
+        """This config knowing where it is in the file (`checks[2].checks[0]`)."""
+        self._key_path = path
+        return self
 
     def target(self) -> str:
         """What this check talks to, safe to print (secrets redacted)."""
@@ -263,14 +301,58 @@ class Check(ABC, Generic[C]):
 # ---------------------------------------------------------------- notifiers
 
 
+SeverityName = Literal["critical", "warning"]
+SEVERITIES: tuple[SeverityName, ...] = ("critical", "warning")
+# A check name or a glob of them (`queue*`, `db-?`): names are `[a-z0-9_-]+`.
+_CHECK_PATTERN = re.compile(r"^[a-z0-9_\-*?\[\]!]+$")
+
+
+def is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
 class NotifierConfig(StrictModel):
-    """Fields every notifier takes. Each notifier module subclasses this."""
+    """Fields every notifier takes. Each notifier module subclasses this.
+
+    The routing filters (`severities`, `checks`, `exclude_checks`) say which alerts this
+    notifier gets; an alert goes to every notifier whose filters match it.
+    """
 
     secret_fields: ClassVar[frozenset[str]] = frozenset()
 
     type: str
     enabled: bool = True
     timeout: Duration = 10.0
+    severities: list[SeverityName] = Field(default_factory=lambda: list(SEVERITIES), min_length=1)
+    checks: list[str] = Field(default_factory=list)
+    exclude_checks: list[str] = Field(default_factory=list)
+
+    @field_validator("checks", "exclude_checks")
+    @classmethod
+    def _names_or_globs(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if not _CHECK_PATTERN.match(pattern):
+                raise ValueError(f"expected check names or globs like queue*, got {pattern!r}")
+        return value
+
+    def routes(self, severity: str, names: Sequence[str]) -> bool:
+        """Whether an alert of `severity` on a check goes to this notifier. `names` are
+        the check's name and its enclosing groups': a filter naming a group covers its
+        members, as overrides and silences do."""
+        if severity not in self.severities:
+            return False
+        if self.checks and not _any_match(names, self.checks):
+            return False
+        return not _any_match(names, self.exclude_checks)
+
+    def filters(self) -> str:
+        """The routing filters in words (`critical; checks: db, queue*`), '' when none."""
+        parts = [] if len(self.severities) == len(SEVERITIES) else [", ".join(self.severities)]
+        if self.checks:
+            parts.append("checks: " + ", ".join(self.checks))
+        if self.exclude_checks:
+            parts.append("exclude_checks: " + ", ".join(self.exclude_checks))
+        return "; ".join(parts)
 
     def unconfigured(self) -> str:
         """Why this notifier is switched off though enabled (an empty webhook URL from an
@@ -279,6 +361,10 @@ class NotifierConfig(StrictModel):
 
     def secrets(self) -> list[str]:
         return []
+
+
+def _any_match(names: Sequence[str], patterns: Sequence[str]) -> bool:
+    return any(fnmatchcase(name, pattern) for name in names for pattern in patterns)
 
 
 N = TypeVar("N", bound=NotifierConfig)
@@ -299,6 +385,8 @@ class Notifier(ABC, Generic[N]):
         # Where it sends to, safe to print (`slack webhook hooks.slack.com`): refined by
         # each notifier once it knows its target.
         self.description: str = config.type
+        # `agent.public_url`: where links in messages point (its `/status` page), '' for none.
+        self.public_url: str = ""
 
     @property
     def kind(self) -> str:

@@ -1,4 +1,4 @@
-"""Heartbeat pings: the `/ping/<check>` routes and the inbox they record into.
+"""Heartbeat pings: the inbox the `/ping/<check>` routes (`probe.web.pings`) record into.
 
 A ping only updates memory; a background task writes the inbox to
 `<agent.state_file>.heartbeats.json` (atomically, off the request path) so a restart in
@@ -10,64 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import asdict
 
-from aiohttp import web
-
+from probe import heartbeat_state
+from probe.heartbeat_state import (
+    FORMAT_VERSION,
+    MAX_OPEN_RUNS,
+    HeartbeatState,
+    clean_message,
+)
 from probe.tasks import cancel_and_wait
 from probe.times import Clock
 
 log = logging.getLogger("probe.pings")
 
-MAX_MESSAGE = 10 * 1024  # bytes of a ping's body kept as the last message
-MAX_RID = 64
-MAX_OPEN_RUNS = 64  # per check: overlapping runs beyond this are a runaway, not a schedule
 FLUSH_INTERVAL = 1.0
-FORMAT_VERSION = 1
-JSON = "application/json"
-NO_STORE = {"Cache-Control": "no-store"}
-_OK = json.dumps({"ok": True}).encode()
-
-
-@dataclass(slots=True)
-class HeartbeatState:
-    since: float  # when the agent began watching this check
-    last_success: float | None = None
-    last_start: float | None = None
-    last_end: float | None = None
-    failed: bool = False  # the last finished run failed
-    exit_code: int | None = None
-    duration: float | None = None  # of the last finished run with a known start
-    message: str = ""
-    open_runs: dict[str, float] = field(default_factory=dict)  # rid ("" for none) -> start
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> HeartbeatState:
-        runs = data.get("open_runs", {})
-        return cls(
-            since=float(data["since"]),
-            last_success=_opt_float(data.get("last_success")),
-            last_start=_opt_float(data.get("last_start")),
-            last_end=_opt_float(data.get("last_end")),
-            failed=bool(data.get("failed", False)),
-            exit_code=int(data["exit_code"]) if data.get("exit_code") is not None else None,
-            duration=_opt_float(data.get("duration")),
-            message=str(data.get("message", ""))[:MAX_MESSAGE],
-            open_runs={str(k): float(v) for k, v in dict(runs).items()},
-        )
-
-
-def _opt_float(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
 
 
 class Inbox:
@@ -118,7 +81,7 @@ class Inbox:
         state.last_end = now
         state.failed = kind == "fail"
         state.exit_code = exit_code
-        state.message = message
+        state.message = clean_message(message)
         state.duration = now - started if started is not None else None
         if not state.failed:
             state.last_success = now
@@ -129,19 +92,9 @@ class Inbox:
 
     # -- the file
 
-    def load(self) -> None:
-        if not self.path:
-            return
-        try:
-            data = json.loads(Path(self.path).read_text())
-            if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
-                raise ValueError("unknown version")
-            for name, entry in dict(data.get("checks", {})).items():
-                self._states[str(name)] = HeartbeatState.from_dict(entry)
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            log.warning("heartbeat state %s ignored: %s", self.path, exc)
+    async def load(self) -> None:
+        if self.path:
+            self._states.update(await heartbeat_state.load(self.path, self.clock()))
 
     def snapshot(self) -> str:
         kept = {n: asdict(s) for n, s in self._states.items() if n in self._names}
@@ -172,7 +125,7 @@ class Inbox:
             log.warning("cannot write heartbeat state %s: %s", self.path, exc.strerror or exc)
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.load)
+        await self.load()
         if self.path and self._writer is None:
             self._writer = asyncio.create_task(self._write_loop(), name="heartbeat-state")
 
@@ -185,65 +138,3 @@ class Inbox:
         await cancel_and_wait(self._writer)
         self._writer = None
         await self.flush()
-
-
-# ---------------------------------------------------------------- routes
-
-
-def _answer(status: int, body: bytes) -> web.Response:
-    return web.Response(body=body, status=status, content_type=JSON, headers=NO_STORE)
-
-
-def _refuse(status: int, error: str, headers: dict[str, str] | None = None) -> web.Response:
-    body = json.dumps({"ok": False, "error": error}).encode()
-    return web.Response(
-        body=body, status=status, content_type=JSON, headers={**NO_STORE, **(headers or {})}
-    )
-
-
-def _action(text: str) -> tuple[str, int | None] | None:
-    if text in ("", "success"):
-        return "success", None
-    if text in ("start", "fail"):
-        return text, None
-    if text.isdigit() and len(text) <= 3 and int(text) <= 255:
-        code = int(text)
-        return ("success" if code == 0 else "fail"), code
-    return None
-
-
-def add_ping_routes(app: web.Application, inbox: Inbox, token: Callable[[], str]) -> None:
-    """`/ping/<check>[/start|/fail|/<exit code>]`, GET and POST; `token()` is read per
-    request so a reload that sets `agent.ping_token` takes effect at once."""
-
-    async def ping(request: web.Request) -> web.StreamResponse:
-        expected = token()
-        if expected:
-            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            ok = scheme.lower() == "bearer" and hmac.compare_digest(
-                given.strip().encode("utf-8", "surrogateescape"), expected.encode()
-            )
-            if not ok:
-                return _refuse(401, "unauthorized", {"WWW-Authenticate": 'Bearer realm="probe"'})
-        name = request.match_info["check"]
-        if not inbox.knows(name):
-            return _refuse(404, f"no heartbeat check named {name[:64]!r}")
-        action = _action(request.match_info.get("action", ""))
-        if action is None:
-            return _refuse(404, "expected /ping/<check>, /start, /fail or an exit code 0-255")
-        rid = request.query.get("rid", "")[:MAX_RID] if request.query_string else ""
-        message = ""
-        if request.body_exists:
-            raw = await request.content.read(MAX_MESSAGE)
-            message = raw.decode("utf-8", "replace")
-        kind, code = action
-        inbox.record(name, kind, code, rid, message)
-        return _answer(200, _OK)
-
-    async def not_allowed(request: web.Request) -> web.StreamResponse:
-        return _refuse(405, f"method {request.method} not allowed", {"Allow": "GET, POST"})
-
-    for path in ("/ping/{check}", "/ping/{check}/{action}"):
-        app.router.add_route("GET", path, ping)
-        app.router.add_route("POST", path, ping)
-        app.router.add_route("*", path, not_allowed)

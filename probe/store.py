@@ -1,4 +1,4 @@
-"""Latest results, run counters and pre-serialised endpoint bodies.
+"""Latest results, run counters and the pre-serialised bodies of /health, /ready, /live.
 
 Writers: the scheduler (`record`, `tick`). Readers: HTTP handlers, the metrics
 collector and the alert engine (via `subscribe`). Readers never cause I/O; they take
@@ -20,7 +20,8 @@ import bisect
 import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from probe import health
 from probe.config import Config
@@ -40,6 +41,11 @@ RENDER_BURST = 5
 MAX_DERIVED = 64  # views of one snapshot kept at once
 
 Listener = Callable[[str, CheckResult], None]
+Coverage = Callable[[str, float], bool]  # (check, now) -> inside a maintenance window
+
+
+def _never(check: str, now: float) -> bool:
+    return False
 
 
 @dataclass(slots=True)
@@ -120,6 +126,7 @@ class _Fragment:
     result: CheckResult | None
     status: Status
     output: str
+    maintenance: bool
     body: bytes
 
 
@@ -143,9 +150,12 @@ class _Slot:
             or cached.result is not entry.result
             or cached.status is not entry.status
             or cached.output != entry.output
+            or cached.maintenance != entry.maintenance
         ):
             body = health.dumps(health.check_entry(entry, verbose=False))
-            cached = self.fragment = _Fragment(entry.result, entry.status, entry.output, body)
+            cached = self.fragment = _Fragment(
+                entry.result, entry.status, entry.output, entry.maintenance, body
+            )
         return cached.body
 
 
@@ -189,19 +199,20 @@ class ResultStore:
         # A hand-moved clock (tests, replays) is the only time there is, so it moves
         # ages too.
         self.monotonic = monotonic or (time.monotonic if clock is time.time else clock)
-        self.started_at = clock()
         self._started_mono = self.monotonic()
         self.last_tick = time.monotonic()
         self._listeners: list[Listener] = []
         self._slots: dict[str, _Slot] = {}
         self.budget = RenderBudget(self.monotonic, RENDERS_PER_SECOND, RENDER_BURST)
-        self.renders = 0  # plain-body renders so far (tests and the bench count them)
-        self.verbose_renders = 0
         # Bumped on every change a reader could see; /metrics caches its bytes against it.
         self.generation = 0
         self._dirty = True
         self._verbose: Rendered | None = None
         self._derived: dict[Hashable, Rendered] = {}
+        # Set by the agent: the alert service owns the windows, and a reload replaces it.
+        self.in_maintenance: Coverage = _never
+        # Objects the verbose /health body carries beside the checks (the fleet's leader).
+        self._extras: dict[str, Any] = {}
         self.reconfigure(config)
 
     # ------------------------------------------------------------ writers
@@ -245,7 +256,11 @@ class ResultStore:
         slot.stats.add(result, slot.histograms)
         # Serialised now, a result at a time (tens of microseconds), rather than in the
         # next render, where hundreds of them held the loop for tens of milliseconds.
-        slot.entry_bytes(health.effective(slot.config, result, result.observed_at, age=0.0))
+        slot.entry_bytes(self._effective(slot, self.clock()))
+
+    def touch(self) -> None:
+        """Something the bodies show changed besides results (a maintenance window)."""
+        self._changed()
 
     def _changed(self) -> None:
         self.generation += 1
@@ -259,6 +274,13 @@ class ResultStore:
         self._live = Rendered(200, health.dumps(health.live_body(True, self._started(now), now)))
         self._dirty = True
 
+    def set_extra(self, name: str, value: Any) -> None:
+        """Add `name` to the verbose /health body; a change is seen by the next request."""
+        if self._extras.get(name) != value:
+            self._extras[name] = value
+            self._verbose = None
+            self.generation += 1
+
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
@@ -271,7 +293,10 @@ class ResultStore:
 
     def _effective(self, slot: _Slot, now: float) -> health.Entry:
         age = self.monotonic() - slot.recorded_at
-        return health.effective(slot.config, slot.latest, now, age=age)
+        entry = health.effective(slot.config, slot.latest, now, age=age)
+        if self.in_maintenance(slot.config.name, now):
+            return replace(entry, maintenance=True)
+        return entry
 
     def _started(self, now: float) -> float:
         """The start as `now` minus the monotonic uptime: a step of the wall clock must
@@ -299,7 +324,6 @@ class ResultStore:
         self._verbose = None
         self._derived = {}
         self._dirty = False
-        self.renders += 1
 
     def _fresh(self) -> None:
         if self._dirty and self.budget.take():
@@ -335,15 +359,9 @@ class ResultStore:
             body = health.health_body(
                 shot.entries, self.config.agent.version, shot.started, shot.now, verbose=True
             )
+            body.update(self._extras)
             self._verbose = Rendered(shot.status_code, health.dumps(body))
-            self.verbose_renders += 1
         return self._verbose
-
-    @property
-    def snapshot(self) -> Snapshot:
-        """The entries and moment of the bodies being served."""
-        self._fresh()
-        return self._snapshot
 
     def derived(self, key: Hashable, build: Callable[[Snapshot], Rendered]) -> Rendered:
         """Another view of the current snapshot (health+json, `?exclude=`), built when
@@ -386,13 +404,6 @@ class ResultStore:
 
     def effective_status(self, name: str) -> Status:
         return self._effective(self._slots[name], self.clock()).status
-
-    def history(self, name: str) -> list[CheckResult]:
-        """The results kept for a check: its latest only. Older ones live in the history
-        store (probe.history), in rollups; keeping 60 whole results per check here cost
-        tens of KB per check and slowed every full garbage collection."""
-        latest = self._slots[name].latest
-        return [] if latest is None else [latest]
 
     def stats(self, name: str) -> RunStats:
         return self._slots[name].stats

@@ -26,6 +26,10 @@ FORBIDDEN = (
     ("probe.plugins", "probe.alerts", "registries name their plugins, they do not import them"),
     ("probe.model", "probe.contract", "the model is below the contract"),
     ("probe.units", "probe.model", "units are below the model"),
+    *(
+        (below, "probe.web", "the web reads the engine; nothing under it reads the web")
+        for below in ("probe.checks", "probe.history", "probe.alerts", "probe.store")
+    ),
 )
 
 

@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from prometheus_client import CollectorRegistry
 
 from probe.config import Config, load_config
 from probe.model import CheckResult, Observation, Status, Unit
-from probe.server import build_app
 from probe.store import ResultStore
+from tests.support import web_app
 
 CONFIG = """
 agent:
@@ -64,7 +63,7 @@ def store(config: Config, clock: Clock) -> ResultStore:
 
 @pytest.fixture
 async def client(store: ResultStore, aiohttp_client: Any) -> TestClient[Any, Any]:
-    client: TestClient[Any, Any] = await aiohttp_client(build_app(store, CollectorRegistry()))
+    client: TestClient[Any, Any] = await aiohttp_client(web_app(store))
     return client
 
 
@@ -244,7 +243,7 @@ async def test_verbose_adds_observations_and_members(
 
 async def test_verbose_and_metrics_need_the_token(write_config: Any, aiohttp_client: Any) -> None:
     config = load_config(write_config(CONFIG.format(token="s3cret-token")))
-    client = await aiohttp_client(build_app(ResultStore(config), CollectorRegistry()))
+    client = await aiohttp_client(web_app(ResultStore(config)))
     assert (await client.get("/health")).status == 200
     assert (await client.get("/ready")).status == 503
     assert (await client.get("/live")).status == 200

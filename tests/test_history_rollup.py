@@ -10,9 +10,10 @@ import pytest
 from probe.history.codec import decode_chunk, decode_day, encode_chunk, encode_day
 from probe.history.model import DAY, HOUR, Chunk, Rollup
 from probe.history.rollup import combine, percentile, rollup_chunk
-from probe.history.view import HistoryView
 from probe.model import Status
 from probe.store import ResultStore
+from probe.web.history import HistoryView
+from probe.web.settings import LiveSettings
 from tests.history_helpers import DAY0, NOW, FakeClock, config_for, feed, sqlite_writer
 
 P, W, F = Status.PASS, Status.WARN, Status.FAIL
@@ -74,7 +75,7 @@ async def _view(path: Path, tmp_path: Path, clock: FakeClock) -> HistoryView:
     await writer.flush()  # a fresh writer: everything it knows comes from the file
     await writer.stop()
     store = ResultStore(config_for(tmp_path, ["api"]), clock=clock)
-    return HistoryView(store, writer, clock)
+    return HistoryView(store, writer, LiveSettings.of(store.config.agent), clock)
 
 
 async def test_uptime_per_window_is_exact_and_skips_days_without_data(tmp_path: Path) -> None:

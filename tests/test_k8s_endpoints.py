@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from prometheus_client import CollectorRegistry
 
 from probe.config import Config, load_config
 from probe.model import CheckResult, Observation, Status, Unit
-from probe.server import build_app
 from probe.store import ResultStore
+from tests.support import Renders, web_app
 
 CONFIG = """
 agent: {{ name: k8s-probe, version: 2.0.1, auth_token: {token} }}
@@ -49,7 +48,7 @@ def store_for(write_config: Any, token: str = '""') -> ResultStore:
 
 @pytest.fixture
 async def client(write_config: Any, aiohttp_client: Any) -> TestClient[Any, Any]:
-    app = build_app(store_for(write_config), CollectorRegistry())
+    app = web_app(store_for(write_config))
     made: TestClient[Any, Any] = await aiohttp_client(app)
     return made
 
@@ -102,7 +101,7 @@ async def test_ready_for_one_check_waits_for_its_first_result(
     write_config: Any, aiohttp_client: Any
 ) -> None:
     config = load_config(write_config(CONFIG.format(token='""')))
-    client = await aiohttp_client(build_app(ResultStore(config), CollectorRegistry()))
+    client = await aiohttp_client(web_app(ResultStore(config)))
     status, _, body = await get(client, "/ready/database")
     assert (status, body["output"]) == (503, "no result yet")
     status, _, _ = await get(client, "/health/database")
@@ -152,7 +151,7 @@ async def test_health_json_needs_the_token_as_verbose_does(
     write_config: Any, aiohttp_client: Any
 ) -> None:
     store = store_for(write_config, token="k8s-secret-1")
-    client = await aiohttp_client(build_app(store, CollectorRegistry()))
+    client = await aiohttp_client(web_app(store))
     denied = await client.get("/health", headers={"Accept": HEALTH_JSON})
     assert denied.status == 401
     allowed = await client.get(
@@ -170,14 +169,14 @@ async def test_other_query_strings_leave_ready_as_it_was(client: TestClient[Any,
 
 
 async def test_an_exclusion_is_judged_once_per_render(
-    write_config: Any, aiohttp_client: Any
+    write_config: Any, aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = store_for(write_config)
-    client = await aiohttp_client(build_app(store, CollectorRegistry()))
-    renders = store.renders
+    client = await aiohttp_client(web_app(store))
+    renders = Renders(store, monkeypatch)
     bodies = {await (await client.get("/ready?exclude=openai")).read() for _ in range(20)}
     assert len(bodies) == 1
-    assert store.renders - renders <= 1
+    assert renders.plain <= 1
     # A new result is seen by the next request (the render budget is not spent).
     store.record("database", CheckResult(Status.FAIL, 0.001, "connection refused", NOW))
     status, _, body = await get(client, "/ready?exclude=openai")

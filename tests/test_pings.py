@@ -104,7 +104,7 @@ async def test_the_ping_token_is_needed_when_set(
     url = f"http://127.0.0.1:{agent.port}/ping/billing"
     try:
         status, body = await call(session, "POST", url)
-        assert (status, body) == (401, {"ok": False, "error": "unauthorized"})
+        assert (status, body) == (401, {"status": "error", "error": "unauthorized"})
         # Unknown names answer 401 too: no token, no list of check names.
         assert (await call(session, "POST", url + "-x"))[0] == 401
         wrong = {"Authorization": "Bearer nope"}
@@ -135,5 +135,20 @@ async def test_a_run_started_before_a_restart_ends_after_it(
         await call(session, "POST", f"{url}?rid=nightly")
         state = agent.inbox.state("billing")
         assert state is not None and state.open_runs == {} and state.duration is not None
+    finally:
+        await agent.stop()
+
+
+async def test_a_head_request_is_a_ping_as_healthchecks_io_counts_it(
+    write_config: Any, tmp_path: Path, session: Any
+) -> None:
+    agent = await started(write_config, agent_yaml(tmp_path / "state.json"))
+    try:
+        async with session.head(f"http://127.0.0.1:{agent.port}/ping/billing/start") as response:
+            assert response.status == 200
+        state = agent.inbox.state("billing")
+        assert state is not None and state.last_start is not None
+        async with session.put(f"http://127.0.0.1:{agent.port}/ping/billing") as response:
+            assert (response.status, response.headers["Allow"]) == (405, "GET, HEAD, POST")
     finally:
         await agent.stop()

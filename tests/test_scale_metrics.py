@@ -21,8 +21,8 @@ from probe.config import AgentConfig, AlertsConfig, Config
 from probe.contract import CheckConfig
 from probe.metrics import EXPOSITION_MAX_AGE, CachedExposition, build_registry
 from probe.model import CheckResult, Observation, Status, Unit
-from probe.server import build_app
 from probe.store import ResultStore
+from tests.support import web_app
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
@@ -71,7 +71,7 @@ def family_blocks(body: bytes) -> dict[str, bytes]:
 async def serve(
     store: ResultStore, aiohttp_client: Any
 ) -> tuple[TestClient[Any, Any], CachedExposition]:
-    app = build_app(store, build_registry(store, None))
+    app = web_app(store, build_registry(store, None))
     client: TestClient[Any, Any] = await aiohttp_client(app)
     for resource in app.router.routes():
         handler = getattr(resource.handler, "__closure__", None) or ()

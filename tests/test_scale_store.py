@@ -11,6 +11,7 @@ from probe import health
 from probe.config import Config, load_config
 from probe.model import CheckResult, Observation, Status, Unit
 from probe.store import RENDER_BURST, RENDERS_PER_SECOND, ResultStore
+from tests.support import Renders
 
 CONFIG = """
 agent: { name: scale, version: 3.1.4 }
@@ -28,9 +29,12 @@ checks:
 """
 
 
+START = 1_750_000_000.0
+
+
 class Clock:
     def __init__(self) -> None:
-        self.now = 1_750_000_000.0
+        self.now = START
 
     def __call__(self) -> float:
         return self.now
@@ -59,7 +63,7 @@ def run(status: Status, clock: Clock, output: str = "", ms: float = 12.0, **kw: 
 def eager(store: ResultStore, clock: Clock, verbose: bool = False) -> bytes:
     """The bodies as DESIGN.md 2.2 defines them, built in one go from the same entries."""
     entries = store.entries(clock.now)
-    body = health.health_body(entries, "3.1.4", store.started_at, clock.now, verbose=verbose)
+    body = health.health_body(entries, "3.1.4", START, clock.now, verbose=verbose)
     return health.dumps(body)
 
 
@@ -99,63 +103,71 @@ def test_bodies_are_byte_for_byte_the_eager_ones(store: ResultStore, clock: Cloc
 
 
 def test_verbose_is_rendered_only_when_asked_and_equals_the_eager_one(
-    store: ResultStore, clock: Clock
+    store: ResultStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    renders = Renders(store, monkeypatch)
     feed_mixed(store, clock)
     assert store.health.body == eager(store, clock)
-    assert store.verbose_renders == 0  # plain readers never pay for the verbose body
+    assert renders.verbose == 0  # plain readers never pay for the verbose body
     verbose = store.health_verbose
+    assert store.health_verbose is verbose  # cached until the next change
+    assert renders.verbose == 1
     assert verbose.body == eager(store, clock, verbose=True)
     assert b'"blocked_by":"redis"' in verbose.body
     assert b'"members":[' in verbose.body
-    assert store.health_verbose is verbose  # cached until the next change
-    assert store.verbose_renders == 1
     clock.now += 1
     store.record("redis", run(Status.PASS, clock))
-    assert store.health_verbose.body == eager(store, clock, verbose=True)
-    assert b"blocked_by" not in store.health_verbose.body
-    assert store.verbose_renders == 2
+    renders.verbose = 0
+    again = store.health_verbose
+    assert renders.verbose == 1  # a change: built again, once
+    assert again.body == eager(store, clock, verbose=True)
+    assert b"blocked_by" not in again.body
 
 
 def test_a_burst_of_results_renders_a_bounded_number_of_times(
-    store: ResultStore, clock: Clock
+    store: ResultStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = store.renders
+    renders = Renders(store, monkeypatch)
+    before = renders.plain
     for i in range(1_000):
         store.record("app", run(Status.PASS, clock, ms=i))
         assert store.health.status_code in (200, 503)  # a reader after every result
-    assert store.renders - before <= RENDER_BURST
+    assert renders.plain - before <= RENDER_BURST
     # A second later the budget has refilled by RENDERS_PER_SECOND, and no more.
     clock.now += 1.0
-    before = store.renders
+    before = renders.plain
     for i in range(1_000):
         store.record("app", run(Status.PASS, clock, ms=i))
         _ = store.ready
-    assert 1 <= store.renders - before <= RENDERS_PER_SECOND
+    assert 1 <= renders.plain - before <= RENDERS_PER_SECOND
     # Once the burst is over, the next reader sees the last result.
     clock.now += 1.0
     store.record("app", run(Status.WARN, clock, "slow", ms=999))
     assert b'{"name":"app","status":"warn","responseTime":999,"output":"slow"}' in store.health.body
 
 
-def test_results_with_no_reader_cost_no_render(store: ResultStore, clock: Clock) -> None:
-    before = store.renders
+def test_results_with_no_reader_cost_no_render(
+    store: ResultStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    renders = Renders(store, monkeypatch)
+    before = renders.plain
     for i in range(1_000):
         store.record("database", run(Status.PASS, clock, ms=i))
         store.tick()
-    assert store.renders == before
+    assert renders.plain == before
     assert b'"responseTime":999' in store.health.body
-    assert store.renders == before + 1
+    assert renders.plain == before + 1
 
 
 def test_heartbeat_keeps_live_current_without_rendering_checks(
-    store: ResultStore, clock: Clock
+    store: ResultStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = store.renders
+    renders = Renders(store, monkeypatch)
+    before = renders.plain
     clock.now += 42
     store.tick()
-    assert store.live.body == health.dumps(health.live_body(True, store.started_at, clock.now))
-    assert store.renders == before
+    assert store.live.body == health.dumps(health.live_body(True, START, clock.now))
+    assert renders.plain == before
 
 
 def test_reload_renders_changed_criticality(

@@ -72,8 +72,8 @@ async def running(tmp_path: Path, port: int) -> Agent:
 
 
 async def _has_open_incident(agent: Agent) -> bool:
-    agent.history.site.ensure_fresh()  # as a request to the page would
-    return any(i.end is None for i in agent.history.view.snapshot.incidents)
+    agent.site.ensure_fresh()  # as a request to the page would
+    return any(i.end is None for i in agent.site.view.snapshot.incidents)
 
 
 @pytest.mark.timeout(60)

@@ -15,6 +15,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -22,15 +24,20 @@ from probe.alerts.delivery import RETRY_AFTER_CAP, Backoff, Delivery
 from probe.alerts.engine import AlertEngine, Grouper
 from probe.alerts.notification import Alert, Kind, Notification
 from probe.alerts.session import notifier_session
-from probe.alerts.state import SavedState, load_state
+from probe.alerts.state import SavedState, load_state_off_loop
 from probe.alerts.state_writer import STATE_RETRY_INTERVAL, StateWriter
 from probe.config import Config
 from probe.contract import NotifierConfig, Resender
+from probe.incident_notes import IncidentNotes, Note
+from probe.maintenance import Maintenance, Window
 from probe.model import CheckResult
 from probe.plugins import build_notifier
 from probe.redact import Redactor
 from probe.tasks import cancel_and_wait
 from probe.times import Clock
+
+if TYPE_CHECKING:
+    from probe.fleet.elector import Fleet
 
 log = logging.getLogger("probe.alerts")
 
@@ -73,12 +80,17 @@ class AlertService:
         retry_after_cap: float = RETRY_AFTER_CAP,
         tick_interval: float | None = None,
         state_retry_interval: float = STATE_RETRY_INTERVAL,
+        fleet: Fleet | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
         self.agent = config.agent.name
         depends_on = {c.name: list(c.depends_on) for c in config.all_checks() if c.depends_on}
-        self.engine = AlertEngine(config.alerts, _parents(config), depends_on)
+        self.parents = _parents(config)
+        members = {c.name: [m.name for m in c.members()] for c in config.all_checks()}
+        self.maintenance = Maintenance(config.maintenance, members=members, depends_on=depends_on)
+        self.engine = AlertEngine(config.alerts, self.parents, depends_on, self.maintenance)
+        self.notes = IncidentNotes()
         self.grouper = Grouper(config.alerts.group_wait)
         self.redactor = Redactor(config.secrets())
         self.backoff = backoff
@@ -88,11 +100,20 @@ class AlertService:
         # Told of every alert that goes out (history records incidents); kept on reload.
         self.listeners: list[Callable[[Alert], None]] = list(previous.listeners) if previous else []
         self._deliveries: list[Delivery] = []
+        self._routes: dict[str, NotifierConfig] = {}  # delivery ident -> its filters
+        # delivery ident -> the alert keys it was told fired: their resolve goes there even
+        # when the alert escalated past the notifier's `severities` meanwhile.
+        # Kept on reload, by notifier position and type like the queues.
+        self._told: dict[str, set[tuple[str, str, str]]] = (
+            {ident: set(keys) for ident, keys in previous._told.items()} if previous else {}
+        )
         self._carried_counts: dict[tuple[str, str], int] = {}
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._writer = StateWriter(config.agent.state_file, self._snapshot, state_retry_interval)
         self._started = self._stopped = False
+        # In a fleet only the leader sends, and only what the shared record says is news.
+        self.fleet = fleet
 
     # ------------------------------------------------------------ lifecycle
 
@@ -100,7 +121,7 @@ class AlertService:
         if self._started:
             return
         self._started = True
-        state = self._initial_state()
+        state = await self._initial_state()
         self._restore(state)
         self._session = notifier_session(self.config.alerts.notifiers)
         for index, notifier_config in enumerate(self.config.alerts.notifiers):
@@ -122,9 +143,12 @@ class AlertService:
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="alerts tick"))
         for delivery in self._deliveries:
             if isinstance(delivery.notifier, Resender):
-                task = asyncio.create_task(self._resend_loop(delivery.notifier), name="resend")
+                resend = self._resend_loop(delivery.ident, delivery.notifier)
+                task = asyncio.create_task(resend, name="resend")
                 self._tasks.append(task)
         self._writer.now()
+        if self.fleet is not None:
+            self.fleet.attach(self)
 
     async def stop(self, flush_timeout: float = 5.0, reloading: bool = False) -> None:
         """Bounded flush: undelivered notifications stay in the exported/saved state
@@ -138,6 +162,9 @@ class AlertService:
         if not self._started:
             return
         self._flush(self.grouper.drain())
+        if self.fleet is not None:
+            await self.fleet.drain(flush_timeout / 2)
+            self.fleet.detach(self)
         await asyncio.gather(*(d.drain(flush_timeout) for d in self._deliveries))
         for delivery in self._deliveries:
             await delivery.stop()
@@ -184,6 +211,36 @@ class AlertService:
         except Exception:  # a bug here must not stop results from being recorded
             log.exception("alert evaluation failed", extra={"check": check})
 
+    # ------------------------------------------------------------ maintenance
+
+    def open_window(self, checks: list[str], duration: float, reason: str) -> Window:
+        window = self.maintenance.open(checks, duration, reason, self.clock())
+        log.info(
+            "maintenance window %s opened for %s: %s",
+            window.id,
+            ", ".join(window.checks) or "every check",
+            window.reason or "no reason given",
+            extra={"window": window.id},
+        )
+        self._writer.soon(self._version(), force=True)
+        return window
+
+    def close_window(self, window_id: str) -> Window | None:
+        window = self.maintenance.close(window_id, self.clock())
+        if window is not None:
+            log.info("maintenance window %s closed", window.id, extra={"window": window.id})
+            self._writer.soon(self._version(), force=True)
+        return window
+
+    def add_note(self, incident: str, text: str) -> Note:
+        note = self.notes.add(incident, text, self.clock())
+        self._writer.soon(self._version(), force=True)
+        return note
+
+    def _version(self) -> int:
+        # Each only grows: their sum changes whenever one does.
+        return self.engine.version + self.maintenance.version + self.notes.version
+
     # ------------------------------------------------------------ readers
 
     def firing(self) -> dict[str, int]:
@@ -202,21 +259,34 @@ class AlertService:
         pending = self.grouper.drain()
         if pending:
             notification = Notification(self.agent, self.clock(), tuple(pending))
-            for queue in outbox.values():
-                queue.append(notification)
-        return SavedState(alerts=self.engine.export(), outbox=outbox, saved_at=self.clock())
+            self._append_routed(outbox, notification)
+        return SavedState(
+            alerts=self.engine.export(),
+            outbox=outbox,
+            saved_at=self.clock(),
+            maintenance=self.maintenance.export(),
+            notes=self.notes.export(),
+        )
 
     # ------------------------------------------------------------ internals
 
-    def _initial_state(self) -> SavedState:
+    async def _initial_state(self) -> SavedState:
         if self._previous is not None:
             self._carried_counts = self._previous.notification_counts()
             return self._previous.export_state()
         path = self.config.agent.state_file
-        loaded = load_state(path) if path else None
+        loaded = await load_state_off_loop(path) if path else None
         return loaded or SavedState()
 
     def _restore(self, state: SavedState) -> None:
+        if self._previous is not None:
+            self.maintenance.carry(self._previous.maintenance)
+            self.notes.carry(self._previous.notes)
+        else:
+            problems = self.maintenance.restore(state.maintenance, self.clock())
+            problems += self.notes.restore(state.notes)
+            for problem in problems:
+                log.warning("ignoring part of the saved alert state: %s", problem)
         try:
             self.engine.restore(state.alerts)
         except (ValueError, KeyError, TypeError) as exc:
@@ -236,7 +306,7 @@ class AlertService:
         session: aiohttp.ClientSession,
         state: SavedState,
     ) -> None:
-        notifier = build_notifier(config, session, self.redactor)
+        notifier = build_notifier(config, session, self.redactor, self.config.agent.public_url)
         delivery = Delivery(
             notifier,
             ident=f"{config.type}[{index}]",
@@ -248,6 +318,52 @@ class AlertService:
         )
         delivery.queue.extend(state.outbox.get(delivery.ident, []))
         self._deliveries.append(delivery)
+        self._routes[delivery.ident] = config
+
+    def routed(
+        self, ident: str, notification: Notification, remember: bool = True
+    ) -> Notification | None:
+        """The part of a notification that notifier `ident`'s filters select, or None.
+        `remember`: it goes out now, so its firing keys are noted for their resolves."""
+        route = self._routes.get(ident)
+        if route is None:
+            return notification
+        told = self._told.setdefault(ident, set())
+        kept: list[Alert] = []
+        for alert in notification.alerts:
+            key = (alert.check, alert.component, alert.measure)
+            if alert.kind is Kind.RESOLVED:
+                if key in told or self._routes_alert(route, alert):
+                    kept.append(alert)
+                if remember:
+                    told.discard(key)
+            elif self._routes_alert(route, alert):
+                kept.append(alert)
+                if remember and alert.kind is not Kind.TEST:
+                    told.add(key)
+        if len(kept) == len(notification.alerts):
+            return notification
+        return replace(notification, alerts=tuple(kept)) if kept else None
+
+    def _routes_alert(self, route: NotifierConfig, alert: Alert) -> bool:
+        if alert.kind is Kind.TEST:
+            return True
+        names = [alert.check]
+        parent = self.parents.get(alert.check)
+        if parent is not None:
+            names.append(parent)
+        return route.routes(alert.severity.value, names)
+
+    def _append_routed(
+        self,
+        outbox: dict[str, list[Notification]],
+        notification: Notification,
+        remember: bool = True,
+    ) -> None:
+        for ident, queue in outbox.items():
+            part = self.routed(ident, notification, remember)
+            if part is not None:
+                queue.append(part)
 
     def _idents(self) -> set[str]:
         return {d.ident for d in self._deliveries}
@@ -257,16 +373,27 @@ class AlertService:
             _log_alert(alert)
         self.grouper.add(due, now)
         self._flush(self.grouper.due(now))
-        self._writer.soon(self.engine.version)
+        self._writer.soon(self._version())
 
     def _flush(self, alerts: list[Alert]) -> None:
         alerts = self.engine.inhibit(alerts)  # a parent's failure seen during group_wait
         if not alerts:
             return
+        if self.fleet is not None:
+            self.fleet.submit(alerts)  # calls `send` on the leader, with what is news
+            return
+        self.send(alerts)
+
+    def pending(self) -> bool:
+        return bool(self.grouper)
+
+    def send(self, alerts: list[Alert]) -> None:
         notification = Notification(self.agent, self.clock(), tuple(alerts))
         for delivery in self._deliveries:
-            delivery.put(notification)
-        self._writer.soon(self.engine.version, force=True)
+            part = self.routed(delivery.ident, notification)
+            if part is not None:
+                delivery.put(part)
+        self._writer.soon(self._version(), force=True)
         for listener in self.listeners:
             for alert in alerts:
                 try:
@@ -275,7 +402,7 @@ class AlertService:
                     log.exception("alert listener failed", extra={"alert": alert.key})
 
     def _outbox_changed(self) -> None:
-        self._writer.soon(self.engine.version, force=True)
+        self._writer.soon(self._version(), force=True)
 
     async def _tick_loop(self) -> None:
         while True:
@@ -286,12 +413,16 @@ class AlertService:
             except Exception:  # keep ticking: reminders must not die with one bad state
                 log.exception("alert tick failed")
 
-    async def _resend_loop(self, notifier: Resender) -> None:
+    async def _resend_loop(self, ident: str, notifier: Resender) -> None:
+        route = self._routes[ident]
         while True:
             await asyncio.sleep(notifier.resend_interval)
+            if self.fleet is not None and not self.fleet.is_leader():
+                continue
             try:
                 now = self.clock()
-                await notifier.resend(self.engine.active(now), self.agent, now)
+                active = [a for a in self.engine.active(now) if self._routes_alert(route, a)]
+                await notifier.resend(active, self.agent, now)
             except Exception:  # keep re-sending: firing alerts expire in Alertmanager otherwise
                 log.exception("re-sending firing alerts failed")
 
@@ -300,13 +431,14 @@ class AlertService:
             alerts=self.engine.export(),
             outbox={d.ident: list(d.queue) for d in self._deliveries},
             saved_at=self.clock(),
+            maintenance=self.maintenance.export(),
+            notes=self.notes.export(),
         )
         if self.grouper:
             # Not yet handed to a queue: persist as if it had been, so a crash keeps it.
             pending = Notification(self.agent, self.clock(), tuple(self.grouper.peek()))
-            for queue in state.outbox.values():
-                queue.append(pending)
-        return self.engine.version, state
+            self._append_routed(state.outbox, pending, remember=False)
+        return self._version(), state
 
 
 def _log_alert(alert: Alert) -> None:

@@ -19,8 +19,8 @@ from pydantic import field_validator, model_validator
 
 from probe.contract import Check, CheckConfig, MetricFamily, MetricPoint, Report
 from probe.fields import Duration, TimeZone
+from probe.heartbeat_state import HeartbeatState
 from probe.model import Sample, Unit
-from probe.pings import HeartbeatState
 from probe.units import Limit, format_duration
 
 MESSAGE_SHOWN = 200  # characters of the last message in a one-line output
@@ -78,13 +78,19 @@ class HeartbeatConfig(CheckConfig):
             raise ValueError("min_duration must be shorter than max_duration")
         return self
 
-    def limits_for(self, component: str) -> tuple[dict[str, Limit], dict[str, Limit]]:
-        defaults: dict[str, Limit] = {}
+    def default_limits(self) -> tuple[dict[str, Limit], dict[str, Limit]]:
+        """The run-length settings are this type's warn limits on `duration`; a user's
+        `warn: {duration: ...}` goes over them."""
+        found: dict[str, Limit] = {}
         if self.min_duration is not None:
-            defaults["duration"] = DurationLimit(self.min_duration, True, setting="min_duration")
-        if self.max_duration is not None and "duration" not in defaults:
-            defaults["duration"] = DurationLimit(self.max_duration, setting="max_duration")
-        return {**defaults, **self.warn}, self.fail
+            found["duration"] = DurationLimit(
+                self.min_duration, True, setting="min_duration", source="min_duration"
+            )
+        if self.max_duration is not None and "duration" not in found:
+            found["duration"] = DurationLimit(
+                self.max_duration, setting="max_duration", source="max_duration"
+            )
+        return found, {}
 
     @property
     def open_limit(self) -> float:

@@ -1,4 +1,4 @@
-"""History for the agent: the writer, the view and the status site, built from config.
+"""History for the agent: the writer, built from config, and word of its changes.
 
 `agent.history` is `off`, a `sqlite://` path or a `postgresql://` DSN. The default
 SQLite path is used only when its directory exists and can be written (the image has
@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -24,10 +25,8 @@ from probe.config.schema import DEFAULT_HISTORY
 from probe.history.backends import open_backend
 from probe.history.metrics import HistoryCollector
 from probe.history.store import describe, is_postgres, sqlite_path
-from probe.history.view import HistoryView
 from probe.history.writer import HistoryWriter
 from probe.model import CheckResult
-from probe.status_page import StatusSite
 from probe.store import ResultStore
 from probe.tasks import cancel_and_wait
 from probe.times import Clock
@@ -69,21 +68,37 @@ def build_writer(config: Config, clock: Clock) -> HistoryWriter | None:
     return HistoryWriter(open_backend(dsn), source, top_level, clock=clock)
 
 
+def _never() -> bool:
+    return False
+
+
 class History:
     def __init__(self, config: Config, store: ResultStore, clock: Clock = time.time) -> None:
         self.store = store
         self.dsn = config.agent.history.get_secret_value()
         self.writer = build_writer(config, clock)
-        self.view = HistoryView(store, self.writer, clock)
-        self.site = StatusSite(store, self.view)
+        self._watchers: list[Callable[[], None]] = []
         if self.writer is not None:
-            self.writer.on_change = self.site.mark_stale
+            self.writer.on_change = self._changed
         self._task: asyncio.Task[None] | None = None
+        # True while another replica of the fleet writes the shared history.
+        self.paused: Callable[[], bool] = _never
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """`callback()` whenever what history shows may have changed: after each batch
+        write, after a reload, and without a writer once a second (current states)."""
+        self._watchers.append(callback)
+
+    def _changed(self) -> None:
+        for callback in self._watchers:
+            callback()
 
     def observe(self, check: str, result: CheckResult) -> None:
         """The store's listener: top-level results only, as /health lists them."""
-        if self.writer is not None:
-            self.writer.observe(check, result, self.store.check_config(check).interval)
+        if self.writer is not None and not self.paused():
+            interval = self.store.check_config(check).interval
+            covered = self.store.in_maintenance(check, result.observed_at)
+            self.writer.observe(check, result, interval, covered)
 
     def record_alert(self, alert: Alert) -> None:
         if self.writer is not None:
@@ -94,7 +109,7 @@ class History:
             log.warning("agent.history changed; restart probe to keep history elsewhere")
         if self.writer is not None:
             self.writer.checks = [c.name for c in config.checks]
-        self.site.mark_stale()
+        self._changed()
 
     def register_metrics(self, registry: CollectorRegistry) -> None:
         if self.writer is None:
@@ -110,7 +125,7 @@ class History:
     async def _refresh_loop(self) -> None:
         while True:
             await asyncio.sleep(REFRESH_WITHOUT_HISTORY)
-            self.site.mark_stale()
+            self._changed()
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)

@@ -1,12 +1,14 @@
-"""Kubernetes' and the IETF draft's conventions on the JSON endpoints, beside the seed's.
+"""/health, /ready, /live and their per-check and application/health+json forms.
 
+- `/health` and `/ready` serve the bodies the store rendered; `?verbose=1` adds each
+  check's observations and group members and needs the token when one is set.
 - `/ready?exclude=openai` (repeatable) judges readiness without the named checks, as
   kube-apiserver's `/readyz?exclude=etcd` does; a name that matches no check is reported
   back rather than ignored, so a typo cannot pass for an exclusion.
 - `/health/<check>` and `/ready/<check>` answer for one check (group members included).
 - `Accept: application/health+json` gets /health in the shape of draft-inadarei-api-health-
   check (`status` pass/warn/fail, `checks` keyed `component:measure`); without it, the
-  body stays DESIGN.md 2.2's.
+  body stays the one docs/endpoints.md describes.
 
 Every answer is built from the store's current snapshot and kept until its next render:
 no I/O, and no per-request work proportional to the number of checks.
@@ -14,29 +16,25 @@ no I/O, and no per-request work proportional to the number of checks.
 
 from __future__ import annotations
 
-import json
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import hdrs, web
 
 from probe import health
 from probe.model import Health, Observation, Status
-from probe.store import Rendered, ResultStore, Snapshot
+from probe.store import Rendered, Snapshot
 from probe.times import rfc3339_seconds
+from probe.web import responses
+from probe.web.auth import authorized
+from probe.web.responses import HEALTH_JSON
+from probe.web.settings import LiveSettings
+from probe.web.views import HealthBodies
 
-HEALTH_JSON = "application/health+json"
-JSON = "application/json"
-NO_STORE = {"Cache-Control": "no-store"}
 _IETF_STATUS = {Health.HEALTHY: "pass", Health.DEGRADED: "warn", Health.UNHEALTHY: "fail"}
 
 
-class Endpoints(Protocol):
-    """What is used of `probe.server.Endpoints` (the server imports this module)."""
-
-    @property
-    def store(self) -> ResultStore: ...
-
-    def authorized(self, request: web.Request) -> bool: ...
+def _is_truthy(value: str | None) -> bool:
+    return value is not None and value.lower() in ("1", "true", "yes", "on", "")
 
 
 def wants_health_json(request: web.Request) -> bool:
@@ -50,51 +48,73 @@ def wants_health_json(request: web.Request) -> bool:
     return False
 
 
-def health_json(endpoints: Endpoints, request: web.Request) -> web.Response:
-    """/health as application/health+json. It carries observed values, as the verbose
-    body does, so it needs the token when one is set."""
-    if not endpoints.authorized(request):
-        return _error(401, "unauthorized", {"WWW-Authenticate": 'Bearer realm="probe"'})
-    store = endpoints.store
-    rendered = store.derived(HEALTH_JSON, lambda shot: _ietf(store, shot))
-    return _respond(rendered, HEALTH_JSON)
+class HealthRoutes:
+    def __init__(self, bodies: HealthBodies, settings: LiveSettings) -> None:
+        self.bodies = bodies
+        self.settings = settings
 
+    def _authorized(self, request: web.Request) -> bool:
+        return authorized(request, self.settings.current.auth_token)
 
-def ready_excluding(store: ResultStore, request: web.Request) -> web.Response:
-    """/ready with a query string: `exclude=` changes the judgement, anything else not."""
-    names = tuple(sorted(set(request.query.getall("exclude", []))))
-    if not names:
-        return _respond(store.ready, JSON)
-    rendered = store.derived(("exclude", names), lambda shot: _ready(store, shot, names))
-    return _respond(rendered, JSON)
+    async def health(self, request: web.Request) -> web.Response:
+        if wants_health_json(request):
+            return self._health_json(request)
+        # `query_string` first: parsing the query costs more than the rest of this handler.
+        if request.query_string and _is_truthy(request.query.get("verbose")):
+            if not self._authorized(request):
+                return responses.unauthorized()
+            return responses.rendered(self.bodies.health_verbose)
+        return responses.rendered(self.bodies.health)
 
+    async def ready(self, request: web.Request) -> web.Response:
+        if request.query_string:
+            return self._ready_excluding(request)
+        return responses.rendered(self.bodies.ready)
 
-def routes(endpoints: Endpoints) -> list[tuple[tuple[str, ...], Any]]:
-    """Per-check routes, for `build_app`'s table."""
+    async def live(self, request: web.Request) -> web.Response:
+        if self.bodies.is_alive(self.settings.current.live_timeout):
+            return responses.rendered(self.bodies.live)
+        return responses.rendered(self.bodies.stalled_live())
 
-    async def check_health(request: web.Request) -> web.Response:
-        return _one(endpoints.store, request, ready=False)
+    async def check_health(self, request: web.Request) -> web.Response:
+        return self._one(request, ready=False)
 
-    async def check_ready(request: web.Request) -> web.Response:
-        return _one(endpoints.store, request, ready=True)
+    async def check_ready(self, request: web.Request) -> web.Response:
+        return self._one(request, ready=True)
 
-    return [(("/health/{check}",), check_health), (("/ready/{check}",), check_ready)]
+    def _health_json(self, request: web.Request) -> web.Response:
+        """/health as application/health+json. It carries observed values, as the verbose
+        body does, so it needs the token when one is set."""
+        if not self._authorized(request):
+            return responses.unauthorized()
+        settings = self.settings.current
+        # Keyed by what it shows of the settings too: a reload may change them.
+        key = (HEALTH_JSON, settings.version, settings.name)
+        found = self.bodies.derived(key, lambda shot: _ietf(shot, settings.version, settings.name))
+        return responses.rendered(found, HEALTH_JSON)
+
+    def _ready_excluding(self, request: web.Request) -> web.Response:
+        """/ready with a query string: `exclude=` changes the judgement, anything else not."""
+        names = tuple(sorted(set(request.query.getall("exclude", []))))
+        if not names:
+            return responses.rendered(self.bodies.ready)
+        known = set(self.bodies.check_names())
+        found = self.bodies.derived(("exclude", names), lambda shot: _ready(shot, names, known))
+        return responses.rendered(found)
+
+    def _one(self, request: web.Request, ready: bool) -> web.Response:
+        name = request.match_info["check"]
+        entry = self.bodies.entry(name)
+        if entry is None:
+            return responses.no_such_check(name)
+        ok = entry.status is not Status.FAIL and (entry.result is not None or not ready)
+        return responses.rendered(Rendered(200 if ok else 503, self.bodies.fragment(entry)))
 
 
 # ---------------------------------------------------------------- bodies
 
 
-def _one(store: ResultStore, request: web.Request, ready: bool) -> web.Response:
-    name = request.match_info["check"]
-    entry = store.entry(name)
-    if entry is None:
-        return _error(404, f"no such check: {name}")
-    ok = entry.status is not Status.FAIL and (entry.result is not None or not ready)
-    return _respond(Rendered(200 if ok else 503, store.fragment(entry)), JSON)
-
-
-def _ready(store: ResultStore, shot: Snapshot, names: tuple[str, ...]) -> Rendered:
-    known = set(store.check_names())
+def _ready(shot: Snapshot, names: tuple[str, ...], known: set[str]) -> Rendered:
     excluded = [n for n in names if n in known]
     gating = [e for e in shot.entries if e.config.critical and e.config.name not in excluded]
     ready = health.is_ready(gating)
@@ -110,7 +130,7 @@ def _ready(store: ResultStore, shot: Snapshot, names: tuple[str, ...]) -> Render
     return Rendered(200 if ready else 503, health.dumps(body))
 
 
-def _ietf(store: ResultStore, shot: Snapshot) -> Rendered:
+def _ietf(shot: Snapshot, version: str, name: str) -> Rendered:
     overall = health.overall(shot.entries)
     checks: dict[str, list[dict[str, Any]]] = {}
     for entry in shot.entries:
@@ -119,8 +139,8 @@ def _ietf(store: ResultStore, shot: Snapshot) -> Rendered:
             _add_check(checks, each)
     body: dict[str, Any] = {
         "status": _IETF_STATUS[overall],
-        "version": store.config.agent.version,
-        "serviceId": store.config.agent.name,
+        "version": version,
+        "serviceId": name,
         "description": "probe health-probe sidecar",
         "checks": checks,
     }
@@ -163,18 +183,3 @@ def _observation(kind: str, obs: Observation, at: str) -> dict[str, Any]:
     if obs.status is not Status.PASS:
         item["output"] = obs.describe(with_component=False)
     return item
-
-
-def _respond(rendered: Rendered, content_type: str) -> web.Response:
-    return web.Response(
-        body=rendered.body, status=rendered.status_code, content_type=content_type,
-        headers=NO_STORE,
-    )  # fmt: skip
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    # The same bytes as the server's own errors.
-    body = json.dumps({"status": "error", "error": message}).encode()
-    return web.Response(
-        body=body, status=status, content_type=JSON, headers={**NO_STORE, **(headers or {})}
-    )

@@ -1,6 +1,6 @@
 """What the page, the JSON endpoints and the badges show, computed from memory.
 
-`HistoryView.rebuild()` runs after each batch write (off the request path) and leaves
+`HistoryView.rebuild()` runs when the status site finds its bodies stale and leaves
 plain values (`checks`, `incidents`) and serialised JSON bodies behind; handlers only
 pick bytes. Current states come from the results store, everything else from the
 writer's in-memory rollups; with history off the view still shows the current states.
@@ -23,10 +23,12 @@ from probe.history.rollup import (
     over_window,
     uptime,
 )
-from probe.history.writer import HistoryWriter
+from probe.incident_notes import Note
+from probe.maintenance import Window
 from probe.model import Health, Status
-from probe.store import ResultStore
 from probe.times import Clock, rfc3339_seconds
+from probe.web.settings import LiveSettings
+from probe.web.views import CurrentStates, Planner, Rollups
 
 BARS = 90
 CHART_HOURS = 7 * 24
@@ -53,6 +55,7 @@ class CheckSummary:
     bar_days: Sequence[int]  # shared by every check of one rebuild
     chart_hours: Sequence[int]
     generation: int = 0  # the writer's: past days and hours are the same while it is
+    maintenance_days: frozenset[int] = frozenset()  # bar days a window covering it touched
 
     # Lists of 90 days and 168 hours per check cost 22 KB a check at every rebuild, for
     # every check, whether or not a page was ever asked for: built when read instead.
@@ -77,6 +80,12 @@ class Snapshot:
     history: str = "off"  # `on`, `off`, or why it is unavailable
     checks: list[CheckSummary] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
+    windows: list[Window] = field(default_factory=list)  # every listed window, newest first
+    notes: dict[str, list[Note]] = field(default_factory=dict)  # incident id -> its notes
+
+    def planned(self) -> list[Window]:
+        """Current and upcoming windows, soonest first."""
+        return sorted((w for w in self.windows if w.end > self.now), key=lambda w: w.start)
 
 
 def ratio(value: float | None) -> float | None:
@@ -89,6 +98,7 @@ def millis(micros: int) -> float:
 
 def incident_json(incident: Incident, now: float) -> dict[str, Any]:
     return {
+        "id": incident.id,
         "check": incident.check,
         "component": incident.component or None,
         "measure": incident.measure or None,
@@ -118,10 +128,17 @@ def _dumps(body: dict[str, Any]) -> bytes:
 
 class HistoryView:
     def __init__(
-        self, store: ResultStore, writer: HistoryWriter | None, clock: Clock = time.time
+        self,
+        states: CurrentStates,
+        writer: Rollups | None,
+        settings: LiveSettings,
+        clock: Clock = time.time,
+        planner: Planner | None = None,
     ) -> None:
-        self.store = store
+        self.states = states
         self.writer = writer
+        self.planner = planner
+        self.settings = settings
         self.clock = clock
         self.snapshot = Snapshot()
         self.uptime_body = b"{}"
@@ -139,15 +156,17 @@ class HistoryView:
         hours = writer.merged if writer is not None else {}
         days = writer.merged_days if writer is not None else {}
         self._daily = writer.daily if writer is not None else {}
-        names = [c.name for c in self.store.config.checks]
+        entries = {e.config.name: e for e in self.states.entries(now)}
+        names = list(entries)
         self._hours = {n: hours.get(n, {}) for n in names}
         self._days = {n: days.get(n, {}) for n in names}
-        entries = {e.config.name: e for e in self.store.entries(now)}
         bar_days = day_starts(now, BARS)
         this_hour = int(now // HOUR) * HOUR
         # Complete hours only: a few minutes of the current hour make a noisy p95.
         chart_hours = range(this_hour - CHART_HOURS * HOUR, this_hour, HOUR)
         generation = writer.generation if writer is not None else 0
+        windows = self.planner.windows(now) if self.planner is not None else []
+        touched = self._maintenance_days(names, windows, bar_days)
         checks = []
         for name in names:
             entry = entries[name]
@@ -167,15 +186,18 @@ class HistoryView:
                     bar_days=bar_days,
                     chart_hours=chart_hours,
                     generation=generation,
+                    maintenance_days=touched.get(name, frozenset()),
                 )
             )
         self.snapshot = Snapshot(
             now=now,
-            agent=self.store.config.agent.name,
-            overall=self.store.overall,
+            agent=self.settings.current.name,
+            overall=self.states.overall,
             history=self._history_state(),
             checks=checks,
             incidents=writer.incidents() if writer is not None else [],
+            windows=windows,
+            notes=self._notes(),
         )
         self.uptime_body = _dumps(
             {
@@ -198,6 +220,29 @@ class HistoryView:
             }
         )
         self._history_bodies = {}
+
+    def _maintenance_days(
+        self, names: list[str], windows: list[Window], bar_days: list[int]
+    ) -> dict[str, frozenset[int]]:
+        """check -> the bar days a window covering it overlapped."""
+        if self.planner is None or not windows:
+            return {}
+        first = bar_days[0]
+        found: dict[str, set[int]] = {}
+        for window in windows:
+            days = [d for d in range(day_of(window.start), int(window.end), DAY) if d >= first]
+            if not days:
+                continue
+            for name in names:
+                if self.planner.applies(window, name):
+                    found.setdefault(name, set()).update(days)
+        return {name: frozenset(days) for name, days in found.items()}
+
+    def _notes(self) -> dict[str, list[Note]]:
+        grouped: dict[str, list[Note]] = {}
+        for note in self.planner.notes() if self.planner is not None else []:
+            grouped.setdefault(note.incident, []).append(note)
+        return grouped
 
     def _window(
         self,

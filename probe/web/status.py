@@ -1,32 +1,36 @@
-"""`/status`, the history JSON endpoints and the badges (DESIGN.md 5.4).
+"""`/status`, the history JSON endpoints and the badges (docs/history.md).
 
 One self-contained HTML page: inline CSS and SVG, no external assets, a meta refresh
 (so it refreshes with JavaScript off) and a few lines of script that only say how old
-the page is. Everything is rendered by `StatusSite.refresh()` after each history batch;
+the page is. A change of history or of current states only marks the bodies stale; the
+first request after that rebuilds them from memory (`StatusSite.ensure_fresh`), so
 handlers pick bytes and never touch a database.
 """
 
 from __future__ import annotations
 
 import functools
-import hmac
-import json
 import time
 from collections.abc import Awaitable, Callable
 from html import escape
 
 from aiohttp import web
 
-from probe.badges import AMBER, GREEN, GREY, RED, percent, status_badge, uptime_badge
 from probe.history.model import Incident, Rollup
 from probe.history.rollup import WINDOWS, uptime
-from probe.history.view import HISTORY_WINDOWS, CheckSummary, HistoryView, Snapshot
+from probe.incident_notes import Note
+from probe.maintenance import Window
 from probe.model import Health, Status
-from probe.store import ResultStore
 from probe.times import readable_utc, rfc3339_seconds
 from probe.units import format_duration
+from probe.web import responses
+from probe.web.auth import authorized
+from probe.web.badges import AMBER, GREEN, GREY, RED, percent, status_badge, uptime_badge
+from probe.web.feed import atom_feed
+from probe.web.history import HISTORY_WINDOWS, CheckSummary, HistoryView, Snapshot
+from probe.web.responses import ATOM, SVG
+from probe.web.settings import LiveSettings
 
-NO_STORE = {"Cache-Control": "no-store"}
 REFRESH_SECONDS = 30
 BAR_W, BAR_GAP, BAR_H = 8, 2, 32
 CHART_W, CHART_H = 840, 120
@@ -59,7 +63,13 @@ margin:0;padding:0}.incident{border-top:1px solid #eceef1;padding:8px 0}
 .incident:first-child{border-top:0}.bar{rx:1.5px}.bar.p{fill:#2e9e44}
 .bar.w{fill:#d69e00}.bar.f{fill:#d23f31}.bar.n{fill:#c9cdd3}.sev{font-weight:600;text-transform:uppercase;
 font-size:.75em;margin-right:6px}.sev.critical{color:#d23f31}.sev.warning{color:#b58500}
-h2{font-size:1.05em;margin:18px 0 8px}.none{color:#5b6270}
+h2{font-size:1.05em;margin:18px 0 8px}.none{color:#5b6270}.bar.m{fill:#3867d6}
+.legend{display:flex;flex-wrap:wrap;gap:4px 12px;color:#5b6270;font-size:.8em;margin:0 0 12px}
+.legend i{display:inline-block;width:9px;height:9px;border-radius:2px;margin-right:4px}
+.windows{background:#eef2fc;border-left:4px solid #3867d6;border-radius:6px;padding:8px 12px;
+margin:0 0 16px}.windows ul{list-style:none;margin:0;padding:0}.window{padding:4px 0}
+.notes{list-style:none;margin:6px 0 0;padding:0 0 0 12px;border-left:2px solid #dfe3ea}
+.note{font-size:.9em;padding:2px 0}.note time{color:#5b6270;font-size:.85em;margin-right:6px}
 """
 
 SCRIPT = """
@@ -71,6 +81,21 @@ t.textContent=s<90?s+'s ago':Math.round(s/60)+'m ago';}tick();setInterval(tick,1
 
 
 _BAR_CLASS = {Status.PASS: "p", Status.WARN: "w", Status.FAIL: "f", None: "n"}
+MAINTENANCE_COLOUR = "#3867d6"
+_LEGEND = (
+    '<div class="legend" aria-label="legend">'
+    + "".join(
+        f'<span><i style="background:{colour}"></i>{word}</span>'
+        for colour, word in (
+            (GREEN, "pass"),
+            (AMBER, "warn"),
+            (RED, "fail"),
+            (MAINTENANCE_COLOUR, "maintenance"),
+            (GREY, "no data"),
+        )
+    )
+    + "</div>"
+)
 _BAR_X = [str(i * (BAR_W + BAR_GAP)) for i in range(400)]
 
 
@@ -79,7 +104,7 @@ def _day_word(day: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(day))
 
 
-def _bar(index: int, day: int, r: Rollup) -> str:
+def _bar(index: int, day: int, r: Rollup, maintenance: bool = False) -> str:
     if r.runs:
         tip = (
             f"{_day_word(day)}: {percent(uptime(r))} up, {r.runs:,} runs "
@@ -87,8 +112,13 @@ def _bar(index: int, day: int, r: Rollup) -> str:
         )
     else:
         tip = f"{_day_word(day)}: no data"
+    kind = _BAR_CLASS[r.worst]
+    if maintenance:
+        tip += "; planned maintenance"
+        # A failure outside the window still shows: the colour is the worst that counted.
+        kind = "m" if r.worst in (Status.PASS, None) else kind
     return (
-        f'<rect class="bar {_BAR_CLASS[r.worst]}" x="{_BAR_X[index]}" width="{BAR_W}" '
+        f'<rect class="bar {kind}" x="{_BAR_X[index]}" width="{BAR_W}" '
         f'height="{BAR_H}"><title>{tip}</title></rect>'
     )
 
@@ -98,10 +128,10 @@ class _Parts:
     today's bar and the uptime figures change from one second to the next."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, str, int, int], str] = {}
+        self._cache: dict[tuple[str, str, int, int, frozenset[int]], str] = {}
 
     def get(self, kind: str, summary: CheckSummary, moment: int, make: Callable[[], str]) -> str:
-        key = (kind, summary.name, moment, summary.generation)
+        key = (kind, summary.name, moment, summary.generation, summary.maintenance_days)
         found = self._cache.get(key)
         if found is None:
             if len(self._cache) > 8192:  # checks renamed or removed: start over
@@ -111,7 +141,8 @@ class _Parts:
 
 
 def _past_bars(summary: CheckSummary) -> str:
-    return "".join(_bar(i, d, r) for i, (d, r) in enumerate(summary.days[:-1]))
+    planned = summary.maintenance_days
+    return "".join(_bar(i, d, r, d in planned) for i, (d, r) in enumerate(summary.days[:-1]))
 
 
 def _bars(summary: CheckSummary, parts: _Parts) -> str:
@@ -121,7 +152,8 @@ def _bars(summary: CheckSummary, parts: _Parts) -> str:
     return (
         f'<svg class="bars" viewBox="0 0 {width} {BAR_H}" preserveAspectRatio="none" '
         f'role="img" aria-label="{escape(summary.name)}: last {len(summary.days)} days">'
-        f"{past}{_bar(len(summary.days) - 1, today, rollup)}</svg>"
+        f"{past}{_bar(len(summary.days) - 1, today, rollup, today in summary.maintenance_days)}"
+        "</svg>"
     )
 
 
@@ -187,7 +219,40 @@ def _check(summary: CheckSummary, parts: _Parts) -> str:
     )
 
 
-def _incident(incident: Incident, now: float) -> str:
+def _window(window: Window, now: float) -> str:
+    covered = ", ".join(window.checks) or "every check"
+    if window.active(now):
+        when = f"now, until {readable_utc(window.end)}"
+    else:
+        when = f"{readable_utc(window.start)} to {readable_utc(window.end)}"
+    reason = escape(window.reason) if window.reason else "Planned maintenance"
+    return (
+        f'<li class="window" data-id="{escape(window.id)}" '
+        f'data-active="{"true" if window.active(now) else "false"}"><b>{reason}</b>'
+        f'<div class="meta">{escape(covered)}: {when}</div></li>'
+    )
+
+
+def _windows(snap: Snapshot) -> str:
+    planned = snap.planned()
+    if not planned:
+        return ""
+    items = "".join(_window(w, snap.now) for w in planned[:20])
+    return f'<section class="windows"><h2>Planned maintenance</h2><ul>{items}</ul></section>'
+
+
+def _notes(notes: list[Note]) -> str:
+    if not notes:
+        return ""
+    items = "".join(
+        f'<li class="note"><time datetime="{rfc3339_seconds(n.at)}">{readable_utc(n.at)}</time>'
+        f"{escape(n.text)}</li>"
+        for n in notes
+    )
+    return f'<ul class="notes">{items}</ul>'
+
+
+def _incident(incident: Incident, now: float, notes: list[Note] | None = None) -> str:
     subject = incident.check + (f"/{incident.component}" if incident.component else "")
     if incident.measure:
         subject += f" {incident.measure}"
@@ -202,7 +267,8 @@ def _incident(incident: Incident, now: float) -> str:
         f'data-open="{"false" if incident.end is not None else "true"}">'
         f'<span class="sev {escape(incident.severity)}">{escape(incident.severity)}</span> '
         f"<b>{escape(subject)}</b>: {escape(incident.summary)}"
-        f'<div class="meta">started {readable_utc(incident.start)}; {when}</div></li>'
+        f'<div class="meta">started {readable_utc(incident.start)}; {when}</div>'
+        f"{_notes(notes or [])}</li>"
     )
 
 
@@ -210,17 +276,23 @@ def render_page(snap: Snapshot, limit: int = 20, parts: _Parts | None = None) ->
     parts = parts if parts is not None else _Parts()
     words, colour = _OVERALL[snap.overall]
     history = "" if snap.history == "on" else f" · history: {escape(snap.history)}"
-    incidents = "".join(_incident(i, snap.now) for i in snap.incidents[:limit])
+    incidents = "".join(
+        _incident(i, snap.now, snap.notes.get(i.id)) for i in snap.incidents[:limit]
+    )
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
         '<link rel="icon" href="data:,">'  # no /favicon.ico request, no 404 in the console
+        '<link rel="alternate" type="application/atom+xml" href="/status/feed.atom" '
+        f'title="{escape(snap.agent)} incidents and maintenance">'
         f"<title>{escape(snap.agent)} status</title><style>{CSS}</style></head><body><main>"
         f"<header><h1>{escape(snap.agent)}</h1>"
         f'<span class="meta">updated <time id="age" datetime="{rfc3339_seconds(snap.now)}">'
         f"{readable_utc(snap.now)}</time>{history}</span></header>"
         f'<div class="overall" style="background:{colour}">{words}</div>'
+        + _windows(snap)
+        + _LEGEND
         + "".join(_check(c, parts) for c in snap.checks)
         + '<h2>Recent incidents</h2><div class="incidents">'
         + (f"<ul>{incidents}</ul>" if incidents else '<p class="none">No incidents.</p>')
@@ -231,20 +303,6 @@ def render_page(snap: Snapshot, limit: int = 20, parts: _Parts | None = None) ->
 # ---------------------------------------------------------------- serving
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=body,
-        status=status,
-        content_type="application/json",
-        headers={**NO_STORE, **(headers or {})},
-    )
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return _json(status, json.dumps({"status": "error", "error": message}).encode(), headers)
-
 
 # A page nobody reads costs nothing; one that is read is rebuilt at most this often. The
 # page reloads itself every REFRESH_SECONDS, so fresher than that would not be seen.
@@ -260,10 +318,11 @@ class StatusSite:
     not, cost an agent of 100 checks a third of a core.
     """
 
-    def __init__(self, store: ResultStore, view: HistoryView) -> None:
-        self.store = store
+    def __init__(self, view: HistoryView, settings: LiveSettings) -> None:
         self.view = view
+        self.settings = settings
         self.page = b""
+        self.feed_body = b""
         self._parts = _Parts()
         self.status_badges: dict[str, bytes] = {}
         self.uptime_badges: dict[tuple[str, str], bytes] = {}
@@ -284,6 +343,10 @@ class StatusSite:
         self.view.rebuild()
         snap = self.view.snapshot
         self.page = render_page(snap, parts=self._parts).encode()
+        notes = [n for group in snap.notes.values() for n in group]
+        self.feed_body = atom_feed(
+            snap.agent, "/status/feed.atom", snap.now, snap.incidents, notes, snap.windows
+        )
         self.status_badges = {c.name: status_badge(c.name, c.status) for c in snap.checks}
         self.uptime_badges = {
             (c.name, w): uptime_badge(c.name, w, c.uptime[w]) for c in snap.checks for w in WINDOWS
@@ -292,21 +355,18 @@ class StatusSite:
     # ------------------------------------------------------------ access
 
     def _denied(self, request: web.Request) -> web.Response | None:
-        agent = self.store.config.agent
-        if agent.status_page == "off":  # read each time: a reload may have turned it off
-            return _error(404, f"no such endpoint: {request.path}")
-        if agent.status_page != "token":
-            return None
-        token = agent.auth_token.get_secret_value()
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer":
-            # Browsers cannot send a header from a bookmark: `?token=` works as well.
-            given = request.query.get("token", "")
-        if token and hmac.compare_digest(given.strip().encode(), token.encode()):
-            return None
-        return _error(401, "unauthorized", {"WWW-Authenticate": 'Bearer realm="probe"'})
+        settings = self.settings.current  # read each time: a reload may have turned it off
+        if settings.status_page == "off":
+            return responses.not_found(request)
+        if settings.status_page == "token" and not authorized(
+            request, settings.auth_token, query=True
+        ):
+            return responses.unauthorized()
+        return None
 
-    def _guarded(self, handler: Handler) -> Handler:
+    def guarded(self, handler: Handler) -> Handler:
+        """`handler` behind the page's switch and token, on fresh bodies."""
+
         async def guarded(request: web.Request) -> web.StreamResponse:
             denied = self._denied(request)
             if denied is not None:
@@ -319,60 +379,40 @@ class StatusSite:
     # ------------------------------------------------------------ handlers
 
     async def status(self, request: web.Request) -> web.Response:
-        return web.Response(
-            body=self.page, content_type="text/html", charset="utf-8", headers=NO_STORE
-        )
+        return responses.html(self.page)
+
+    async def feed(self, request: web.Request) -> web.Response:
+        return responses.body(self.feed_body, content_type=ATOM)
 
     async def uptime(self, request: web.Request) -> web.Response:
-        return _json(200, self.view.uptime_body)
+        return responses.body(self.view.uptime_body)
 
     async def incidents(self, request: web.Request) -> web.Response:
-        return _json(200, self.view.incidents_body)
+        return responses.body(self.view.incidents_body)
 
     async def check_history(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if not self.view.has_check(name):
-            return _error(404, f"no such check: {name}")
+            return responses.no_such_check(name)
         window = request.query.get("window", "7d")
         if window not in HISTORY_WINDOWS:
             allowed = ", ".join(HISTORY_WINDOWS)
-            return _error(400, f"window must be one of {allowed}, got {window!r}")
-        return _json(200, self.view.history_body(name, window))
+            return responses.error(400, f"window must be one of {allowed}, got {window!r}")
+        return responses.body(self.view.history_body(name, window))
 
     async def badge_status(self, request: web.Request) -> web.Response:
         found = self.status_badges.get(request.match_info["check"])
         if found is None:
-            return _error(404, f"no such check: {request.match_info['check']}")
-        return _svg(found)
+            return responses.no_such_check(request.match_info["check"])
+        return responses.body(found, content_type=SVG)
 
     async def badge_uptime(self, request: web.Request) -> web.Response:
         check, window = request.match_info["check"], request.match_info["window"]
         if window not in WINDOWS:
-            return _error(404, f"window must be one of {', '.join(WINDOWS)}, got {window!r}")
+            return responses.error(
+                404, f"window must be one of {', '.join(WINDOWS)}, got {window!r}"
+            )
         found = self.uptime_badges.get((check, window))
         if found is None:
-            return _error(404, f"no such check: {check}")
-        return _svg(found)
-
-    def add_routes(self, app: web.Application) -> None:
-        """Called by `build_app` before its catch-all. Registered even when the page is
-        off (they answer 404 then), so a reload can turn it on or off."""
-        routes: list[tuple[str, Handler]] = [
-            ("/status", self.status),
-            ("/api/v1/uptime", self.uptime),
-            ("/api/v1/incidents", self.incidents),
-            ("/api/v1/checks/{name}/history", self.check_history),
-            ("/badge/{check}/status.svg", self.badge_status),
-            ("/badge/{check}/uptime/{window}.svg", self.badge_uptime),
-        ]
-        for path, handler in routes:
-            app.router.add_get(path, self._guarded(handler))
-            app.router.add_route("*", path, _method_not_allowed)
-
-
-def _svg(body: bytes) -> web.Response:
-    return web.Response(body=body, content_type="image/svg+xml", headers=NO_STORE)
-
-
-async def _method_not_allowed(request: web.Request) -> web.StreamResponse:
-    return _error(405, f"method {request.method} not allowed", {"Allow": "GET, HEAD"})
+            return responses.no_such_check(check)
+        return responses.body(found, content_type=SVG)

@@ -1,4 +1,4 @@
-"""The HTTP face of the agent: pre-serialised bodies from the store, no I/O per request.
+"""Serving the app: the listening socket, its connection budget and its accept errors.
 
 The port is open to anyone who can reach it, and each connection costs a file descriptor:
 connections live a few seconds unless they carry requests, their number stays below the
@@ -8,26 +8,16 @@ descriptor budget, and a failing accept() is logged once a minute, not once per 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
 import logging
 import resource
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
-from prometheus_client import CollectorRegistry
-
-from probe import health_json
-from probe.metrics import metrics_handler
-from probe.store import Rendered, ResultStore
 
 log = logging.getLogger("probe.server")
 
-JSON = "application/json"
-NO_STORE = {"Cache-Control": "no-store"}
 # aiohttp's default holds an idle connection for an hour. Its keep-alive timer also runs
 # from connect and a trickle of header bytes does not reset it, so this is the deadline
 # for a request's headers as well. Kubelets open a connection per probe, and Prometheus
@@ -41,108 +31,6 @@ MIN_CONNECTIONS = 16
 # Far more than an orchestrator and a few scrapers need; each one costs memory too.
 MAX_CONNECTIONS = 1000
 ACCEPT_LOG_INTERVAL = 60.0
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _respond(rendered: Rendered) -> web.Response:
-    return web.Response(
-        body=rendered.body, status=rendered.status_code, content_type=JSON, headers=NO_STORE
-    )
-
-
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    body = json.dumps({"status": "error", "error": message}).encode()
-    return web.Response(
-        body=body, status=status, content_type=JSON, headers={**NO_STORE, **(headers or {})}
-    )
-
-
-def _is_truthy(value: str | None) -> bool:
-    return value is not None and value.lower() in ("1", "true", "yes", "on", "")
-
-
-class Endpoints:
-    def __init__(self, store: ResultStore) -> None:
-        self.store = store
-
-    def authorized(self, request: web.Request) -> bool:
-        token = self.store.config.agent.auth_token.get_secret_value()
-        if not token:
-            return True
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        # The scheme is case-insensitive (RFC 7235); the token is compared in constant time.
-        # aiohttp decodes header bytes that are not UTF-8 as surrogates: surrogateescape
-        # turns them back into those bytes, which then simply do not match.
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode("utf-8", "surrogateescape"), token.encode()
-        )
-
-    async def health(self, request: web.Request) -> web.Response:
-        if health_json.wants_health_json(request):
-            return health_json.health_json(self, request)
-        # `query_string` first: parsing the query costs more than the rest of this handler.
-        if request.query_string and _is_truthy(request.query.get("verbose")):
-            if not self.authorized(request):
-                return _unauthorized()
-            return _respond(self.store.health_verbose)
-        return _respond(self.store.health)
-
-    async def ready(self, request: web.Request) -> web.Response:
-        if request.query_string:
-            return health_json.ready_excluding(self.store, request)
-        return _respond(self.store.ready)
-
-    async def live(self, request: web.Request) -> web.Response:
-        if self.store.is_alive(self.store.config.agent.live_timeout):
-            return _respond(self.store.live)
-        return _respond(self.store.stalled_live())
-
-
-def _unauthorized() -> web.Response:
-    return _error(401, "unauthorized", {"WWW-Authenticate": 'Bearer realm="probe"'})
-
-
-async def _method_not_allowed(request: web.Request) -> web.StreamResponse:
-    return _error(405, f"method {request.method} not allowed", {"Allow": "GET, HEAD"})
-
-
-def build_app(
-    store: ResultStore,
-    registry: CollectorRegistry,
-    add_routes: Callable[[web.Application], None] | None = None,  # before the catch-all
-) -> web.Application:
-    endpoints = Endpoints(store)
-    metrics = metrics_handler(registry)  # cached, formatted off the loop
-
-    async def metrics_route(request: web.Request) -> web.StreamResponse:
-        if not endpoints.authorized(request):
-            return _unauthorized()
-        return await metrics(request)
-
-    async def not_found(request: web.Request) -> web.StreamResponse:
-        return _error(404, f"no such endpoint: {request.path}")
-
-    app = web.Application(handler_args={"max_field_size": 8190})
-    routes: list[tuple[tuple[str, ...], Handler]] = [
-        (("/health", "/api/health"), endpoints.health),
-        (("/ready", "/api/health/ready"), endpoints.ready),
-        (("/live", "/api/health/live"), endpoints.live),
-        (("/metrics",), metrics_route),
-        *health_json.routes(endpoints),  # /health/<check>, /ready/<check>
-    ]
-    for paths, handler in routes:
-        for path in paths:
-            # GET (and HEAD) first; every other method falls through to a JSON 405.
-            app.router.add_get(path, handler)
-            app.router.add_route("*", path, _method_not_allowed)
-    if add_routes is not None:
-        add_routes(app)
-    app.router.add_route("*", "/{tail:.*}", not_found)
-    return app
-
-
-# ---------------------------------------------------------------- serving
 
 
 def raise_fd_limit() -> int:

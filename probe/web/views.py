@@ -1,0 +1,105 @@
+"""What the web reads of the rest of the agent: narrow, read-only views.
+
+The results store satisfies `HealthBodies` and `CurrentStates`, the history writer
+`Rollups`, the heartbeat inbox `PingReceiver`; the handlers see nothing else of them.
+Settings come from `probe.web.settings`, never from the config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Protocol
+
+from probe.health import Entry
+from probe.history.model import Incident, Rollup
+from probe.incident_notes import Note
+from probe.maintenance import Window
+from probe.model import Health
+from probe.store import Rendered, Snapshot
+
+
+class HealthBodies(Protocol):
+    """The bodies of /health, /ready and /live, rendered by the store."""
+
+    @property
+    def health(self) -> Rendered: ...
+
+    @property
+    def health_verbose(self) -> Rendered: ...
+
+    @property
+    def ready(self) -> Rendered: ...
+
+    @property
+    def live(self) -> Rendered: ...
+
+    def stalled_live(self) -> Rendered: ...
+
+    def is_alive(self, live_timeout: float) -> bool: ...
+
+    def derived(self, key: Hashable, build: Callable[[Snapshot], Rendered]) -> Rendered: ...
+
+    def entry(self, name: str) -> Entry | None: ...
+
+    def fragment(self, entry: Entry) -> bytes: ...
+
+    def check_names(self) -> list[str]: ...
+
+
+class CurrentStates(Protocol):
+    """Where each top-level check stands now, for the status page."""
+
+    @property
+    def overall(self) -> Health: ...
+
+    def entries(self, now: float | None = None) -> list[Entry]: ...
+
+
+class Rollups(Protocol):
+    """The history writer's in-memory rollups and incidents."""
+
+    @property
+    def merged(self) -> dict[str, dict[int, Rollup]]: ...
+
+    @property
+    def merged_days(self) -> dict[str, dict[int, Rollup]]: ...
+
+    @property
+    def daily(self) -> dict[str, dict[int, Rollup]]: ...
+
+    @property
+    def generation(self) -> int: ...
+
+    @property
+    def available(self) -> bool: ...
+
+    @property
+    def problem(self) -> str: ...
+
+    def incidents(self) -> list[Incident]: ...
+
+
+class PingReceiver(Protocol):
+    """Where /ping/<check> records."""
+
+    def knows(self, name: str) -> bool: ...
+
+    def record(
+        self, name: str, kind: str, exit_code: int | None, rid: str, message: str
+    ) -> None: ...
+
+
+class Planner(Protocol):
+    """Maintenance windows and incident notes; the alert service keeps and saves them."""
+
+    def windows(self, now: float) -> list[Window]: ...
+
+    def applies(self, window: Window, check: str) -> bool: ...
+
+    def open_window(self, checks: list[str], duration: float, reason: str) -> Window: ...
+
+    def close_window(self, window_id: str) -> Window | None: ...
+
+    def notes(self) -> list[Note]: ...
+
+    def add_note(self, incident: str, text: str) -> Note: ...
