@@ -324,8 +324,10 @@ class CachedExposition:
         if self._baked.get(key) is baked and baked.body.done():
             del self._baked[key]
             if TRIM is not None:
-                # ctypes lets go of the GIL for the call: the loop does not wait on it.
-                asyncio.get_running_loop().run_in_executor(None, TRIM, 0)
+                # On the next turn: this call's own arguments still hold the bytes. ctypes
+                # lets go of the GIL for the call, so the loop does not wait on it.
+                loop = asyncio.get_running_loop()
+                loop.call_soon(loop.run_in_executor, None, TRIM, 0)
 
     async def _bake(self, encoder: Callable[[Collector], bytes]) -> bytes:
         """The per-check families written in slices on the loop, then the few others
