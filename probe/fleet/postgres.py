@@ -9,6 +9,7 @@ update happens only when the lease has expired on the server's clock or is ours.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 from urllib.parse import urlsplit
@@ -95,6 +96,9 @@ class PostgresLease:
         self.description = redact_url(dsn)
         self._conn: Any = None
         self._created = False
+        # One connection, used by the lease loop, the shared-plans loop and admin writes:
+        # asyncpg runs one operation at a time on it.
+        self._lock = asyncio.Lock()
 
     def _words(self, exc: BaseException) -> str:
         if isinstance(exc, TimeoutError):
@@ -124,12 +128,13 @@ class PostgresLease:
         return self._conn
 
     async def _call(self, method: str, query: str, *args: Any) -> Any:
-        try:
-            conn = await self._connection()
-            return await getattr(conn, method)(query, *args, timeout=self.timeout)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            await self._drop()
-            raise BackendError(self._words(exc)) from exc
+        async with self._lock:
+            try:
+                conn = await self._connection()
+                return await getattr(conn, method)(query, *args, timeout=self.timeout)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                await self._drop()
+                raise BackendError(self._words(exc)) from exc
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None
