@@ -1,6 +1,7 @@
 """Maintenance windows in a fleet, with real `probe run` replicas behind an imagined load
-balancer: a window opened through one follower silences the leader, every replica's
-/health says so, and a follower that never saw the request can close it."""
+balancer, sharing them through Redis, PostgreSQL, and PostgreSQL through PgBouncer: a
+window opened through one follower silences the leader, every replica's /health says so,
+and a follower that never saw the request can close it."""
 
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ import pytest
 from tests.cli_helpers import arun_cli
 from tests.fleet_helpers import Replica, ThrowAwayRedis, leader_among
 from tests.slack_receiver import SlackReceiver
-from tests.test_fleet import LEASE, QUIET, checked_redis, fleet_config, kinds
+from tests.test_fleet import LEASE, QUIET, backend, checked_redis, fleet_config, kinds
 
-__all__ = ["checked_redis"]  # the fixture: the Redis the `cache` check watches
+pytest_plugins = ["tests.deep_servers"]
+# The fixtures: the fleet store (Redis, PostgreSQL, PostgreSQL through PgBouncer in
+# transaction mode) and the Redis the `cache` check watches.
+__all__ = ["backend", "checked_redis"]
 
 ADMIN = "fleet-admin-token-1"
 ROUND = LEASE / 3
@@ -66,9 +70,9 @@ async def until_all(replicas: list[Replica], wanted: bool, timeout: float) -> fl
 
 @pytest.fixture
 async def fleet(
-    tmp_path: Path, redis_url: str, checked_redis: ThrowAwayRedis, receiver: SlackReceiver
+    tmp_path: Path, backend: str, checked_redis: ThrowAwayRedis, receiver: SlackReceiver
 ) -> AsyncIterator[list[Replica]]:
-    config = admin_config(tmp_path, redis_url, checked_redis.port, receiver.port)
+    config = admin_config(tmp_path, backend, checked_redis.port, receiver.port)
     started = [Replica(config, i) for i in (1, 2, 3)]
     for replica in started:
         await replica.start()
