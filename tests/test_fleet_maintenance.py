@@ -125,6 +125,12 @@ async def test_a_window_opened_through_a_follower_silences_the_leader_until_clos
     assert "connection refused" in firing["alerts"][0]["summary"]
     status, after = await asyncio.to_thread(call, opener, "GET", "/api/v1/maintenance")
     assert [(w["id"], w["active"]) for w in after["windows"]] == [(window_id, False)]
+    logged = leader.logged()  # the leader's log says why nothing paged, and when it ended
+    assert (
+        f"maintenance window {window_id} opened for cache (shared by the fleet): "
+        "Redis 7.2 upgrade" in logged
+    )
+    assert f"maintenance window {window_id} closed (shared by the fleet)" in logged
 
 
 @pytest.mark.timeout(60)

@@ -241,10 +241,29 @@ class AlertService:
 
     def adopt_plans(self, windows: list[Window], notes: list[Note]) -> bool:
         """Take a fleet's shared windows and notes; True when they changed what is held."""
-        changed = self.maintenance.replace(windows, self.clock())
+        now = self.clock()
+        before = {w.id: w for w in self.maintenance.runtime}
+        changed = self.maintenance.replace(windows, now)
         changed = self.notes.replace(notes) or changed
         if changed:
             self._writer.soon(self._version(), force=True)
+        for window in self.maintenance.runtime:
+            # The log of every replica, the leader's included, says why nothing paged.
+            old = before.get(window.id)
+            if old is None and window.active(now):
+                log.info(
+                    "maintenance window %s opened for %s (shared by the fleet): %s",
+                    window.id,
+                    ", ".join(window.checks) or "every check",
+                    window.reason or "no reason given",
+                    extra={"window": window.id},
+                )
+            elif old is not None and window.closed and not old.closed:
+                log.info(
+                    "maintenance window %s closed (shared by the fleet)",
+                    window.id,
+                    extra={"window": window.id},
+                )
         return changed
 
     def _version(self) -> int:
