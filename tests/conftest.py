@@ -28,8 +28,14 @@ from probe.runner import CheckRunner
 from tests.faultproxy import FaultProxy
 
 # Fixtures that live with the stand-ins they start (`receiver`: tests/slack_receiver.py,
-# `otlp_receiver`: tests/otlp_receiver.py; `libfaketime`: tests/libfaketime.py).
-pytest_plugins = ["tests.slack_receiver", "tests.otlp_receiver", "tests.libfaketime"]
+# `otlp_receiver`: tests/otlp_receiver.py; `libfaketime`: tests/libfaketime.py; `saas`:
+# tests/saas_standins.py).
+pytest_plugins = [
+    "tests.slack_receiver",
+    "tests.otlp_receiver",
+    "tests.libfaketime",
+    "tests.saas_standins",
+]
 
 PG_ADMIN_DSN = os.environ.get("PROBE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 MakeRunner = Callable[..., CheckRunner]
