@@ -10,17 +10,20 @@ import gc
 import logging
 import signal
 import time
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 from aiohttp import web
 
 from probe.alerts.service import AlertService
 from probe.checks.factory import build_runner
 from probe.config import Config, ConfigError, load_config, load_or_report
+from probe.fleet.backend import BackendError
 from probe.fleet.wiring import FleetCollector, fleet_of, heartbeat_of, shared_history_paused
 from probe.history.service import History
-from probe.incident_notes import Note
-from probe.maintenance import Window
+from probe.incident_notes import Note, new_note
+from probe.maintenance import Window, new_window
 from probe.metrics import build_registry
 from probe.model import CheckResult
 from probe.networds import address
@@ -38,8 +41,11 @@ from probe.web.routes import build_app
 from probe.web.server import serve
 from probe.web.settings import LiveSettings, WebSettings
 from probe.web.status import StatusSite
+from probe.web.views import Unavailable
 
 log = logging.getLogger("probe.agent")
+
+T = TypeVar("T")
 
 # Together well inside Docker's 10 s stop grace period.
 SHUTDOWN_CHECK_WAIT = 2.0  # seconds running checks get to finish on SIGTERM
@@ -72,6 +78,8 @@ class Agent:
         # What the web reads: settings swapped on reload, and the status site's bodies.
         self.settings = LiveSettings.of(config.agent)
         self.planning = Planning(self)
+        if self.fleet is not None:
+            self.fleet.plans_sink = self.planning.adopt
         self.site = StatusSite(
             HistoryView(self.store, self.history.writer, self.settings, clock, self.planning),
             self.settings,
@@ -226,7 +234,9 @@ class Agent:
 
 class Planning:
     """Windows and notes for the web: kept by the alert service in force (a reload
-    replaces it and hands them on), shown on the status page as soon as they change."""
+    replaces it and hands them on), shown on the status page as soon as they change.
+    In a fleet a write goes to the shared store first, and every round each replica
+    takes the store's copy (`probe.fleet.plans`)."""
 
     def __init__(self, agent: Agent) -> None:
         self._agent = agent
@@ -237,23 +247,53 @@ class Planning:
     def applies(self, window: Window, check: str) -> bool:
         return self._agent.alerts.maintenance.applies(window, check)
 
-    def open_window(self, checks: list[str], duration: float, reason: str) -> Window:
-        window = self._agent.alerts.open_window(checks, duration, reason)
+    async def open_window(self, checks: list[str], duration: float, reason: str) -> Window:
+        fleet = self._agent.fleet
+        if fleet is None:
+            window = self._agent.alerts.open_window(checks, duration, reason)
+        else:
+            window = new_window(checks, duration, reason, self._agent.clock())
+            await self._shared(fleet.plans.put_window(window))
+            self._agent.alerts.put_window(window)
         self._changed()
         return window
 
-    def close_window(self, window_id: str) -> Window | None:
-        window = self._agent.alerts.close_window(window_id)
+    async def close_window(self, window_id: str) -> Window | None:
+        fleet = self._agent.fleet
+        if fleet is None:
+            window = self._agent.alerts.close_window(window_id)
+        else:
+            now = self._agent.clock()
+            window = await self._shared(fleet.plans.close_window(window_id, now))
+            if window is not None:
+                self._agent.alerts.put_window(window)
         self._changed()
         return window
 
     def notes(self) -> list[Note]:
         return list(self._agent.alerts.notes.notes)
 
-    def add_note(self, incident: str, text: str) -> Note:
-        note = self._agent.alerts.add_note(incident, text)
+    async def add_note(self, incident: str, text: str) -> Note:
+        fleet = self._agent.fleet
+        if fleet is None:
+            note = self._agent.alerts.add_note(incident, text)
+        else:
+            note = new_note(incident, text, self._agent.clock())
+            await self._shared(fleet.plans.add_note(note))
+            self._agent.alerts.put_note(note)
         self._changed()
         return note
+
+    def adopt(self, windows: list[Window], notes: list[Note]) -> None:
+        """The fleet store's copy, each round."""
+        if self._agent.alerts.adopt_plans(windows, notes):
+            self._changed()
+
+    async def _shared(self, write: Awaitable[T]) -> T:
+        try:
+            return await write
+        except BackendError as exc:
+            raise Unavailable(f"fleet store unreachable ({exc}); nothing changed") from None
 
     def _changed(self) -> None:
         self._agent.site.mark_stale()

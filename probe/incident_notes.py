@@ -44,17 +44,37 @@ class Note:
         return cls(str(data["id"])[:64], str(data["incident"])[:64], text, at)
 
 
+def new_note(incident: str, text: str, now: float) -> Note:
+    return Note(uuid.uuid4().hex[:12], incident, clean_text(text), now)
+
+
+def bounded(notes: Iterable[Note]) -> list[Note]:
+    """The newest MAX_NOTES, oldest first."""
+    return sorted(notes, key=lambda n: (n.at, n.id))[-MAX_NOTES:]
+
+
 class IncidentNotes:
     def __init__(self) -> None:
         self.notes: list[Note] = []
         self.version = 0  # bumped on every change worth persisting
 
     def add(self, incident: str, text: str, now: float) -> Note:
-        note = Note(uuid.uuid4().hex[:12], incident, clean_text(text), now)
-        self.notes.append(note)
-        del self.notes[:-MAX_NOTES]
-        self.version += 1
+        note = new_note(incident, text, now)
+        self.put(note)
         return note
+
+    def put(self, note: Note) -> None:
+        self.notes = [*(n for n in self.notes if n.id != note.id), note][-MAX_NOTES:]
+        self.version += 1
+
+    def replace(self, notes: Iterable[Note]) -> bool:
+        """Take the notes a fleet shares (its store is the truth); True when they differ."""
+        kept = bounded(notes)
+        if kept == self.notes:
+            return False
+        self.notes = kept
+        self.version += 1
+        return True
 
     def of(self, incident: str) -> list[Note]:
         """The notes of one incident, oldest first."""

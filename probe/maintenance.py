@@ -162,6 +162,33 @@ def occurrences(index: int, entry: WindowConfig, since: float, until: float) -> 
     return found
 
 
+def new_window(checks: Iterable[str], duration: float, reason: str, now: float) -> Window:
+    """A run-time window opened now (`POST /api/v1/maintenance`)."""
+    return Window(
+        id=uuid.uuid4().hex[:12],
+        checks=tuple(checks),
+        start=now,
+        end=now + duration,
+        reason=reason[:MAX_REASON],
+        origin="api",
+    )
+
+
+def closed_at(window: Window, now: float) -> Window:
+    """`window` ended early at `now` (`DELETE`); unchanged when it already ended."""
+    if window.end <= now:
+        return window
+    end = max(window.start, now)
+    return Window(window.id, window.checks, window.start, end, window.reason, "api", closed=True)
+
+
+def bounded(windows: Iterable[Window], now: float) -> list[Window]:
+    """The run-time windows worth keeping: not ended long ago, the newest
+    MAX_RUNTIME_WINDOWS, oldest first."""
+    kept = sorted((w for w in windows if w.end > now - KEEP_ENDED), key=lambda w: (w.start, w.id))
+    return kept[-MAX_RUNTIME_WINDOWS:]
+
+
 class Maintenance:
     """Every window, configured and opened at run time; answers "is this check covered"."""
 
@@ -219,33 +246,35 @@ class Maintenance:
     # ------------------------------------------------------------ run-time windows
 
     def open(self, checks: Iterable[str], duration: float, reason: str, now: float) -> Window:
-        window = Window(
-            id=uuid.uuid4().hex[:12],
-            checks=tuple(checks),
-            start=now,
-            end=now + duration,
-            reason=reason[:MAX_REASON],
-            origin="api",
-        )
-        self.runtime = [w for w in self.runtime if w.end > now - KEEP_ENDED]
-        self.runtime.append(window)
-        del self.runtime[:-MAX_RUNTIME_WINDOWS]
-        self.version += 1
+        window = new_window(checks, duration, reason, now)
+        self.put(window, now)
         return window
+
+    def put(self, window: Window, now: float) -> None:
+        """Add a run-time window, or replace the one with its id (closed elsewhere)."""
+        kept = [w for w in self.runtime if w.id != window.id and w.end > now - KEEP_ENDED]
+        self.runtime = [*kept, window][-MAX_RUNTIME_WINDOWS:]
+        self.version += 1
 
     def close(self, window_id: str, now: float) -> Window | None:
         """End a run-time window now; None when there is no such window."""
         for i, window in enumerate(self.runtime):
             if window.id == window_id:
                 if window.end > now:
-                    window = Window(
-                        window.id, window.checks, window.start, max(window.start, now),
-                        window.reason, "api", closed=True,
-                    )  # fmt: skip
-                    self.runtime[i] = window
+                    window = self.runtime[i] = closed_at(window, now)
                     self.version += 1
                 return window
         return None
+
+    def replace(self, windows: Iterable[Window], now: float) -> bool:
+        """Take the run-time windows a fleet shares (its store is the truth); True when
+        they differ from the ones held."""
+        kept = bounded(windows, now)
+        if kept == self.runtime:
+            return False
+        self.runtime = kept
+        self.version += 1
+        return True
 
     def export(self) -> list[dict[str, Any]]:
         return [w.to_dict() for w in self.runtime]

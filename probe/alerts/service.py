@@ -28,8 +28,8 @@ from probe.alerts.state import SavedState, load_state_off_loop
 from probe.alerts.state_writer import STATE_RETRY_INTERVAL, StateWriter
 from probe.config import Config
 from probe.contract import NotifierConfig, Resender
-from probe.incident_notes import IncidentNotes, Note
-from probe.maintenance import Maintenance, Window
+from probe.incident_notes import IncidentNotes, Note, new_note
+from probe.maintenance import Maintenance, Window, new_window
 from probe.model import CheckResult
 from probe.plugins import build_notifier
 from probe.redact import Redactor
@@ -214,16 +214,24 @@ class AlertService:
     # ------------------------------------------------------------ maintenance
 
     def open_window(self, checks: list[str], duration: float, reason: str) -> Window:
-        window = self.maintenance.open(checks, duration, reason, self.clock())
-        log.info(
-            "maintenance window %s opened for %s: %s",
-            window.id,
-            ", ".join(window.checks) or "every check",
-            window.reason or "no reason given",
-            extra={"window": window.id},
-        )
-        self._writer.soon(self._version(), force=True)
+        window = new_window(checks, duration, reason, self.clock())
+        self.put_window(window)
         return window
+
+    def put_window(self, window: Window) -> None:
+        """Keep a run-time window opened (or closed) here or, in a fleet, through any replica."""
+        self.maintenance.put(window, self.clock())
+        if window.closed:
+            log.info("maintenance window %s closed", window.id, extra={"window": window.id})
+        else:
+            log.info(
+                "maintenance window %s opened for %s: %s",
+                window.id,
+                ", ".join(window.checks) or "every check",
+                window.reason or "no reason given",
+                extra={"window": window.id},
+            )
+        self._writer.soon(self._version(), force=True)
 
     def close_window(self, window_id: str) -> Window | None:
         window = self.maintenance.close(window_id, self.clock())
@@ -233,9 +241,40 @@ class AlertService:
         return window
 
     def add_note(self, incident: str, text: str) -> Note:
-        note = self.notes.add(incident, text, self.clock())
-        self._writer.soon(self._version(), force=True)
+        note = new_note(incident, text, self.clock())
+        self.put_note(note)
         return note
+
+    def put_note(self, note: Note) -> None:
+        self.notes.put(note)
+        self._writer.soon(self._version(), force=True)
+
+    def adopt_plans(self, windows: list[Window], notes: list[Note]) -> bool:
+        """Take a fleet's shared windows and notes; True when they changed what is held."""
+        now = self.clock()
+        before = {w.id: w for w in self.maintenance.runtime}
+        changed = self.maintenance.replace(windows, now)
+        changed = self.notes.replace(notes) or changed
+        if changed:
+            self._writer.soon(self._version(), force=True)
+        for window in self.maintenance.runtime:
+            # The log of every replica, the leader's included, says why nothing paged.
+            old = before.get(window.id)
+            if old is None and window.active(now):
+                log.info(
+                    "maintenance window %s opened for %s (shared by the fleet): %s",
+                    window.id,
+                    ", ".join(window.checks) or "every check",
+                    window.reason or "no reason given",
+                    extra={"window": window.id},
+                )
+            elif old is not None and window.closed and not old.closed:
+                log.info(
+                    "maintenance window %s closed (shared by the fleet)",
+                    window.id,
+                    extra={"window": window.id},
+                )
+        return changed
 
     def _version(self) -> int:
         # Each only grows: their sum changes whenever one does.

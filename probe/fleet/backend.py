@@ -1,4 +1,5 @@
-"""What a lease store does. Two kinds, one file each: `postgres.py` and `redis.py`."""
+"""What a lease store does, and keeps (the alert record, shared windows and notes).
+Two kinds, one file each: `postgres.py` and `redis.py`."""
 
 from __future__ import annotations
 
@@ -33,5 +34,19 @@ class LeaseBackend(Protocol):
         """Write entries only while `me` holds an unexpired lease (checked by the store, on
         its clock, in the same atomic step). False when fenced out."""
         ...
+
+    async def load_plans(self) -> dict[str, dict[str, str]]:
+        """Every run-time maintenance window and incident note the fleet shares:
+        kind (`windows`, `notes`) -> id -> JSON text."""
+        ...
+
+    async def get_plan(self, kind: str, id: str) -> str | None: ...
+
+    async def put_plan(self, kind: str, id: str, entry: str) -> int:
+        """Add or replace one entry (any replica may: an admin write lands anywhere).
+        Returns how many entries of `kind` there are now, for the writer to bound."""
+        ...
+
+    async def drop_plans(self, kind: str, ids: list[str]) -> None: ...
 
     async def close(self) -> None: ...

@@ -32,6 +32,7 @@ from probe.alerts.notification import Alert, Kind
 from probe.config import Config
 from probe.config.schema import FleetConfig
 from probe.fleet.backend import BackendError, LeaseBackend
+from probe.fleet.plans import PlansSink, SharedPlans
 from probe.fleet.record import Entry, apply, decide, key_of, record_key
 from probe.fleet.stores import open_backend
 from probe.store import ResultStore
@@ -79,6 +80,9 @@ class Fleet:
         self.backend = backend or open_backend(
             config.backend.get_secret_value(), config.name, self.step
         )
+        # Run-time maintenance windows and incident notes, kept in the store for every replica.
+        self.plans = SharedPlans(self.backend, clock)
+        self.plans_sink: PlansSink | None = None
         self.holder: str | None = None
         self.problem = ""  # why the store cannot be reached, while it cannot
         self.elections = 0  # times this replica became leader
@@ -150,6 +154,9 @@ class Fleet:
             asyncio.create_task(self._elect_loop(), name="fleet lease"),
             asyncio.create_task(self._gate_loop(), name="fleet gate"),
         ]
+        if self.plans_sink is not None:
+            plans = self.plans.run(self.plans_sink, self.step)
+            self._tasks.append(asyncio.create_task(plans, name="fleet plans"))
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -9,6 +9,7 @@ update happens only when the lease has expired on the server's clock or is ours.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,17 +17,21 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from probe.fleet.backend import BackendError
+from probe.fleet.plans import PLAN_KINDS
 from probe.networds import first_line, network_words
 from probe.redact import redact_url
 
 LEASE_TABLE = "probe_fleet_lease"
 RECORD_TABLE = "probe_fleet_alerts"
+PLANS_TABLE = "probe_fleet_plans"  # run-time maintenance windows and incident notes
 
 SCHEMA = (
     f"CREATE TABLE IF NOT EXISTS {LEASE_TABLE} (fleet text PRIMARY KEY, "
     "holder text NOT NULL, expires_at timestamptz NOT NULL)",
     f"CREATE TABLE IF NOT EXISTS {RECORD_TABLE} (fleet text NOT NULL, key text NOT NULL, "
     "entry text NOT NULL, PRIMARY KEY (fleet, key))",
+    f"CREATE TABLE IF NOT EXISTS {PLANS_TABLE} (fleet text NOT NULL, kind text NOT NULL, "
+    "id text NOT NULL, entry text NOT NULL, PRIMARY KEY (fleet, kind, id))",
 )
 
 # One statement: take or renew the lease, else say who holds it. The CTE's INSERT and the
@@ -43,6 +48,23 @@ UNION ALL
 SELECT holder FROM {LEASE_TABLE}
 WHERE fleet = $1 AND expires_at >= now() AND NOT EXISTS (SELECT 1 FROM won)
 """
+
+LOAD_PLANS = f"SELECT kind, id, entry FROM {PLANS_TABLE} WHERE fleet = $1"
+
+GET_PLAN = f"SELECT entry FROM {PLANS_TABLE} WHERE fleet = $1 AND kind = $2 AND id = $3"
+
+# Not fenced: an admin write may land on any replica. The count is taken in the same
+# snapshot, which does not see the row being written, hence the other rows plus one.
+PUT_PLAN = f"""
+WITH put AS (
+    INSERT INTO {PLANS_TABLE} (fleet, kind, id, entry) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (fleet, kind, id) DO UPDATE SET entry = EXCLUDED.entry
+    RETURNING 1)
+SELECT count(*) + (SELECT count(*) FROM put)
+FROM {PLANS_TABLE} WHERE fleet = $1 AND kind = $2 AND id <> $3
+"""
+
+DROP_PLANS = f"DELETE FROM {PLANS_TABLE} WHERE fleet = $1 AND kind = $2 AND id = ANY($3::text[])"
 
 RELEASE = f"DELETE FROM {LEASE_TABLE} WHERE fleet = $1 AND holder = $2"
 
@@ -74,6 +96,9 @@ class PostgresLease:
         self.description = redact_url(dsn)
         self._conn: Any = None
         self._created = False
+        # One connection, used by the lease loop, the shared-plans loop and admin writes:
+        # asyncpg runs one operation at a time on it.
+        self._lock = asyncio.Lock()
 
     def _words(self, exc: BaseException) -> str:
         if isinstance(exc, TimeoutError):
@@ -103,12 +128,13 @@ class PostgresLease:
         return self._conn
 
     async def _call(self, method: str, query: str, *args: Any) -> Any:
-        try:
-            conn = await self._connection()
-            return await getattr(conn, method)(query, *args, timeout=self.timeout)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            await self._drop()
-            raise BackendError(self._words(exc)) from exc
+        async with self._lock:
+            try:
+                conn = await self._connection()
+                return await getattr(conn, method)(query, *args, timeout=self.timeout)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                await self._drop()
+                raise BackendError(self._words(exc)) from exc
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -132,6 +158,25 @@ class PostgresLease:
         keys, values = list(entries), list(entries.values())
         written = await self._call("fetchval", WRITE, self.fleet, me, keys, values)
         return int(written) == len(entries)
+
+    async def load_plans(self) -> dict[str, dict[str, str]]:
+        rows = await self._call("fetch", LOAD_PLANS, self.fleet)
+        found: dict[str, dict[str, str]] = {kind: {} for kind in PLAN_KINDS}
+        for row in rows:
+            if row["kind"] in found:
+                found[row["kind"]][str(row["id"])] = str(row["entry"])
+        return found
+
+    async def get_plan(self, kind: str, id: str) -> str | None:
+        found = await self._call("fetchval", GET_PLAN, self.fleet, kind, id)
+        return None if found is None else str(found)
+
+    async def put_plan(self, kind: str, id: str, entry: str) -> int:
+        return int(await self._call("fetchval", PUT_PLAN, self.fleet, kind, id, entry))
+
+    async def drop_plans(self, kind: str, ids: list[str]) -> None:
+        if ids:
+            await self._call("execute", DROP_PLANS, self.fleet, kind, ids)
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -3,7 +3,9 @@ a compare-and-delete script gives it up. Redis runs each command and script atom
 that is the whole election. The key expires on Redis's clock, not the replica's.
 
 Keys (one hash tag, so a cluster keeps them on one shard): `probe:fleet:{name}:leader`
-holds the leader's identity, `probe:fleet:{name}:alerts` is the alert record (a hash).
+holds the leader's identity, `probe:fleet:{name}:alerts` is the alert record (a hash),
+`probe:fleet:{name}:windows` and `probe:fleet:{name}:notes` the run-time maintenance
+windows and incident notes (hashes: id -> JSON).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from probe.fleet.backend import BackendError
+from probe.fleet.plans import PLAN_KINDS
 from probe.networds import first_line, network_words
 from probe.redact import redact_url
 
@@ -52,6 +55,7 @@ class RedisLease:
         self.description = redact_url(url)
         self.leader_key = f"probe:fleet:{{{fleet}}}:leader"
         self.record_key = f"probe:fleet:{{{fleet}}}:alerts"
+        self.plan_keys = {kind: f"probe:fleet:{{{fleet}}}:{kind}" for kind in PLAN_KINDS}
         self._client: Any = aioredis.Redis.from_url(
             url,
             socket_timeout=timeout,
@@ -108,6 +112,44 @@ class RedisLease:
         except (OSError, TimeoutError, RedisError) as exc:
             raise BackendError(self._words(exc)) from exc
         return bool(written)
+
+    async def load_plans(self) -> dict[str, dict[str, str]]:
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for kind in PLAN_KINDS:
+                    pipe.hgetall(self.plan_keys[kind])
+                found = await pipe.execute()
+        except (OSError, TimeoutError, RedisError) as exc:
+            raise BackendError(self._words(exc)) from exc
+        return {
+            kind: {str(k): str(v) for k, v in entries.items()}
+            for kind, entries in zip(PLAN_KINDS, found, strict=True)
+        }
+
+    async def get_plan(self, kind: str, id: str) -> str | None:
+        try:
+            found = await self._client.hget(self.plan_keys[kind], id)
+        except (OSError, TimeoutError, RedisError) as exc:
+            raise BackendError(self._words(exc)) from exc
+        return None if found is None else str(found)
+
+    async def put_plan(self, kind: str, id: str, entry: str) -> int:
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.hset(self.plan_keys[kind], id, entry)
+                pipe.hlen(self.plan_keys[kind])
+                _, count = await pipe.execute()
+        except (OSError, TimeoutError, RedisError) as exc:
+            raise BackendError(self._words(exc)) from exc
+        return int(count)
+
+    async def drop_plans(self, kind: str, ids: list[str]) -> None:
+        if not ids:
+            return
+        try:
+            await self._client.hdel(self.plan_keys[kind], *ids)
+        except (OSError, TimeoutError, RedisError) as exc:
+            raise BackendError(self._words(exc)) from exc
 
     async def close(self) -> None:
         await self._client.aclose()
