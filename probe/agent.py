@@ -17,6 +17,7 @@ from aiohttp import web
 from probe.alerts.service import AlertService
 from probe.checks.factory import build_runner
 from probe.config import Config, ConfigError, load_config, load_or_report
+from probe.contract import AgentServices
 from probe.history.service import History
 from probe.metrics import build_registry
 from probe.model import CheckResult
@@ -70,7 +71,8 @@ class Agent:
         self.registry = build_registry(self.store, self)
         # Heartbeat pings: a file of their own next to the alert state (docs/checks/heartbeat.md).
         self.inbox = Inbox(Inbox.path_for(config.agent.state_file), clock)
-        self.inbox.configure(c.name for c in config.all_checks() if c.type == "heartbeat")
+        self.inbox.configure(c.name for c in config.all_checks() if c.receives_pings)
+        self.services = AgentServices(pings=self.inbox)
         self.history.register_metrics(self.registry)
         self._http: web.AppRunner | None = None
         self.port = 0
@@ -87,7 +89,7 @@ class Agent:
         return self.alerts.notification_counts()
 
     def _runners(self, config: Config) -> list[CheckRunner]:
-        return [build_runner(c, self.redactor, self.clock, self.inbox) for c in config.checks]
+        return [build_runner(c, self.redactor, self.clock, self.services) for c in config.checks]
 
     async def start(self) -> None:
         await self.inbox.start()
@@ -152,7 +154,7 @@ class Agent:
         self.settings.swap(WebSettings.of(config.agent))
         self.store.reconfigure(config)
         self.history.reconfigure(config)
-        self.inbox.configure(c.name for c in config.all_checks() if c.type == "heartbeat")
+        self.inbox.configure(c.name for c in config.all_checks() if c.receives_pings)
         # Alerts first: results of runs that finish while the checks are swapped must
         # reach a running alert service, not the stopped one.
         old_alerts = self.alerts

@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     import aiohttp
 
     from probe.alerts.notification import Alert, Notification
-    from probe.pings import Inbox
 
 
 # ---------------------------------------------------------------- metric declarations
@@ -93,8 +92,13 @@ class CheckConfig(StrictModel):
     secret_fields: ClassVar[frozenset[str]] = frozenset()
     # Families this type feeds in /metrics; `metric_points` lists each configured series.
     metric_families: ClassVar[tuple[MetricFamily, ...]] = ()
-    # True for types whose `checks:` key holds nested checks (group).
-    nested: ClassVar[bool] = False
+    # What a type is beyond its fields, declared once here and asked everywhere else:
+    # - has_members: its `checks:` key holds member checks that run, report and alert as
+    #   its members (group); `members()` lists them.
+    # - receives_pings: the agent's /ping/<name> routes record for it (heartbeat); its
+    #   check reads them through `CheckContext.agent.pings`.
+    has_members: ClassVar[bool] = False
+    receives_pings: ClassVar[bool] = False
 
     name: str
     type: str
@@ -156,6 +160,7 @@ class CheckConfig(StrictModel):
         return []
 
     def members(self) -> list[CheckConfig]:
+        """The member checks of a type that `has_members`; none for the others."""
         return []
 
     def metric_points(self) -> Iterable[MetricPoint]:
@@ -205,6 +210,34 @@ def _no_member_runners(config: CheckConfig) -> MemberRunner:
     raise RuntimeError("this check was built without a runner factory; use checks.factory")
 
 
+@dataclass(slots=True)
+class PingState:
+    """What the agent recorded of one check's pings (types that `receive_pings`)."""
+
+    since: float  # when the agent began watching this check
+    last_success: float | None = None
+    last_start: float | None = None
+    last_end: float | None = None
+    failed: bool = False  # the last finished run failed
+    exit_code: int | None = None
+    duration: float | None = None  # of the last finished run with a known start
+    message: str = ""
+    open_runs: dict[str, float] = field(default_factory=dict)  # rid ("" for none) -> start
+
+
+class Pings(Protocol):
+    """The agent's record of pings, by check name."""
+
+    def state(self, name: str) -> PingState | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AgentServices:
+    """What only a running agent has to offer a check."""
+
+    pings: Pings
+
+
 @dataclass(frozen=True, slots=True)
 class CheckContext:
     """What the agent hands every check it builds: its clock, its redactor, and the one
@@ -213,9 +246,9 @@ class CheckContext:
     clock: Clock = time.time
     redactor: Redactor | None = None
     make_runner: Callable[[CheckConfig], MemberRunner] = _no_member_runners
-    # What the running agent receives for push-based checks (heartbeat pings). None when
-    # no agent runs (`probe check`): pings and rates over a window cannot be judged then.
-    inbox: Inbox | None = None
+    # What the running agent offers its checks. None when no agent runs (`probe check`):
+    # nothing arrives between runs then, so pings and rates over a window cannot be judged.
+    agent: AgentServices | None = None
 
 
 C = TypeVar("C", bound=CheckConfig)

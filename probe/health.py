@@ -71,7 +71,7 @@ def is_ready(entries: list[Entry]) -> bool:
 
 def check_entry(entry: Entry, verbose: bool, members: list[Entry] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"name": entry.config.name, "status": entry.status.value}
-    if entry.result is not None and not entry.config.nested:
+    if entry.result is not None and not entry.config.has_members:
         body["responseTime"] = round(entry.result.response_time * 1000)
     if entry.status is not Status.PASS:
         body["output"] = entry.output
@@ -107,7 +107,7 @@ def health_body(
     entries: list[Entry], version: str, started_at: float, now: float, verbose: bool = False
 ) -> dict[str, Any]:
     checks = [
-        check_entry(e, verbose, member_entries(e, now) if e.config.nested else None)
+        check_entry(e, verbose, member_entries(e, now) if e.config.has_members else None)
         for e in entries
     ]
     if verbose:
@@ -123,7 +123,7 @@ def health_body(
 
 def _add_blocked_by(entries: list[Entry], bodies: list[dict[str, Any]], now: float) -> None:
     """`"blocked_by": "redis"` on each check waiting on a failing dependency (`depends_on`)."""
-    nested = [m for e in entries if e.config.nested for m in member_entries(e, now)]
+    nested = [m for e in entries if e.config.has_members for m in member_entries(e, now)]
     everything = [*entries, *nested]
     failing = {e.config.name for e in everything if e.status is Status.FAIL}
     depends_on = {e.config.name: e.config.depends_on for e in everything}

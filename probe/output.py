@@ -48,7 +48,7 @@ def _rows(entries: list[Entry], now: float, depth: int = 0) -> list[tuple[int, E
     rows: list[tuple[int, Entry]] = []
     for entry in entries:
         rows.append((depth, entry))
-        if entry.config.nested:
+        if entry.config.has_members:
             rows.extend(_rows(health.member_entries(entry, now), now, depth + 1))
     return rows
 
@@ -133,7 +133,7 @@ def _perfdata(entries: list[Entry], now: float) -> list[str]:
             if obs.value is None:
                 continue
             if obs.measure == "response_time" and not obs.component:
-                if entry.config.nested:
+                if entry.config.has_members:
                     continue  # as in /health: a group's time is its slowest member's
                 label = f"{entry.config.name}_time"
             else:

@@ -16,10 +16,12 @@ import os
 import tempfile
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
+from probe.contract import PingState
 from probe.tasks import cancel_and_wait
 from probe.times import Clock
 
@@ -31,36 +33,15 @@ FLUSH_INTERVAL = 1.0
 FORMAT_VERSION = 1
 
 
-@dataclass(slots=True)
-class HeartbeatState:
-    since: float  # when the agent began watching this check
-    last_success: float | None = None
-    last_start: float | None = None
-    last_end: float | None = None
-    failed: bool = False  # the last finished run failed
-    exit_code: int | None = None
-    duration: float | None = None  # of the last finished run with a known start
-    message: str = ""
-    open_runs: dict[str, float] = field(default_factory=dict)  # rid ("" for none) -> start
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> HeartbeatState:
-        runs = data.get("open_runs", {})
-        return cls(
-            since=float(data["since"]),
-            last_success=_opt_float(data.get("last_success")),
-            last_start=_opt_float(data.get("last_start")),
-            last_end=_opt_float(data.get("last_end")),
-            failed=bool(data.get("failed", False)),
-            exit_code=int(data["exit_code"]) if data.get("exit_code") is not None else None,
-            duration=_opt_float(data.get("duration")),
-            message=str(data.get("message", ""))[:MAX_MESSAGE],
-            open_runs={str(k): float(v) for k, v in dict(runs).items()},
-        )
+# The file holds `asdict(PingState)`; read back by its own field types, so the two
+# directions cannot drift apart.
+_STATE = TypeAdapter(PingState)
 
 
-def _opt_float(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
+def _loaded(entry: object) -> PingState:
+    state = _STATE.validate_python(entry)
+    state.message = state.message[:MAX_MESSAGE]
+    return state
 
 
 class Inbox:
@@ -70,7 +51,7 @@ class Inbox:
     def __init__(self, path: str = "", clock: Clock = time.time) -> None:
         self.path = path
         self.clock = clock
-        self._states: dict[str, HeartbeatState] = {}
+        self._states: dict[str, PingState] = {}
         self._names: frozenset[str] = frozenset()
         self._dirty = False
         self._writer: asyncio.Task[None] | None = None
@@ -86,20 +67,20 @@ class Inbox:
         now = self.clock()
         for name in self._names:
             if name not in self._states:
-                self._states[name] = HeartbeatState(since=now)
+                self._states[name] = PingState(since=now)
                 self._dirty = True
 
     def knows(self, name: str) -> bool:
         return name in self._names
 
-    def state(self, name: str) -> HeartbeatState | None:
+    def state(self, name: str) -> PingState | None:
         return self._states.get(name)
 
     def record(self, name: str, kind: str, exit_code: int | None, rid: str, message: str) -> None:
         """`kind` is start, success or fail. A success ending a run that started after an
         open one shows that one died: it is dropped rather than failing forever."""
         now = self.clock()
-        state = self._states.setdefault(name, HeartbeatState(since=now))
+        state = self._states.setdefault(name, PingState(since=now))
         self._dirty = True
         if kind == "start":
             state.open_runs[rid] = now
@@ -130,10 +111,10 @@ class Inbox:
             if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
                 raise ValueError("unknown version")
             for name, entry in dict(data.get("checks", {})).items():
-                self._states[str(name)] = HeartbeatState.from_dict(entry)
+                self._states[str(name)] = _loaded(entry)
         except FileNotFoundError:
             return
-        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, ValidationError) as exc:
             log.warning("heartbeat state %s ignored: %s", self.path, exc)
 
     def snapshot(self) -> str:

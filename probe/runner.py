@@ -46,7 +46,7 @@ class CheckRunner:
 
     async def run(self) -> CheckResult:
         timeout = self.config.timeout
-        deadline = timeout + (NESTED_GRACE_SECONDS if self.config.nested else 0.0)
+        deadline = timeout + (NESTED_GRACE_SECONDS if self.config.has_members else 0.0)
         started = time.perf_counter()
         failure = ""
         report = Report()

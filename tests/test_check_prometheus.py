@@ -14,6 +14,7 @@ from aiohttp import web
 from probe.checks.factory import build_runner
 from probe.checks.prometheus import PrometheusConfig
 from probe.config import ConfigError, load_config
+from probe.contract import AgentServices
 from probe.model import CheckResult, Status
 from probe.pings import Inbox
 from probe.redact import Redactor
@@ -67,7 +68,10 @@ async def make() -> AsyncIterator[Any]:
 
     def build(cfg: PrometheusConfig, clock: HandClock, agent: bool = True) -> CheckRunner:
         runner = build_runner(
-            cfg, Redactor(cfg.secrets()), clock, Inbox(clock=clock) if agent else None
+            cfg,
+            Redactor(cfg.secrets()),
+            clock,
+            AgentServices(Inbox(clock=clock)) if agent else None,
         )
         made.append(runner)
         return runner

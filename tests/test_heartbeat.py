@@ -12,6 +12,7 @@ import pytest
 from probe.checks.factory import build_runner
 from probe.checks.heartbeat import HeartbeatConfig
 from probe.config import ConfigError, load_config
+from probe.contract import AgentServices
 from probe.model import CheckResult, Status
 from probe.pings import Inbox
 from probe.runner import CheckRunner
@@ -38,7 +39,7 @@ def heartbeat(
     )
     inbox = inbox or Inbox(clock=clock)
     inbox.configure(["billing"])
-    return build_runner(cfg, clock=clock, inbox=inbox), inbox
+    return build_runner(cfg, clock=clock, agent=AgentServices(inbox)), inbox
 
 
 async def run(runner: CheckRunner) -> CheckResult:

@@ -4,27 +4,22 @@ alike: built with the agent's clock and redactor."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
-from probe.contract import CheckConfig, CheckContext
+from probe.contract import AgentServices, CheckConfig, CheckContext
 from probe.plugins import build_check
 from probe.redact import Redactor
 from probe.runner import CheckRunner
 from probe.times import Clock
-
-if TYPE_CHECKING:
-    # Only the running agent has an inbox; `probe check` must not import aiohttp's server.
-    from probe.pings import Inbox
 
 
 def build_runner(
     config: CheckConfig,
     redactor: Redactor | None = None,
     clock: Clock = time.time,
-    inbox: Inbox | None = None,  # the running agent's; None in `probe check`
+    agent: AgentServices | None = None,  # the running agent's; None in `probe check`
 ) -> CheckRunner:
     def member_runner(member: CheckConfig) -> CheckRunner:
-        return build_runner(member, redactor, clock, inbox)
+        return build_runner(member, redactor, clock, agent)
 
-    context = CheckContext(clock=clock, redactor=redactor, make_runner=member_runner, inbox=inbox)
+    context = CheckContext(clock=clock, redactor=redactor, make_runner=member_runner, agent=agent)
     return CheckRunner(build_check(config, context), redactor, clock)

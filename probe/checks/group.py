@@ -13,7 +13,7 @@ from probe.units import format_duration
 
 
 class GroupConfig(CheckConfig):
-    nested: ClassVar[bool] = True
+    has_members: ClassVar[bool] = True
 
     type: Literal["group"]
     checks: list[CheckConfig] = Field(default_factory=list)  # disabled members are left out
@@ -21,7 +21,7 @@ class GroupConfig(CheckConfig):
     @model_validator(mode="after")
     def _members_fit_in_group(self) -> GroupConfig:
         for member in self.checks:
-            if member.nested:
+            if member.has_members:
                 # /health, alert keys and metrics describe one level of members.
                 raise ValueError(f"member {member.name!r} is a group; groups do not nest")
             if member.critical:

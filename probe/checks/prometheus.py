@@ -258,7 +258,7 @@ class PrometheusCheck(Check[PrometheusConfig]):
             return Sample(name, total, Unit.COUNT)
         span = config.baseline_of(spec) if spec.spike is not None else window
         first = self._windows[spec.uses[0]]
-        if self.context.inbox is None:
+        if self.context.agent is None:
             return Sample(
                 name,
                 None,

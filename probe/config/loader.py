@@ -161,7 +161,7 @@ def _validate_checks(
             continue
         entry = {**inherited, **raw}
         model = check_config_model(kind)
-        if model.nested:
+        if model.has_members:
             members_raw = entry.get("checks")
             if not isinstance(members_raw, list) or not all(
                 isinstance(m, dict) for m in members_raw
