@@ -28,6 +28,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
+from probe.alerts.notification import NOTIFICATION_RESULTS, Severity
 from probe.config import Config
 from probe.contract import CheckConfig, MetricFamily, MetricPoint
 from probe.model import CheckResult, Health, Observation, Status
@@ -37,9 +38,6 @@ log = logging.getLogger("probe.metrics")
 
 _FROM_LAST_RUN = "Values come from the last scheduled run, not from the scrape."
 NAN = float("nan")
-
-SEVERITIES = ("warning", "critical")
-NOTIFICATION_RESULTS = ("sent", "failed", "dropped")
 
 
 class AlertStats(Protocol):
@@ -413,7 +411,7 @@ class StoreCollector(Collector):
             f"(sent, failed, dropped). {_FROM_LAST_RUN}",
             labels=["notifier", "result"],
         )
-        by_severity = dict.fromkeys(SEVERITIES, 0)
+        by_severity = {severity.value: 0 for severity in Severity}
         counts: dict[tuple[str, str], int] = {}
         if self.alerts is not None:
             by_severity.update(self.alerts.firing())

@@ -19,7 +19,7 @@ from probe.logs import setup_logging
 from probe.model import CheckResult, Health, Status
 from probe.redact import Redactor
 from probe.runner import CheckRunner
-from probe.units import format_duration
+from probe.units import timed_out_after
 
 EXIT_CODES = {Health.HEALTHY: 0, Health.DEGRADED: 1, Health.UNHEALTHY: 2}
 USAGE_OR_CONFIG_ERROR = 3
@@ -53,7 +53,7 @@ def timed_out(overall_timeout: float, now: float) -> CheckResult:
     return CheckResult(
         status=Status.FAIL,
         response_time=overall_timeout,
-        output=f"timed out after {format_duration(overall_timeout)} (--timeout)",
+        output=f"{timed_out_after(overall_timeout)} (--timeout)",
         observed_at=now,
     )
 

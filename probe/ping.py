@@ -15,6 +15,8 @@ import sys
 import time
 from urllib.parse import urljoin, urlsplit
 
+from probe.units import timed_out_after
+
 DEFAULT_PATH = "/live"
 MAX_REDIRECTS = 3
 _DURATION_UNITS = (("ms", 0.001), ("s", 1.0), ("m", 60.0))
@@ -47,10 +49,6 @@ def parse_timeout(text: str) -> float:
     if not seconds > 0 or seconds == float("inf"):
         raise ValueError(f"expected a duration like 3s or 500ms, got {text!r}")
     return seconds
-
-
-def _seconds(timeout: float) -> str:
-    return f"{timeout:g}s" if timeout >= 1 else f"{round(timeout * 1000)}ms"
 
 
 class PingError(Exception):
@@ -219,7 +217,7 @@ def ping(url: str, timeout: float) -> tuple[bool, str]:
     except ConnectionRefusedError:
         return False, f"connection refused ({_shown(url)})"
     except TimeoutError:
-        return False, f"timed out after {_seconds(timeout)} ({_shown(url)})"
+        return False, f"{timed_out_after(timeout)} ({_shown(url)})"
     except socket.gaierror:
         return False, f"DNS lookup failed ({_shown(url)})"
     except ConnectionResetError:

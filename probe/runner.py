@@ -12,7 +12,7 @@ from probe.contract import Check, CheckConfig, CheckFailed, Report
 from probe.model import CheckResult, Observation, Sample, Status, Unit, problem_words, worst
 from probe.redact import Redactor
 from probe.times import Clock
-from probe.units import Limit, format_duration
+from probe.units import Limit, timed_out_after
 
 log = logging.getLogger("probe.runner")
 
@@ -55,7 +55,7 @@ class CheckRunner:
                 report = await self.check.run()
             failure = report.failure
         except TimeoutError:
-            failure = f"timed out after {format_duration(timeout)}"
+            failure = timed_out_after(timeout)
         except CheckFailed as exc:
             failure = str(exc) or "failed"
         except Exception as exc:  # the one broad catch: a check bug must not kill the agent

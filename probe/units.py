@@ -66,6 +66,11 @@ def format_duration(seconds: float) -> str:
     return f"{whole}s"  # pragma: no cover - unreachable, kept for mypy
 
 
+def timed_out_after(seconds: float) -> str:
+    """The words of every deadline that passed, whoever waited: `timed out after 10s`."""
+    return f"timed out after {format_duration(seconds)}"
+
+
 def format_value(value: float, unit: Unit) -> str:
     if unit is Unit.SECONDS:
         return format_duration(value)

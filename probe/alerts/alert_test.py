@@ -16,7 +16,7 @@ from probe.alerts.session import notifier_session
 from probe.config import Config
 from probe.plugins import build_notifier
 from probe.redact import Redactor
-from probe.units import format_duration
+from probe.units import timed_out_after
 
 log = logging.getLogger("probe.alerts")
 
@@ -68,7 +68,7 @@ async def _attempt(
         retry_in = min(exc.retry_after or 1.0, TEST_RETRY_WAIT_CAP) if exc.retryable else None
         return exc.detail, retry_in
     except TimeoutError:
-        return f"timed out after {format_duration(notifier.timeout)}", None
+        return timed_out_after(notifier.timeout), None
     except Exception as exc:  # a bug or a library surprise is this notifier's FAILED line
         log.debug("unexpected error sending to %s", notifier.description, exc_info=True)
         return redactor(f"unexpected error: {exc}" if str(exc) else "unexpected error"), None

@@ -26,7 +26,7 @@ from probe.contract import Notifier, NotifierConfig
 from probe.fields import Duration, is_http_url
 from probe.redact import Redactor, redact_url, url_secrets
 from probe.times import readable_utc, rfc3339_millis
-from probe.units import format_duration
+from probe.units import timed_out_after
 
 log = logging.getLogger("probe.alerts.alertmanager")
 
@@ -137,11 +137,7 @@ class AlertmanagerNotifier(Notifier[AlertmanagerNotifierConfig]):
             async with asyncio.timeout(self.timeout):
                 await self.send(notification)
         except (DeliveryError, TimeoutError) as exc:
-            detail = (
-                exc.detail
-                if isinstance(exc, DeliveryError)
-                else f"timed out after {format_duration(self.timeout)}"
-            )
+            detail = exc.detail if isinstance(exc, DeliveryError) else timed_out_after(self.timeout)
             log.warning(
                 "re-sending %d firing alerts to %s failed: %s",
                 len(alerts),

@@ -20,11 +20,11 @@ from typing import Protocol
 
 import aiohttp
 
-from probe.alerts.notification import Notification
+from probe.alerts.notification import NOTIFICATION_RESULTS, Notification
 from probe.networds import address, is_timeout, network_words
 from probe.tasks import cancel_and_wait
 from probe.times import Clock
-from probe.units import format_duration
+from probe.units import format_duration, timed_out_after
 
 log = logging.getLogger("probe.alerts.delivery")
 
@@ -124,7 +124,7 @@ def connection_words(exc: BaseException, timeout: float, connect_limit: float) -
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return f"timed out connecting after {format_duration(connect_limit)}"
     if is_timeout(exc):
-        return f"timed out after {format_duration(timeout)}"
+        return timed_out_after(timeout)
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return "connection closed by server"
     if isinstance(exc, aiohttp.ClientPayloadError):
@@ -155,7 +155,7 @@ class Delivery:
         self.retry_after_cap = retry_after_cap
         self.on_finish = on_finish  # called when a notification leaves the queue
         self.queue: deque[Notification] = deque()
-        self.counts = {"sent": 0, "failed": 0, "dropped": 0}
+        self.counts = dict.fromkeys(NOTIFICATION_RESULTS, 0)
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._retry_at: float | None = None  # monotonic time the next attempt is due
@@ -226,7 +226,7 @@ class Delivery:
             async with asyncio.timeout(self.notifier.timeout):
                 await self.notifier.send(notification)
         except TimeoutError:
-            return DeliveryError(f"timed out after {format_duration(self.notifier.timeout)}")
+            return DeliveryError(timed_out_after(self.notifier.timeout))
         except DeliveryError as exc:
             return exc
         except Exception:  # a client library surprise must not kill this queue's task

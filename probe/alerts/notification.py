@@ -28,6 +28,11 @@ class Severity(enum.StrEnum):
         return cls.CRITICAL if status is Status.FAIL else cls.WARNING
 
 
+# What became of a notification handed to a notifier: counted per notifier, logged, and
+# the `result` label of probe_notifications_total.
+NOTIFICATION_RESULTS = ("sent", "failed", "dropped")
+
+
 class Kind(enum.StrEnum):
     """Why a notification about an alert goes out."""
 

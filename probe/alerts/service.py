@@ -20,7 +20,7 @@ import aiohttp
 
 from probe.alerts.delivery import RETRY_AFTER_CAP, Backoff, Delivery
 from probe.alerts.engine import AlertEngine, Grouper
-from probe.alerts.notification import Alert, Kind, Notification
+from probe.alerts.notification import NOTIFICATION_RESULTS, Alert, Kind, Notification
 from probe.alerts.session import notifier_session
 from probe.alerts.state import SavedState, load_state
 from probe.alerts.state_writer import STATE_RETRY_INTERVAL, StateWriter
@@ -33,8 +33,6 @@ from probe.tasks import cancel_and_wait
 from probe.times import Clock
 
 log = logging.getLogger("probe.alerts")
-
-RESULTS = ("sent", "failed", "dropped")
 
 
 def _parents(config: Config) -> dict[str, str]:
@@ -192,7 +190,7 @@ class AlertService:
     def notification_counts(self) -> dict[tuple[str, str], int]:
         counts = dict(self._carried_counts)
         for delivery in self._deliveries:
-            for result in RESULTS:
+            for result in NOTIFICATION_RESULTS:
                 key = (delivery.notifier.kind, result)
                 counts[key] = counts.get(key, 0) + delivery.counts[result]
         return counts

@@ -25,6 +25,7 @@ from probe.history.store import Backend, Batch, ChunkKey, HistoryError
 from probe.model import CheckResult
 from probe.tasks import cancel_and_wait
 from probe.times import Clock
+from probe.units import timed_out_after
 
 log = logging.getLogger("probe.history")
 
@@ -206,7 +207,7 @@ class HistoryWriter:
                 async with asyncio.timeout(OPERATION_TIMEOUT):
                     await self._sync(now)
             except (HistoryError, TimeoutError) as exc:
-                self._failed(str(exc) or f"timed out after {OPERATION_TIMEOUT:g}s")
+                self._failed(str(exc) or timed_out_after(OPERATION_TIMEOUT))
         self._forget(now)
         self.pending_count = self.pending()
         if self.on_change is not None:
