@@ -42,6 +42,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from probe.alerts.notification import Alert, Kind, Severity
 from probe.config import AlertsConfig
 from probe.dependencies import blocked_by
@@ -120,31 +122,12 @@ class AlertState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AlertState:
-        notified = data.get("notified_severity")
-        return cls(
-            check=str(data["check"]),
-            component=str(data.get("component", "")),
-            phase=Phase(data["phase"]),
-            severity=Severity(data["severity"]),
-            summary=str(data.get("summary", "")),
-            since=float(data["since"]),
-            nonpass_since=_opt_float(data.get("nonpass_since")),
-            fail_since=_opt_float(data.get("fail_since")),
-            passes=int(data.get("passes", 0)),
-            fired_at=_opt_float(data.get("fired_at")),
-            notified_severity=Severity(notified) if notified else None,
-            notified_at=_opt_float(data.get("notified_at")),
-            measure=str(data.get("measure", LEGACY)),
-            held=bool(data.get("held", False)),
-            resolved_at=_opt_float(data.get("resolved_at")),
-            previous_summary=str(data.get("previous_summary", "")),
-            previous_measure=str(data.get("previous_measure", "")),
-        )
+    def from_dict(cls, data: object) -> AlertState:
+        """What `to_dict` wrote, read back by the fields' own types."""
+        return _ALERT_STATE.validate_python(data)
 
 
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
+_ALERT_STATE = TypeAdapter(AlertState)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,8 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from probe.model import Status
 from probe.times import readable_utc
 from probe.units import format_duration
@@ -71,25 +73,6 @@ class Alert:
     def lasted(self) -> float:
         return max(0.0, self.at - self.since)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Alert:
-        previous = data.get("previous_severity")
-        return cls(
-            check=str(data["check"]),
-            component=str(data.get("component", "")),
-            severity=Severity(data["severity"]),
-            kind=Kind(data["kind"]),
-            summary=str(data.get("summary", "")),
-            since=float(data["since"]),
-            at=float(data["at"]),
-            fired_at=float(data.get("fired_at", 0.0)),
-            previous_severity=Severity(previous) if previous else None,
-            measure=str(data.get("measure", "")),
-            previous_summary=str(data.get("previous_summary", "")),
-            previous_measure=str(data.get("previous_measure", "")),
-            held=bool(data.get("held", False)),
-        )
-
     def replaces(self, other: Alert) -> bool:
         """Whether this alert took over from `other`, the resolve of its previous cause."""
         return (
@@ -113,12 +96,12 @@ class Notification:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Notification:
-        return cls(
-            agent=str(data["agent"]),
-            created=float(data["created"]),
-            alerts=tuple(Alert.from_dict(a) for a in data["alerts"]),
-        )
+    def from_dict(cls, data: object) -> Notification:
+        """What `to_dict` wrote, read back by the fields' own types (alerts included)."""
+        return _NOTIFICATION.validate_python(data)
+
+
+_NOTIFICATION = TypeAdapter(Notification)
 
 
 def alert_key(check: str, component: str) -> str:

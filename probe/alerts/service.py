@@ -196,10 +196,15 @@ class AlertService:
         return counts
 
     def export_state(self) -> SavedState:
+        """For the service that takes over on reload: what is pending goes with it."""
+        return self._state(tuple(self.grouper.drain()))
+
+    def _state(self, pending: tuple[Alert, ...]) -> SavedState:
+        """The engine's alerts and every queue. Alerts not yet handed to a queue are saved
+        as if they had been, so neither a crash nor a reload loses them."""
         outbox = {d.ident: list(d.queue) for d in self._deliveries}
-        pending = self.grouper.drain()
         if pending:
-            notification = Notification(self.agent, self.clock(), tuple(pending))
+            notification = Notification(self.agent, self.clock(), pending)
             for queue in outbox.values():
                 queue.append(notification)
         return SavedState(alerts=self.engine.export(), outbox=outbox, saved_at=self.clock())
@@ -294,17 +299,7 @@ class AlertService:
                 log.exception("re-sending firing alerts failed")
 
     def _snapshot(self) -> tuple[int, SavedState]:
-        state = SavedState(
-            alerts=self.engine.export(),
-            outbox={d.ident: list(d.queue) for d in self._deliveries},
-            saved_at=self.clock(),
-        )
-        if self.grouper:
-            # Not yet handed to a queue: persist as if it had been, so a crash keeps it.
-            pending = Notification(self.agent, self.clock(), tuple(self.grouper.peek()))
-            for queue in state.outbox.values():
-                queue.append(pending)
-        return self.engine.version, state
+        return self.engine.version, self._state(tuple(self.grouper.peek()))
 
 
 def _log_alert(alert: Alert) -> None:
