@@ -1,4 +1,4 @@
-"""Argument parsing, exit codes and dispatch (DESIGN.md 2.1).
+"""Argument parsing, exit codes and dispatch (docs/cli.md).
 
 Imports are lazy: each command loads only what it needs, so `probe ping` stays on the
 standard library and `probe check` loads only the drivers its config uses.
@@ -13,7 +13,7 @@ from typing import NoReturn
 
 from probe import __version__
 
-# Exit code for a usage or config error, per command (DESIGN.md 2.1).
+# Exit code for a usage or config error, per command (docs/cli.md).
 ERROR_CODES = {"run": 2, "check": 3, "validate": 2, "ping": 1, "alert-test": 2, "history": 2}
 TOP_LEVEL_ERROR = 2
 

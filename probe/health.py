@@ -1,4 +1,4 @@
-"""The JSON bodies of /health, /ready and /live (DESIGN.md 2.2), built from results.
+"""The JSON bodies of /health, /ready and /live (docs/endpoints.md), built from results.
 
 Pure functions: the store calls them when results change, and `probe check --format json`
 calls the same ones, so both print byte-for-byte the same shape.

@@ -1,4 +1,4 @@
-"""The /metrics scrape target (DESIGN.md 2.4): one collector that reads the results store.
+"""The /metrics scrape target (docs/metrics.md): one collector that reads the results store.
 
 Values come from the scheduler's last run of each check, never from the scrape: a
 scrape does no I/O and costs the same whether a check takes 1 ms or 10 s. Metric

@@ -1,7 +1,7 @@
 """Runs every check on its own interval and feeds the store; a heartbeat proves progress.
 
-Every time here is the event loop's monotonic clock. DESIGN.md names APScheduler 3's
-AsyncIOScheduler, but it computes each wakeup from wall-clock datetimes: a clock stepped
+Every time here is the event loop's monotonic clock. APScheduler 3's AsyncIOScheduler
+would do the same job, but it computes each wakeup from wall-clock datetimes: a clock stepped
 back an hour (chrony `makestep`, a VM snapshot restore) parked every check and the
 heartbeat for that hour, and nothing re-armed it when the clock was put right. Its jitter
 is also added to the previous, already jittered, run, so a 10s interval averaged 10.5s.

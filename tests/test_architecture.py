@@ -1,4 +1,4 @@
-"""The house rules of DESIGN.md 5.1, read from the source: no import cycles (deferred and
+"""The house rules of docs/development.md, read from the source: no import cycles (deferred and
 type-checking imports included), and no import upward or sideways between layers."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Job outcomes (DESIGN 5.2) from queues the real BullMQ for Node runs: failures, retries,
+"""Job outcomes (docs/checks/bullmq.md) from queues the real BullMQ for Node runs: failures, retries,
 UnrecoverableError, removeOnComplete/removeOnFail, stalls, schedulers, trimming.
 
 Each test lets the check start its window first (a fresh window counts nothing that

@@ -1,4 +1,4 @@
-"""The postgres check's deep measures (DESIGN 5.6) against a throw-away cluster where each
+"""The postgres check's deep measures (docs/checks/postgres.md) against a throw-away cluster where each
 condition is made real: open transactions, lock waiters, deadlocks, rollbacks, a logical
 replication slot, a restart, full connection slots, PgBouncer in transaction mode."""
 

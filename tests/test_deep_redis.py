@@ -1,4 +1,4 @@
-"""The redis check's deep measures (DESIGN 5.6), each against a throw-away redis-server
+"""The redis check's deep measures (docs/checks/redis.md), each against a throw-away redis-server
 configured for the case: evicting policies with and without BullMQ on the same Redis,
 CONFIG refused, a replica whose primary died, a failed BGSAVE, maxclients reached."""
 

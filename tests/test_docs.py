@@ -284,3 +284,72 @@ def test_every_check_type_measure_and_metric_is_documented() -> None:
     # Counters are documented with their `_total` sample name or their family name.
     missing += [f"metric {m}" for m in sorted(_metric_names()) if m not in docs]
     assert missing == [], "not in docs/: " + ", ".join(missing)
+
+
+# ---------------------------------------------------------------- lists that cannot go stale
+
+
+def _name_lists(text: str, names: list[str]) -> list[tuple[int, set[str]]]:
+    """Every run of three or more of `names` written as a list (`a, b and c`, with or
+    without backticks or links), with the line it starts on."""
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    item = rf"\[?`?(?:{alternatives})`?(?:\]\([^)]*\))?"
+    sep = r"(?:,\s*(?:and\s+|or\s+)?|\s+and\s+|\s+or\s+)"
+    found = []
+    for match in re.finditer(rf"(?<![\w.-]){item}(?:{sep}{item}){{2,}}(?![\w.-])", text):
+        listed = set(re.findall(rf"(?<![\w-])(?:{alternatives})(?![\w-])", match.group(0)))
+        found.append((text.count("\n", 0, match.start()) + 1, listed))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("what", "registry"), [("check types", CHECK_TYPES), ("notifiers", NOTIFIER_TYPES)]
+)
+def test_every_list_of_names_in_the_docs_is_the_registry(
+    what: str, registry: dict[str, str]
+) -> None:
+    """A list of check types or notifiers in README.md or docs/ names every one of them."""
+    stale = []
+    for path in doc_files():
+        for line, listed in _name_lists(path.read_text(encoding="utf-8"), list(registry)):
+            if listed != set(registry):
+                missing = ", ".join(sorted(set(registry) - listed))
+                stale.append(f"{_shown(path)}:{line}: lists {len(listed)} {what}, not {missing}")
+    assert stale == [], "\n".join(stale)
+
+
+def test_the_list_finder_finds_lists_and_only_lists() -> None:
+    names = ["slack", "webhook", "alertmanager", "pagerduty"]
+    text = (
+        "per notifier type (`slack`, `alertmanager`, `webhook`)\n"
+        "[slack](s.md), [webhook](w.md) and [pagerduty](p.md)\n"
+        "`slack: delivered`, `alertmanager: FAILED`\n"
+        "slack.py, alertmanager.py, webhook.py\n"
+    )
+    assert _name_lists(text, names) == [
+        (1, {"slack", "alertmanager", "webhook"}),
+        (2, {"slack", "webhook", "pagerduty"}),
+    ]
+
+
+def _measure_tables(page: str) -> set[str]:
+    """The backticked names in the first column of the page's `| measure | ...` tables."""
+    listed: set[str] = set()
+    in_table = False
+    for line in page.splitlines():
+        if re.match(r"^\|\s*measure\s*\|", line):
+            in_table = True
+        elif in_table and line.startswith("|") and not line.startswith("|---"):
+            listed.update(re.findall(r"`([a-z_-]+)`", line.split("|")[1]))
+        elif not line.startswith("|"):
+            in_table = False
+    return listed
+
+
+def test_every_measure_table_lists_only_measures_of_its_type() -> None:
+    stale = []
+    for type_name in CHECK_TYPES:
+        model = check_config_model(type_name)
+        page = (DOCS / "checks" / f"{type_name}.md").read_text(encoding="utf-8")
+        stale += [f"{type_name}.md: `{m}`" for m in sorted(_measure_tables(page) - model.measures)]
+    assert stale == [], "measures in docs that the type does not have: " + ", ".join(stale)

@@ -1,4 +1,4 @@
-"""The HTTP contract of DESIGN.md 2.2, asserted on the bytes a client receives."""
+"""The HTTP contract of docs/endpoints.md, asserted on the bytes a client receives."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ PG_PASSWORD = "pg-secret-9c1d"  # ignored by trust auth; must never reach /metri
 CHECKS = ["database", "cache", "queues", "system", "partners", "cache_port", "closed_port"]
 QUEUES = ["email", "billing"]
 
-# name -> (type, label names); the contract table of DESIGN.md 2.4.
+# name -> (type, label names); the table of docs/metrics.md.
 CONTRACT = {
     "probe_check_up": ("gauge", {"check"}),
     "probe_check_status": ("gauge", {"check", "status"}),

@@ -61,7 +61,7 @@ def run(status: Status, clock: Clock, output: str = "", ms: float = 12.0, **kw: 
 
 
 def eager(store: ResultStore, clock: Clock, verbose: bool = False) -> bytes:
-    """The bodies as DESIGN.md 2.2 defines them, built in one go from the same entries."""
+    """The bodies as docs/endpoints.md defines them, built in one go from the same entries."""
     entries = store.entries(clock.now)
     body = health.health_body(entries, "3.1.4", START, clock.now, verbose=verbose)
     return health.dumps(body)

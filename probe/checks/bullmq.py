@@ -66,7 +66,7 @@ JOB_STATES: tuple[str, ...] = (
     "failed",
     "waiting-children",
 )
-# Job outcomes over the check's `window` (DESIGN 5.2), per queue.
+# Job outcomes over the check's `window`, per queue (docs/checks/bullmq.md).
 QUEUE_MEASURES: frozenset[str] = frozenset(
     {*JOB_STATES, "backlog", "oldest_waiting_age", "workers", "is_paused", *OUTCOME_MEASURES}
 )
@@ -102,9 +102,9 @@ QUEUE_WORKERS = MetricFamily(
     ("queue",),
 )
 # prometheus_client adds `_total` to counter names: these print as
-# probe_queue_job_outcomes_total and probe_queue_events_lost_total. (DESIGN 5.2 says
-# probe_queue_jobs_total, but in OpenMetrics that counter's family is `probe_queue_jobs`,
-# the name of the job-count gauge: an exposition Prometheus's own parser rejects.)
+# probe_queue_job_outcomes_total and probe_queue_events_lost_total. (Not
+# probe_queue_jobs_total: in OpenMetrics that counter's family is `probe_queue_jobs`, the
+# name of the job-count gauge, an exposition Prometheus's own parser rejects.)
 QUEUE_OUTCOMES = MetricFamily(
     "probe_queue_job_outcomes",
     "Final job outcomes (completed, failed, stalled) in a BullMQ queue's events stream "

@@ -1,4 +1,4 @@
-"""The job-outcome samples of one BullMQ queue, and their words (DESIGN 5.2).
+"""The job-outcome samples of one BullMQ queue, and their words (docs/checks/bullmq.md).
 
 Rates are jobs per minute over the whole `window`, whatever part of it the agent has seen
 (N failures in a 5m window read as N/5 per minute from the first run on), so a restart

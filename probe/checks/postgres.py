@@ -1,6 +1,7 @@
 """PostgreSQL: run the user's query, then read every measure in one simple-query round trip.
 
-Besides latency, connection use and replication lag, the deep measures of DESIGN 5.6:
+Besides latency, connection use and replication lag, the deep measures
+(docs/checks/postgres.md):
 uptime, the longest transaction, the longest idle-in-transaction session, lock waiters,
 deadlocks and the rollback ratio per window, XID wraparound, and replication slots.
 """

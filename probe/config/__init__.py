@@ -1,4 +1,4 @@
-"""The config file -> a validated, typed `Config` (DESIGN.md 2.3).
+"""The config file -> a validated, typed `Config` (docs/configuration.md).
 
 `source` reads the file and expands `${VAR}`; `schema` holds the sections; `loader`
 validates checks and notifiers with the models their plugins register; `rules` checks

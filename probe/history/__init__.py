@@ -1,4 +1,4 @@
-"""History: results and incidents kept across restarts (DESIGN.md 5.4).
+"""History: results and incidents kept across restarts (docs/history.md).
 
 Flow: the store's listener and the alert service's listener hand results and alerts to
 `HistoryWriter` (memory only, never waits); once a second it writes them in one batch

@@ -1,4 +1,4 @@
-"""How long each kind of history is kept (DESIGN.md 5.4), and what to prune when."""
+"""How long each kind of history is kept (docs/history.md), and what to prune when."""
 
 from __future__ import annotations
 
