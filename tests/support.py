@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry
 
 from probe import health
 from probe.store import ResultStore
-from probe.web.routes import build_app
-from probe.web.settings import LiveSettings
+from probe.web.routes import Route, build_app, routes
+from probe.web.settings import LiveSettings, WebSettings
 
 
 def web_app(store: ResultStore, registry: CollectorRegistry | None = None) -> web.Application:
@@ -38,3 +38,14 @@ class Renders:
 
         monkeypatch.setattr(store, "render", counted_render)
         monkeypatch.setattr(health, "health_body", counted_body)
+
+
+def route_table() -> list[Route]:
+    """Every route of the agent, read from the one table (handlers built but never called)."""
+
+    class Unused:
+        def __getattr__(self, name: str) -> Any:
+            return lambda *args, **kwargs: None
+
+    unused: Any = Unused()
+    return routes(unused, LiveSettings(WebSettings()), CollectorRegistry(), unused, unused)

@@ -1,5 +1,5 @@
-"""Job outcomes (docs/checks/bullmq.md) from queues the real BullMQ for Node runs: failures, retries,
-UnrecoverableError, removeOnComplete/removeOnFail, stalls, schedulers, trimming.
+"""Job outcomes (docs/checks/bullmq.md) from queues the real BullMQ for Node runs: failures,
+retries, UnrecoverableError, removeOnComplete/removeOnFail, stalls, schedulers, trimming.
 
 Each test lets the check start its window first (a fresh window counts nothing that
 happened before), then has Node do things, then compares what the check says with what

@@ -1,5 +1,5 @@
-"""The postgres check's deep measures (docs/checks/postgres.md) against a throw-away cluster where each
-condition is made real: open transactions, lock waiters, deadlocks, rollbacks, a logical
+"""The postgres check's deep measures (docs/checks/postgres.md) against a throw-away cluster
+where each condition is made real: open transactions, lock waiters, deadlocks, rollbacks, a logical
 replication slot, a restart, full connection slots, PgBouncer in transaction mode."""
 
 from __future__ import annotations

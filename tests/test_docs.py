@@ -18,6 +18,7 @@ from probe.contract import CheckConfig
 from probe.metrics import build_registry
 from probe.plugins import CHECK_TYPES, NOTIFIER_TYPES, check_config_model, metric_families
 from probe.store import ResultStore
+from tests.support import route_table
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -353,3 +354,94 @@ def test_every_measure_table_lists_only_measures_of_its_type() -> None:
         page = (DOCS / "checks" / f"{type_name}.md").read_text(encoding="utf-8")
         stale += [f"{type_name}.md: `{m}`" for m in sorted(_measure_tables(page) - model.measures)]
     assert stale == [], "measures in docs that the type does not have: " + ", ".join(stale)
+
+
+# ---------------------------------------------------------------- the map of the code
+
+_ENTRY_COLUMN = 16  # entries start left of this column; their continuations to the right
+
+
+def _layout_block() -> list[str]:
+    text = (DOCS / "development.md").read_text(encoding="utf-8")
+    section = text[text.index("## Layout") :]
+    block = section[section.index("```\n") + 4 :]
+    return block[: block.index("```")].splitlines()
+
+
+def layout_names(lines: list[str]) -> set[str]:
+    """Paths under probe/ the map names: the names an entry starts with (`x/` a folder,
+    `y.py` a module), and the `z.py` words of a folder's own description."""
+    named: set[str] = set()
+    folders: list[str] = []  # the folder at each depth, probe/ itself ("") at depth 0
+    describes = ""  # the folder whose description the current line continues, if any
+    inside = False
+    for line in lines:
+        indent = len(line) - len(line.lstrip())
+        if line.strip() == "probe/":
+            inside, folders = True, [""]
+            continue
+        if not inside:
+            continue
+        if indent == 0:
+            break
+        text = line
+        if indent < _ENTRY_COLUMN:
+            head, _, text = line.strip().partition("  ")
+            folders = folders[: indent // 2]
+            describes = ""
+            for name in (n.strip() for n in head.split(",")):
+                if name.endswith("/"):
+                    describes = folders[-1] + name
+                    named.add(describes)
+                else:
+                    named.add(folders[-1] + name)
+            if describes:
+                folders.append(describes)
+        if describes:
+            named.update(describes + m for m in re.findall(r"(?<![\w/])(\w+\.py)\b", text))
+    return named
+
+
+def tree_names(package: Path) -> set[str]:
+    found: set[str] = set()
+    for path in package.rglob("*"):
+        if "__pycache__" in path.parts or path.name == "__init__.py":
+            continue
+        relative = path.relative_to(package).as_posix()
+        if path.is_dir():
+            found.add(relative + "/")
+        elif path.suffix in (".py", ".yaml"):
+            found.add(relative)
+    return found
+
+
+def test_the_layout_in_development_md_is_the_tree() -> None:
+    named, actual = layout_names(_layout_block()), tree_names(ROOT / "probe")
+    assert sorted(actual - named) == [], "in probe/ but not in docs/development.md's Layout"
+    assert sorted(named - actual) == [], "in docs/development.md's Layout but not in probe/"
+
+
+def test_the_layout_reader_reads_entries_and_folders() -> None:
+    block = [
+        "probe/",
+        "  a.py, b.py              two modules",
+        "  box/                    one.py (the first), two.py,",
+        "                          three.py",
+        "    inner/                deep.py",
+        "  c.py                    uses one.py words",
+        "tests/                    not probe",
+    ]
+    assert layout_names(block) == {
+        "a.py", "b.py", "box/", "box/one.py", "box/two.py", "box/three.py",
+        "box/inner/", "box/inner/deep.py", "c.py",
+    }  # fmt: skip
+
+
+def test_every_route_is_on_the_endpoints_page() -> None:
+    """The route table (probe.web.routes) against docs/endpoints.md, `{x}` written `<x>`."""
+    page = (DOCS / "endpoints.md").read_text(encoding="utf-8")
+    paths = {p for route in route_table() for p in route.paths}
+    assert len(paths) > 10  # the table was read
+    written = {p: "`" + re.sub(r"{(\w+)}", r"<\1>", p) + "`" for p in paths}
+    missing = [p for p in sorted(paths) if written[p] not in page]
+    assert missing == [], "routes not on docs/endpoints.md: " + ", ".join(missing)
