@@ -17,14 +17,6 @@ DAY0 = int(datetime(2026, 11, 30, tzinfo=UTC).timestamp())
 NOW = DAY0 + 12 * 3600 + 30 * 60
 
 
-class FakeClock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def result(status: Status, at: float, response_time: float = 0.01) -> CheckResult:
     return CheckResult(status, response_time, "" if status is Status.PASS else "down", at)
 

@@ -1,7 +1,14 @@
-"""Helpers shared by the tests: a hand-moved clock and the agent's app over a store."""
+"""What tests share: a hand-moved clock, polling, and the agent's app over a store.
+
+Test modules import from here (and the other helper modules of tests/), never from one
+another."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -49,3 +56,31 @@ def route_table() -> list[Route]:
 
     unused: Any = Unused()
     return routes(unused, LiveSettings(WebSettings()), CollectorRegistry(), unused, unused)
+
+
+class HandClock:
+    """A clock that moves only when the test moves it: `clock.now += 60`, `clock.advance(60)`."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 10.0, every: float = 0.1) -> Any:
+    """Poll `predicate` (plain, or returning an awaitable) until its value is truthy; that
+    value, or an AssertionError with the last one after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if inspect.isawaitable(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(every)
+    raise AssertionError(f"not within {timeout}s; last: {last!r}")

@@ -16,6 +16,7 @@ from probe.alerts.service import AlertService
 from probe.config import ConfigError, alerts_from_dict, load_config
 from probe.config.schema import QuietHours
 from tests.slack_receiver import SlackReceiver
+from tests.support import HandClock
 from tests.test_alert_engine import REFUSED, backlog, make_config
 
 WEEKNIGHTS: dict[str, Any] = {
@@ -123,15 +124,7 @@ def test_a_digest_at_the_dst_change_goes_out_at_local_seven() -> None:
 # ---------------------------------------------------------------- restart inside the window
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def service(receiver: SlackReceiver, state_file: Path, clock: Clock) -> AlertService:
+def service(receiver: SlackReceiver, state_file: Path, clock: HandClock) -> AlertService:
     config = make_config(
         alerts={
             "for": {"warn": "0s", "fail": "0s"},
@@ -148,7 +141,7 @@ def service(receiver: SlackReceiver, state_file: Path, clock: Clock) -> AlertSer
 async def test_the_digest_survives_a_restart_inside_the_window(
     receiver: SlackReceiver, tmp_path: Path
 ) -> None:
-    state_file, clock = tmp_path / "alerts.json", Clock(utc(2026, 12, 1, 21, 0))
+    state_file, clock = tmp_path / "alerts.json", HandClock(utc(2026, 12, 1, 21, 0))
     first = service(receiver, state_file, clock)
     await first.start()
     first.observe("queues", backlog(1240))
