@@ -28,7 +28,13 @@ from probe.runner import CheckRunner
 from tests.faultproxy import FaultProxy
 
 # Fixtures that live with the stand-ins they start (`receiver`: tests/slack_receiver.py).
-pytest_plugins = ["tests.slack_receiver"]
+# Fixture modules shared by several test modules (which import none of them for fixtures).
+pytest_plugins = [
+    "tests.slack_receiver",
+    "tests.alertmanager_server",
+    "tests.app_workers",
+    "tests.bullmq_fixtures",
+]
 
 PG_ADMIN_DSN = os.environ.get("PROBE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 MakeRunner = Callable[..., CheckRunner]

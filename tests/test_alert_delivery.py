@@ -15,8 +15,8 @@ from probe.alerts.delivery import RETRY_AFTER_CAP, Backoff, parse_retry_after
 from probe.alerts.notification import Notification
 from probe.alerts.service import AlertService
 from probe.redact import Redactor
+from tests.alert_helpers import REFUSED, make_config
 from tests.slack_receiver import Answer, SlackReceiver
-from tests.test_alert_engine import REFUSED, make_config
 
 FAST = Backoff(initial=0.05, maximum=0.2)
 

@@ -11,9 +11,9 @@ from probe.alerts.delivery import Backoff
 from probe.alerts.service import AlertService
 from probe.alerts.state import load_state
 from probe.model import Status
+from tests.alert_helpers import HEALTHY, REFUSED, T0, make_config, no_workers, obs, result
 from tests.slack_receiver import SlackReceiver
 from tests.support import HandClock
-from tests.test_alert_engine import HEALTHY, REFUSED, T0, make_config, no_workers, obs, result
 
 # Written by release 7c5e357 (AlertEngine.export + SavedState.to_json) for two firing,
 # notified alerts: a database that refused connections and a queue without workers.

@@ -15,9 +15,9 @@ from probe.alerts.notification import Kind, Notification, plain_text
 from probe.alerts.service import AlertService
 from probe.config import ConfigError, alerts_from_dict, load_config
 from probe.config.schema import QuietHours
+from tests.alert_helpers import REFUSED, backlog, make_config
 from tests.slack_receiver import SlackReceiver
 from tests.support import HandClock
-from tests.test_alert_engine import REFUSED, backlog, make_config
 
 WEEKNIGHTS: dict[str, Any] = {
     "days": ["mon-fri"],

@@ -15,10 +15,10 @@ from probe.alerts.notification import Alert, Kind, Notification, Severity
 from probe.alerts.service import AlertService
 from probe.alerts.slack import build_payload
 from probe.model import CheckResult, Status
+from tests.alert_helpers import REFUSED, T0, backlog, make_config, obs, result
 from tests.cli_helpers import arun_cli
 from tests.conftest import free_port
 from tests.slack_receiver import Answer, SlackReceiver
-from tests.test_alert_engine import REFUSED, T0, backlog, make_config, obs, result
 
 QUEUES = ["billing", "email", "whatsapp", "ai-assistant", "receipt-ocr", "analytics", "webhooks"]
 

@@ -14,9 +14,9 @@ from probe.alerts.delivery import Backoff
 from probe.alerts.service import AlertService
 from probe.alerts.state import SavedState, load_state, save_state
 from probe.contract import CheckConfig
+from tests.alert_helpers import HEALTHY, REFUSED, T0, make_config, no_workers
 from tests.slack_receiver import SlackReceiver
 from tests.support import HandClock
-from tests.test_alert_engine import HEALTHY, REFUSED, T0, make_config, no_workers
 
 
 def service_for(

@@ -144,3 +144,19 @@ def test_every_plugin_is_one_module_that_the_registry_names() -> None:
         assert module in found, f"{spec}: no module {module}"
         source = found[module].read_text()
         assert f"class {cls}(" in source, f"{spec}: no class {cls} in {found[module]}"
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared helpers live in tests/ helper modules (tests/support.py and its kin): a test
+    module imported by another runs its tests' fixtures and names in both."""
+    tests = Path(__file__).resolve().parent
+    found = []
+    for path in sorted(tests.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            found += [f"{path.name} imports {n}" for n in names if n.startswith("tests.test_")]
+    assert found == [], "\n".join(found)
