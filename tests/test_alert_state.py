@@ -44,15 +44,20 @@ async def fire_database(service: AlertService, clock: HandClock) -> None:
         clock.now += 15
 
 
-async def test_restart_while_firing_sends_no_repeat(
-    receiver: SlackReceiver, tmp_path: Path
-) -> None:
-    state_file, clock = tmp_path / "alerts.json", HandClock(T0)
+async def fired_and_stopped(receiver: SlackReceiver, state_file: Path, clock: HandClock) -> None:
+    """An agent that saw the database fail, told Slack, and stopped."""
     first = service_for(receiver, state_file, clock)
     await first.start()
     await fire_database(first, clock)
     await receiver.wait_for(1)
     await first.stop()
+
+
+async def test_restart_while_firing_sends_no_repeat(
+    receiver: SlackReceiver, tmp_path: Path
+) -> None:
+    state_file, clock = tmp_path / "alerts.json", HandClock(T0)
+    await fired_and_stopped(receiver, state_file, clock)
 
     second = service_for(receiver, state_file, clock)
     await second.start()
@@ -74,11 +79,7 @@ async def test_restart_then_healthy_sends_the_resolve(
     receiver: SlackReceiver, tmp_path: Path
 ) -> None:
     state_file, clock = tmp_path / "alerts.json", HandClock(T0)
-    first = service_for(receiver, state_file, clock)
-    await first.start()
-    await fire_database(first, clock)
-    await receiver.wait_for(1)
-    await first.stop()
+    await fired_and_stopped(receiver, state_file, clock)
 
     clock.now += 600  # the agent was down ten minutes; the database recovered meanwhile
     second = service_for(receiver, state_file, clock)
