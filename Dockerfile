@@ -31,10 +31,13 @@ COPY pyproject.toml README.md ./
 COPY probe/ probe/
 
 # Dependencies come as wheels too; all of them publish manylinux wheels for CPython
-# 3.11+, so nothing is compiled here.
-RUN pip wheel --wheel-dir /wheels . \
+# 3.11+, so nothing is compiled here. `--build-arg EXTRAS=otlp` bakes in the OTLP push
+# (docs/metrics.md, about 14 MB more); the default image leaves it out.
+ARG EXTRAS=""
+RUN pip wheel --wheel-dir /wheels ".${EXTRAS:+[$EXTRAS]}" \
  && python -m venv --without-pip /opt/probe \
- && pip --python /opt/probe/bin/python install --no-index --find-links /wheels probe \
+ && pip --python /opt/probe/bin/python install --no-index --find-links /wheels \
+        "probe${EXTRAS:+[$EXTRAS]}" \
  && find /opt/probe -name '*.so' -exec strip --strip-unneeded {} + \
  && find /opt/probe \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pyi' \) -delete
 

@@ -28,7 +28,7 @@ from typing import (
 from pydantic import Field, ValidationInfo, field_validator
 
 from probe.fields import MAX_NAME_LENGTH, NAME_RE, Duration, Limits, StrictModel
-from probe.model import CheckResult, Sample
+from probe.model import CheckResult, Sample, Status
 from probe.redact import Redactor
 from probe.times import Clock
 from probe.units import Limit
@@ -49,7 +49,10 @@ class MetricFamily:
     name: str
     doc: str
     labels: tuple[str, ...]
-    kind: Literal["gauge", "counter"] = "gauge"
+    kind: Literal["gauge", "counter", "histogram"] = "gauge"
+    # Upper bounds of a histogram's buckets (+Inf is implied); each run's value of the
+    # point's measure is observed into them.
+    buckets: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +175,12 @@ class CheckConfig(StrictModel):
         bullmq check shares its Redis); called once by the loader after validation."""
         return self
 
+    def named_checks(self) -> list[tuple[str, str, str]]:
+        """Other checks this one names besides `depends_on`, as (key, check name, the type
+        that check must have): an http check's `vendor`. The loader reports a name that
+        is no check, or a check of another type, as a config error at that key."""
+        return []
+
 
 # ---------------------------------------------------------------- checks
 
@@ -193,6 +202,9 @@ class Report:
     # response time); the run fails with these words.
     failure: str = ""
     members: tuple[tuple[str, CheckResult], ...] = ()
+    # What the members add up to, when it is not simply the worst of them (a group of
+    # redundant providers that fails only when enough of them fail).
+    members_status: Status | None = None
 
 
 class MemberRunner(Protocol):
@@ -231,11 +243,18 @@ class Pings(Protocol):
     def state(self, name: str) -> PingState | None: ...
 
 
+def _no_results(name: str) -> CheckResult | None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class AgentServices:
     """What only a running agent has to offer a check."""
 
     pings: Pings
+    # The latest result of another check by name (an http check reads its `vendor`'s
+    # statuspage check); None when it has none yet.
+    results: Callable[[str], CheckResult | None] = _no_results
 
 
 @dataclass(frozen=True, slots=True)

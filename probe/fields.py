@@ -10,7 +10,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, SecretStr
 
 from probe.units import Limit, parse_duration, parse_limit
 
@@ -54,6 +54,16 @@ class StrictModel(BaseModel):
     """Unknown keys are errors (typos must not pass silently); configs never change."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+def one_line_headers(value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+    """HTTP header names and values from the config that cannot split a request."""
+    for name, text in value.items():
+        if not name or any(c in name for c in ":\r\n "):
+            raise ValueError(f"invalid header name {name!r}")
+        if any(c in text.get_secret_value() for c in "\r\n"):
+            raise ValueError(f"header {name}: the value must be one line")
+    return value
 
 
 def is_http_url(url: str) -> bool:

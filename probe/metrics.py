@@ -32,7 +32,7 @@ from probe.alerts.notification import NOTIFICATION_RESULTS, Severity
 from probe.config import Config
 from probe.contract import CheckConfig, MetricFamily, MetricPoint
 from probe.model import CheckResult, Health, Observation, Status
-from probe.store import DURATION_BUCKETS, ResultStore, RunStats
+from probe.store import DURATION_BUCKETS, Observed, ResultStore, RunStats
 
 log = logging.getLogger("probe.metrics")
 
@@ -141,15 +141,11 @@ class StoreView:
     def of(cls, store: ResultStore) -> StoreView:
         rows = {}
         for name in store.check_names():
-            stats = store.stats(name)
-            copied = RunStats(
-                dict(stats.runs),
-                list(stats.bucket_counts),
-                stats.duration_sum,
-                stats.duration_count,
-            )
             rows[name] = _Row(
-                store.check_config(name), store.latest(name), store.effective_status(name), copied
+                store.check_config(name),
+                store.latest(name),
+                store.effective_status(name),
+                store.stats(name).copy(),
             )
         return cls(store.config, store.overall, rows)
 
@@ -358,7 +354,7 @@ class StoreCollector(Collector):
         """
         # Keyed by name and kind: the counter probe_queue_jobs(_total) and the gauge
         # probe_queue_jobs share a name.
-        families: dict[tuple[str, str], GaugeMetricFamily | CounterMetricFamily] = {
+        families: dict[tuple[str, str], Metric] = {
             (family.name, family.kind): _family(family) for family in self._configured_families()
         }
         seen: set[tuple[str, str, tuple[str, ...]]] = set()
@@ -376,7 +372,7 @@ class StoreCollector(Collector):
                 if key in seen:
                     continue
                 seen.add(key)
-                families[kind].add_metric(list(point.labels), _value(point, values))
+                _add_point(families[kind], point, values, self.store.stats(name))
         return list(families.values())
 
     def _configured_families(self) -> list[MetricFamily]:
@@ -442,11 +438,41 @@ class StoreCollector(Collector):
 # ---------------------------------------------------------------- helpers
 
 
-def _family(family: MetricFamily) -> GaugeMetricFamily | CounterMetricFamily:
+def _family(family: MetricFamily) -> Metric:
     doc = f"{family.doc} {_FROM_LAST_RUN}"
     if family.kind == "counter":
         return CounterMetricFamily(family.name, doc, labels=list(family.labels))
+    if family.kind == "histogram":
+        return HistogramMetricFamily(family.name, doc, labels=list(family.labels))
     return GaugeMetricFamily(family.name, doc, labels=list(family.labels))
+
+
+def _add_point(
+    family: Metric,
+    point: MetricPoint,
+    values: dict[tuple[str, str], Observation],
+    stats: RunStats,
+) -> None:
+    if isinstance(family, HistogramMetricFamily):
+        observed = stats.observed.get((point.family.name, point.labels))
+        buckets, total = _histogram(point.family, observed)
+        family.add_metric(list(point.labels), buckets, total)
+    elif isinstance(family, GaugeMetricFamily | CounterMetricFamily):
+        family.add_metric(list(point.labels), _value(point, values))
+
+
+def _histogram(
+    family: MetricFamily, observed: Observed | None
+) -> tuple[list[tuple[str, float]], float]:
+    """Running bucket totals and the sum; an unobserved series is all zeros, never NaN."""
+    counts = observed.bucket_counts if observed else [0] * len(family.buckets)
+    buckets: list[tuple[str, float]] = []
+    running = 0
+    for bound, count in zip(family.buckets, counts, strict=True):
+        running += count
+        buckets.append((repr(float(bound)), float(running)))
+    buckets.append(("+Inf", float(observed.count if observed else 0)))
+    return buckets, observed.total if observed else 0.0
 
 
 def _value(point: MetricPoint, values: dict[tuple[str, str], Observation]) -> float:

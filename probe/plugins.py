@@ -36,6 +36,9 @@ CHECK_TYPES: dict[str, str] = {
     "system": "probe.checks.system:SystemCheck",
     "prometheus": "probe.checks.prometheus:PrometheusCheck",
     "heartbeat": "probe.checks.heartbeat:HeartbeatCheck",
+    "dns": "probe.checks.dns:DnsCheck",
+    "statuspage": "probe.checks.statuspage:StatuspageCheck",
+    "domain": "probe.checks.domain:DomainCheck",
 }
 
 NOTIFIER_TYPES: dict[str, str] = {

@@ -69,6 +69,8 @@ class CheckRunner:
         samples = [Sample("response_time", elapsed, Unit.SECONDS), *report.samples]
         observations = [judge_sample(s, *self.config.limits_for(s.component)) for s in samples]
         member_statuses = [result.status for _, result in report.members]
+        if report.members_status is not None:
+            member_statuses = [report.members_status]
         base = worst([Status.FAIL if failure else Status.PASS, *member_statuses])
 
         error_rate = self._error_rate(self.monotonic(), failed=base is Status.FAIL)

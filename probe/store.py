@@ -19,12 +19,12 @@ from __future__ import annotations
 import bisect
 import logging
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 from probe import health
 from probe.config import Config
-from probe.contract import CheckConfig
+from probe.contract import CheckConfig, MetricPoint
 from probe.health import Entry
 from probe.model import CheckResult, Health, Status
 from probe.times import Clock
@@ -43,21 +43,68 @@ Listener = Callable[[str, CheckResult], None]
 
 
 @dataclass(slots=True)
+class Observed:
+    """One histogram series a check type declares: per-bucket counts (not cumulative),
+    sum and count of the values its runs measured."""
+
+    bucket_counts: list[int]
+    total: float = 0.0
+    count: int = 0
+
+    def observe(self, bounds: Sequence[float], value: float) -> None:
+        self.total += value
+        self.count += 1
+        index = bisect.bisect_left(bounds, value)
+        if index < len(self.bucket_counts):
+            self.bucket_counts[index] += 1
+
+    def copy(self) -> Observed:
+        return Observed(list(self.bucket_counts), self.total, self.count)
+
+
+@dataclass(slots=True)
 class RunStats:
-    """Cumulative counters of one check, for Prometheus counters and the histogram."""
+    """Cumulative counters of one check, for Prometheus counters and the histograms."""
 
     runs: dict[Status, int] = field(default_factory=lambda: dict.fromkeys(Status, 0))
     bucket_counts: list[int] = field(default_factory=lambda: [0] * len(DURATION_BUCKETS))
     duration_sum: float = 0.0
     duration_count: int = 0
+    # (family name, labels) -> what the check's histogram points observed so far.
+    observed: dict[tuple[str, tuple[str, ...]], Observed] = field(default_factory=dict)
 
-    def add(self, result: CheckResult) -> None:
+    def add(self, result: CheckResult, histograms: Sequence[MetricPoint] = ()) -> None:
         self.runs[result.status] += 1
         self.duration_sum += result.response_time
         self.duration_count += 1
         index = bisect.bisect_left(DURATION_BUCKETS, result.response_time)
         if index < len(self.bucket_counts):
             self.bucket_counts[index] += 1  # non-cumulative here; the collector accumulates
+        if histograms:
+            self._observe(result, histograms)
+
+    def _observe(self, result: CheckResult, histograms: Sequence[MetricPoint]) -> None:
+        values = {(o.component, o.measure): o.value for o in result.observations}
+        for point in histograms:
+            value = values.get((point.component, point.measure))
+            if value is None:
+                continue  # not measured this run (a kept-alive connection has no connect)
+            key = (point.family.name, point.labels)
+            bounds = point.family.buckets
+            series = self.observed.get(key)
+            if series is None:
+                series = self.observed[key] = Observed([0] * len(bounds))
+            series.observe(bounds, value)
+
+    def copy(self) -> RunStats:
+        observed = {key: series.copy() for key, series in self.observed.items()}
+        return RunStats(
+            dict(self.runs),
+            list(self.bucket_counts),
+            self.duration_sum,
+            self.duration_count,
+            observed,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +130,11 @@ class _Slot:
     stats: RunStats = field(default_factory=RunStats)
     recorded_at: float = 0.0  # monotonic time `latest` arrived
     fragment: _Fragment | None = None
+    histograms: tuple[MetricPoint, ...] = ()  # the config's histogram series
+
+    def configure(self, config: CheckConfig) -> None:
+        self.config = config
+        self.histograms = tuple(p for p in config.metric_points() if p.family.kind == "histogram")
 
     def entry_bytes(self, entry: health.Entry) -> bytes:
         cached = self.fragment
@@ -160,11 +212,11 @@ class ResultStore:
         for check in config.all_checks():
             slot = old.get(check.name)
             if slot is not None and slot.config.type == check.type:
-                slot.config = check
                 slot.fragment = None  # `critical` or a group's members may have changed
-                self._slots[check.name] = slot
             else:
-                self._slots[check.name] = _Slot(check)
+                slot = _Slot(check)
+            slot.configure(check)
+            self._slots[check.name] = slot
         self.generation += 1
         self.render()
 
@@ -187,7 +239,7 @@ class ResultStore:
     def _store(self, slot: _Slot, result: CheckResult) -> None:
         slot.latest = result
         slot.recorded_at = self.monotonic()
-        slot.stats.add(result)
+        slot.stats.add(result, slot.histograms)
 
     def _changed(self) -> None:
         self.generation += 1

@@ -27,10 +27,11 @@ from probe.contract import CheckConfig
 from probe.runner import CheckRunner
 from tests.faultproxy import FaultProxy
 
-# Fixtures that live with the stand-ins they start (`receiver`: tests/slack_receiver.py).
-# Fixture modules shared by several test modules (which import none of them for fixtures).
+# Fixture modules shared by several test modules (which import none of them for fixtures):
+# `receiver` (tests/slack_receiver.py), `otlp_receiver` (tests/otlp_receiver.py), ...
 pytest_plugins = [
     "tests.slack_receiver",
+    "tests.otlp_receiver",
     "tests.alertmanager_server",
     "tests.app_workers",
     "tests.bullmq_fixtures",

@@ -270,3 +270,70 @@ def test_a_redis_member_learns_of_a_bullmq_check_on_its_server(tmp_path: Path) -
     # With BullMQ on the same server, an evicting policy fails instead of warning.
     assert getattr(member, "bullmq_checks", None) == ("queues",)
     assert "eviction_policy" in member.limits_for("")[1]
+
+
+# ---------------------------------------------------------------- redundant providers
+
+
+@pytest.mark.parametrize(
+    ("codes", "status", "output"),
+    [
+        ((200, 200, 200), Status.PASS, ""),
+        ((503, 200, 200), Status.WARN, "sms-a: HTTP 503 (expected 200-399)"),
+        ((503, 502, 200), Status.FAIL,
+         "sms-a: HTTP 503 (expected 200-399); sms-b: HTTP 502 (expected 200-399)"),
+    ],
+)  # fmt: skip
+async def test_fail_when_failing_n_warns_below_n(
+    load_group: LoadRunner,
+    web_server: TestServer,
+    codes: tuple[int, int, int],
+    status: Status,
+    output: str,
+) -> None:
+    base = str(web_server.make_url(""))
+    members = "\n".join(
+        f"      - {{ name: sms-{n}, type: http, url: '{base}/status/{code}' }}"
+        for n, code in zip("abc", codes, strict=True)
+    )
+    runner = load_group(
+        f"""
+checks:
+  - name: sms_providers
+    type: group
+    fail_when: {{ failing: 2 }}
+    checks:
+{members}
+"""
+    )
+    result = await runner.run()
+
+    assert result.status is status
+    assert result.output == output
+    # Members keep their own verdicts: a failing provider is still a failing check.
+    assert [m.status is Status.FAIL for _, m in result.members] == [c >= 500 for c in codes]
+
+
+def test_fail_when_beyond_the_members_is_a_config_error(write_config: Any) -> None:
+    path = write_config(
+        """
+checks:
+  - name: sms
+    type: group
+    fail_when: { failing: 3 }
+    checks:
+      - { name: a, type: tcp, host: 127.0.0.1, port: 9 }
+      - { name: b, type: tcp, host: 127.0.0.1, port: 9 }
+  - { name: c, type: group, fail_when: { failing: 0 }, checks: [] }
+"""
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+
+    problems = [p.removeprefix(f"{path}: ") for p in caught.value.problems]
+    assert problems[0] == (
+        "checks[0]: fail_when.failing is 3 but the group has 2 enabled member(s): "
+        "it could never fail"
+    )
+    assert problems[1].startswith("checks[1].fail_when.failing: ")
+    assert len(problems) == 2

@@ -15,7 +15,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from probe.checks.http import HttpConfig, der_not_after
+from probe.checks.http import HttpConfig
+from probe.checks.tls_chain import der_not_after
 from probe.config import ConfigError, load_config
 from probe.model import CheckResult, Status
 from tests.conftest import MakeRunner, Runners, free_port
@@ -37,7 +38,7 @@ def make_app() -> web.Application:
     peers: set[int] = set()
 
     async def text(request: web.Request) -> web.Response:
-        return web.Response(text="all systems ok")
+        return web.Response(text="all systems ok", headers={"X-Served-By": "cache-ams"})
 
     async def status(request: web.Request) -> web.Response:
         return web.Response(status=int(request.match_info["code"]), text="status page")
@@ -143,12 +144,106 @@ async def test_json_paths(make_runner: MakeRunner, server: TestServer) -> None:
     not_json = await make_runner(url=url(server, "/text"), expect={"json": {"status": "ok"}}).run()
 
     assert healthy.status is Status.PASS
-    assert down.output == 'json status is "down", expected "ok"'
+    # The older `json: {path: value}` map reads as `==` conditions.
+    assert down.output == 'json status == "ok": got "down"'
     assert wrong.output == (
-        "json data.items.5.id is missing, expected 3; json live is true, expected 1; "
-        'json data.items.0.id is 3, expected "3"'
+        "json data.items.5.id == 3: not found; json live == 1: got true; "
+        'json data.items.0.id == "3": got 3'
     )
     assert not_json.output == "body is not JSON"
+
+
+ITEMS = "$.data.items"
+
+
+@pytest.mark.parametrize(
+    ("path", "op", "value", "output"),
+    [
+        ("$.status", "==", "ok", ""),
+        ("$.live", "==", False, "json $.live == false: got true"),
+        ("$.status", "!=", "ok", 'json $.status != "ok": got "ok"'),
+        (f"{ITEMS}[0].id", ">=", 3, ""),
+        (f"{ITEMS}[1].id", "<", 4, f"json {ITEMS}[1].id < 4: got 4"),
+        (f"{ITEMS}[0].id", ">", 3, f"json {ITEMS}[0].id > 3: got 3"),
+        (f"{ITEMS}[-1].id", "<=", 4, ""),
+        ("$.status", "<", 5, 'json $.status < 5: got "ok"'),
+        ("$.status", "in", ["ok", "degraded"], ""),
+        ("$.status", "in", ["up"], 'json $.status in ["up"]: got "ok"'),
+        ("$.status", "matches", "^o", ""),
+        ("$.status", "matches", "^up$", 'json $.status matches "^up$": got "ok"'),
+        ("$.data", "exists", None, ""),
+        ("$.error", "exists", None, "json $.error exists: not found"),
+        ("$.live", "exists", False, "json $.live exists false: got true"),
+        ("$['data'].items[9].id", "==", 1, "json $['data'].items[9].id == 1: not found"),
+    ],
+)
+async def test_json_conditions_with_operators(
+    make_runner: MakeRunner, server: TestServer, path: str, op: str, value: Any, output: str
+) -> None:
+    condition = {"path": path, "op": op, "value": value}
+    result = await make_runner(url=url(server, "/health"), expect={"json": [condition]}).run()
+
+    assert result.output == output
+    assert result.status is (Status.PASS if not output else Status.FAIL)
+
+
+async def test_body_matches_not_contains_and_headers(
+    make_runner: MakeRunner, server: TestServer
+) -> None:
+    good = await make_runner(
+        url=url(server, "/text"),
+        expect={
+            "body_matches": r"systems \w+",
+            "body_not_contains": "error",
+            "headers": {"Content-Type": "^text/plain", "x-served-by": "cache-[a-z]+"},
+        },
+    ).run()
+    bad = await make_runner(
+        url=url(server, "/text"),
+        expect={
+            "body_matches": "^down",
+            "body_not_contains": "systems",
+            "headers": {"Content-Type": "json", "X-Missing": "."},
+        },
+    ).run()
+
+    assert good.status is Status.PASS, good.output
+    assert bad.status is Status.FAIL
+    assert bad.output == (
+        'header content-type "text/plain; charset=utf-8" does not match /json/; '
+        "header x-missing is missing; "
+        'body contains "systems"; body does not match /^down/'
+    )
+
+
+def test_bad_assertions_are_config_errors(write_config: Any) -> None:
+    path = write_config(
+        """
+checks:
+  - { name: a, type: http, url: 'http://x/', expect: { body_matches: '(' } }
+  - { name: b, type: http, url: 'http://x/', expect: { json: [{ path: $.a, op: '~' }] } }
+  - { name: c, type: http, url: 'http://x/', expect: { json: [{ path: $.a, op: '>', value: x }] } }
+  - { name: d, type: http, url: 'http://x/', expect: { json: [{ path: $.a, op: in, value: 3 }] } }
+  - { name: e, type: http, url: 'http://x/', expect: { json: [{ path: 'a..b', op: exists }] } }
+  - { name: f, type: http, url: 'http://x/', expect: { headers: { X-A: '[' } } }
+"""
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+
+    problems = [p.removeprefix(f"{path}: ") for p in caught.value.problems]
+    assert problems[0].startswith(
+        "checks[0].expect.body_matches: not a valid regular expression '(': "
+    )
+    assert problems[1].startswith("checks[1].expect.json[0].op: ")
+    assert "'=='" in problems[1] and "'exists'" in problems[1]
+    assert problems[2:] == [
+        "checks[2].expect.json[0]: op > compares numbers; value must be one, got 'x'",
+        "checks[3].expect.json[0]: op in needs a list of values, got 3",
+        "checks[4].expect.json[0].path: json path 'a..b' is not like $.data.items[0].id",
+        "checks[5].expect.headers.X-A: not a valid regular expression '[': "
+        "unterminated character set at position 0",
+    ]
 
 
 async def test_method_headers_and_body_are_sent(
@@ -183,7 +278,7 @@ async def test_secret_header_values_never_show(make_runner: MakeRunner, server: 
 
     assert result.status is Status.FAIL
     assert token not in result.output
-    assert result.output == 'json token is "***", expected "other"'
+    assert result.output == 'json token == "other": got "***"'
 
 
 async def test_keep_alive_connection_is_reused(make_runner: MakeRunner, server: TestServer) -> None:

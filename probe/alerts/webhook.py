@@ -22,7 +22,7 @@ from probe.alerts.delivery import connect_timeout
 from probe.alerts.notification import Kind, Notification
 from probe.alerts.posting import post_json
 from probe.contract import Notifier, NotifierConfig
-from probe.fields import is_http_url
+from probe.fields import is_http_url, one_line_headers
 from probe.redact import Redactor, url_secrets
 from probe.times import rfc3339_millis
 
@@ -47,12 +47,7 @@ class WebhookNotifierConfig(NotifierConfig):
     @field_validator("headers")
     @classmethod
     def _one_line_headers(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
-        for name, text in value.items():
-            if not name or any(c in name for c in ":\r\n "):
-                raise ValueError(f"invalid header name {name!r}")
-            if any(c in text.get_secret_value() for c in "\r\n"):
-                raise ValueError(f"header {name}: the value must be one line")
-        return value
+        return one_line_headers(value)
 
     def secrets(self) -> list[str]:
         # A hook URL is often its own credential (a token in the path), and header values

@@ -9,7 +9,14 @@ from typing import ClassVar, Literal, Self
 from pydantic import Field, model_validator
 
 from probe.contract import Check, CheckConfig, CheckContext, Report
+from probe.fields import StrictModel
+from probe.model import CheckResult, Status, worst
 from probe.units import format_duration
+
+
+class FailWhen(StrictModel):
+    # Members that must fail at once for the group to fail; fewer only warn.
+    failing: int = Field(ge=1)
 
 
 class GroupConfig(CheckConfig):
@@ -17,6 +24,8 @@ class GroupConfig(CheckConfig):
 
     type: Literal["group"]
     checks: list[CheckConfig] = Field(default_factory=list)  # disabled members are left out
+    # Redundant providers: the group fails only when this many members fail.
+    fail_when: FailWhen | None = None
 
     @model_validator(mode="after")
     def _members_fit_in_group(self) -> GroupConfig:
@@ -36,6 +45,11 @@ class GroupConfig(CheckConfig):
                     f"member {member.name!r} has a timeout ({format_duration(member.timeout)}) "
                     f"longer than the group's ({format_duration(self.timeout)})"
                 )
+        if self.fail_when is not None and self.fail_when.failing > len(self.checks):
+            raise ValueError(
+                f"fail_when.failing is {self.fail_when.failing} but the group has "
+                f"{len(self.checks)} enabled member(s): it could never fail"
+            )
         return self
 
     def target(self) -> str:
@@ -66,7 +80,22 @@ class GroupCheck(Check[GroupConfig]):
     async def run(self) -> Report:
         results = await asyncio.gather(*(runner.run() for runner in self._runners))
         names = (runner.name for runner in self._runners)
-        return Report(members=tuple(zip(names, results, strict=True)))
+        members = tuple(zip(names, results, strict=True))
+        return Report(members=members, members_status=self._verdict(results))
+
+    def _verdict(self, results: list[CheckResult]) -> Status | None:
+        rule = self.config.fail_when
+        if rule is None:
+            return None  # the worst member's status
+        failing = sum(result.status is Status.FAIL for result in results)
+        if failing >= rule.failing:
+            return Status.FAIL
+        return worst(
+            [
+                Status.WARN if failing else Status.PASS,
+                *(r.status for r in results if r.status is not Status.FAIL),
+            ]
+        )
 
     async def close(self) -> None:
         for runner in self._runners:

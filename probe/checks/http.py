@@ -1,37 +1,53 @@
-"""HTTP(S): one request, judged by status, body and JSON fields; certificate expiry."""
+"""HTTP(S): one request, judged by status, headers, body and JSON conditions; where its
+time went; the served certificate chain's earliest expiry; the vendor's own status."""
 
 from __future__ import annotations
 
 import asyncio
-import calendar
 import contextlib
 import functools
-import json
 import re
 import socket
 import ssl
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
-from typing import Annotated, Any, ClassVar, Literal, ParamSpec, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, ParamSpec, Self, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
-from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from probe import __version__
+from probe.checks import tls_chain
 from probe.checks.errors import failure
-from probe.contract import Check, CheckConfig, CheckContext, Report
-from probe.fields import StrictModel
-from probe.model import Sample, Unit
+from probe.checks.http_expect import Expect, judge
+from probe.checks.http_phases import PHASE_FAMILY, PHASES, PhaseTimer
+from probe.contract import (
+    Check,
+    CheckConfig,
+    CheckContext,
+    CheckFailed,
+    MetricFamily,
+    MetricPoint,
+    Report,
+)
+from probe.model import CheckResult, Sample, Status, Unit
 from probe.networds import address, network_words, url_port
 from probe.redact import is_sensitive_header, redact_url, url_secrets
+from probe.units import timed_out_after
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 MAX_BODY = 1024 * 1024  # enough for any health endpoint; a huge page must not eat memory
@@ -40,49 +56,16 @@ CERT_REFRESH = 3600.0  # certificates change rarely; a handshake per run would s
 # for its whole timeout (10s by default), so these must not be the loop's default
 # executor: asyncpg and redis-py resolve `db.internal` there when they reconnect.
 RESOLVER_THREADS = 4
-_MISSING = object()
+# OpenSSL's verify codes for a certificate that does not name the host (or IP) asked for.
+NAME_MISMATCH = {62, 64}
+# A vendor's status older than this many of its intervals says nothing about now.
+VENDOR_FRESH_INTERVALS = 3
+# With `vendor:`, the request gets this share of the timeout, so a timeout's words can
+# still name the vendor's incident before the runner's deadline.
+VENDOR_TIMEOUT_SHARE = 0.95
 
 
 # ---------------------------------------------------------------- config
-
-
-@dataclass(frozen=True, slots=True)
-class StatusRange:
-    low: int
-    high: int
-    text: str
-
-    def __contains__(self, status: object) -> bool:
-        return isinstance(status, int) and self.low <= status <= self.high
-
-
-def _parse_status(item: object) -> StatusRange:
-    error = f"expected a status like 200, '2xx' or '200-299', got {item!r}"
-    if isinstance(item, bool):
-        raise ValueError(error)
-    text = str(item).strip().lower()
-    if len(text) == 3 and text[0] in "12345" and text.endswith("xx"):
-        low = int(text[0]) * 100
-        return StatusRange(low, low + 99, text)
-    low_text, dash, high_text = text.partition("-")
-    try:
-        low, high = int(low_text), int(high_text) if dash else int(low_text)
-    except ValueError:
-        raise ValueError(error) from None
-    if not 100 <= low <= high <= 599:
-        raise ValueError(error)
-    return StatusRange(low, high, text)
-
-
-def _parse_statuses(raw: object) -> tuple[StatusRange, ...]:
-    items = raw if isinstance(raw, list | tuple) else [raw]
-    if not items:
-        raise ValueError("expected at least one status")
-    return tuple(item if isinstance(item, StatusRange) else _parse_status(item) for item in items)
-
-
-Statuses = Annotated[tuple[StatusRange, ...], BeforeValidator(_parse_statuses)]
-DEFAULT_STATUSES = (StatusRange(200, 399, "200-399"),)
 
 
 def _header_values(raw: object) -> object:
@@ -115,16 +98,14 @@ def _valid_headers(headers: dict[str, str]) -> dict[str, str]:
 Headers = Annotated[dict[str, str], BeforeValidator(_header_values), AfterValidator(_valid_headers)]
 
 
-class Expect(StrictModel):
-    status: Statuses = DEFAULT_STATUSES
-    body_contains: str | None = None
-    # `json` is a BaseModel method name, hence the alias.
-    json_fields: dict[str, Any] = Field(default_factory=dict, alias="json")
-
-
 class HttpConfig(CheckConfig):
-    measures: ClassVar[frozenset[str]] = CheckConfig.measures | {"cert_expiry"}
+    measures: ClassVar[frozenset[str]] = CheckConfig.measures | {
+        "cert_expiry",
+        "tls_version",
+        *(f"{phase}_time" for phase in PHASES),
+    }
     secret_fields: ClassVar[frozenset[str]] = frozenset({"url", "headers"})
+    metric_families: ClassVar[tuple[MetricFamily, ...]] = (PHASE_FAMILY,)
 
     type: Literal["http"]
     url: str
@@ -134,6 +115,9 @@ class HttpConfig(CheckConfig):
     expect: Expect = Field(default_factory=Expect)
     verify_tls: bool = True
     ca_file: str | None = None
+    # A `statuspage` check whose incident is named in this check's failure words.
+    vendor: str | None = None
+    _vendor_interval: float = PrivateAttr(default=0.0)
 
     @field_validator("url")
     @classmethod
@@ -179,6 +163,27 @@ class HttpConfig(CheckConfig):
 
     def target(self) -> str:
         return redact_url(self.url)
+
+    def named_checks(self) -> list[tuple[str, str, str]]:
+        return [("vendor", self.vendor, "statuspage")] if self.vendor else []
+
+    def linked(self, others: Sequence[CheckConfig]) -> Self:
+        """This config knowing how often its vendor's status is read (to tell stale)."""
+        vendor = next((o for o in others if o.name == self.vendor), None)
+        if vendor is None:
+            return self
+        copy = self.model_copy()
+        copy._vendor_interval = vendor.interval
+        return copy
+
+    @property
+    def vendor_interval(self) -> float:
+        return self._vendor_interval
+
+    def metric_points(self) -> Iterable[MetricPoint]:
+        for phase in PHASES:
+            if phase != "tls" or self.is_https:
+                yield MetricPoint(PHASE_FAMILY, (self.name, phase), "", f"{phase}_time")
 
     def secrets(self) -> list[str]:
         found = url_secrets(self.url)
@@ -331,49 +336,82 @@ def _resolved(host: str, info: tuple[Any, ...]) -> ResolveResult:
 # ---------------------------------------------------------------- check
 
 
+class NameMismatch(CheckFailed):
+    """The certificate verified but names other hosts: words wait for its subject."""
+
+
 class HttpCheck(Check[HttpConfig]):
     config_model = HttpConfig
 
     def __init__(self, config: HttpConfig, context: CheckContext | None = None) -> None:
         super().__init__(config, context)
         self._session: aiohttp.ClientSession | None = None
-        self._not_after: float | None = None  # unix time the server certificate expires
+        self._phases = PhaseTimer()
+        self._expiring: tls_chain.Served | None = None  # the chain's first to expire
+        self._leaf_name = ""  # the common name of the server's own certificate
         self._cert_read_at = 0.0
 
     async def run(self) -> Report:
         cert_task = asyncio.ensure_future(self._read_cert()) if self._cert_due() else None
+        self._phases.reset()
         try:
-            problem = await self._request()
+            try:
+                problem = await self._request()
+            except NameMismatch:
+                if cert_task:
+                    await cert_task
+                raise CheckFailed(self._mismatch_words() + self._vendor_words()) from None
+            except CheckFailed as exc:
+                raise CheckFailed(str(exc) + self._vendor_words()) from None
+            except TimeoutError:
+                if not self._vendor_words():
+                    raise
+                raise CheckFailed(
+                    timed_out_after(self.config.timeout) + self._vendor_words()
+                ) from None
             cert_problem = await cert_task if cert_task else None
         finally:
             if cert_task and not cert_task.done():
                 cert_task.cancel()
-        samples = self._cert_samples(cert_problem if not problem else None)
-        return Report(samples=samples, failure=problem or "")
+        samples = self._phases.samples(self.config.is_https)
+        samples += self._cert_samples(cert_problem if not problem else None)
+        words = problem + self._vendor_words() if problem else ""
+        return Report(samples=samples, failure=words)
 
     # -- the request
 
     async def _request(self) -> str | None:
         """Words for what is wrong with the response, or None when it is as expected."""
         config = self.config
+        budget = config.timeout * (VENDOR_TIMEOUT_SHARE if config.vendor else 1.0)
         try:
-            async with self._get_session().request(
-                config.method, config.url, headers=config.headers, data=config.body
-            ) as response:
-                body = await _read_limited(response)
-                return _judge(response.status, body, config.expect)
+            async with (
+                asyncio.timeout(budget if config.vendor else None),
+                self._get_session().request(
+                    config.method, config.url, headers=config.headers, data=config.body
+                ) as response,
+            ):
+                body = await read_limited(response)
+                return judge(response.status, response.headers, body, config.expect)
         except aiohttp.ClientError as exc:
+            if _name_mismatch(exc):
+                raise NameMismatch() from None
             raise failure(exc, self._words(exc)) from None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             config = self.config
+            connector = aiohttp.TCPConnector(
+                ssl=self._ssl_context(), limit=2, resolver=HttpResolver()
+            )
+            # No hook marks the end of TCP and the start of TLS; the protocol aiohttp
+            # builds for each connection does (see http_phases).
+            connector._factory = self._phases.handler_factory(asyncio.get_running_loop())
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=config.timeout),
-                connector=aiohttp.TCPConnector(
-                    ssl=self._ssl_context(), limit=2, resolver=HttpResolver()
-                ),
+                connector=connector,
                 headers={"User-Agent": f"probe/{__version__}"},
+                trace_configs=[self._phases.trace_config()],
             )
         return self._session
 
@@ -399,15 +437,40 @@ class HttpCheck(Check[HttpConfig]):
             return _invalid_response_words(str(exc.message), where)
         return None
 
-    # -- the certificate
+    def _mismatch_words(self) -> str:
+        words = f"TLS certificate does not name {self.config.host}"
+        return f'{words} (it is for "{self._leaf_name}")' if self._leaf_name else words
+
+    # -- the vendor's own status
+
+    def _vendor_words(self) -> str:
+        """` (OpenAI reports: "Elevated error rates")` while the vendor's statuspage
+        check reports an incident; '' otherwise."""
+        config = self.config
+        if not config.vendor:
+            return ""
+        agent = self.context.agent
+        latest: CheckResult | None = agent.results(config.vendor) if agent else None
+        if latest is None or latest.status is Status.PASS:
+            return ""
+        fresh_for = VENDOR_FRESH_INTERVALS * config.vendor_interval
+        if fresh_for and self.context.clock() - latest.observed_at > fresh_for:
+            return ""
+        words = next(
+            (o.note for o in latest.observations if o.status is not Status.PASS and o.note),
+            latest.output,
+        )
+        return f" ({words})" if words else ""
+
+    # -- the certificate chain
 
     def _cert_due(self) -> bool:
         if not self.config.is_https:
             return False
-        return self._not_after is None or time.monotonic() - self._cert_read_at > CERT_REFRESH
+        return self._expiring is None or time.monotonic() - self._cert_read_at > CERT_REFRESH
 
     async def _read_cert(self) -> str | None:
-        """Reads the server certificate's expiry; returns words when it could not."""
+        """Reads the served chain's earliest expiry; returns words when it could not."""
         config = self.config
         try:
             async with asyncio.timeout(config.timeout):
@@ -418,21 +481,28 @@ class HttpCheck(Check[HttpConfig]):
             where = address(config.host, config.port)
             return network_words(exc, config.host, where) or "certificate could not be read"
         try:
-            der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+            chain = tls_chain.served_chain(writer.get_extra_info("ssl_object"))
         finally:
             writer.close()
             with contextlib.suppress(OSError):  # a reset while closing changes nothing
                 await writer.wait_closed()
         try:
-            self._not_after = der_not_after(der)
+            self._expiring = tls_chain.earliest(chain)
+            self._leaf_name = tls_chain.subject_name(chain[0])
         except ValueError:
             return "certificate could not be read"
         self._cert_read_at = time.monotonic()
         return None
 
     def _cert_samples(self, problem: str | None) -> list[Sample]:
-        if self._not_after is not None:
-            return [Sample("cert_expiry", self._not_after - time.time(), Unit.SECONDS)]
+        expiring = self._expiring
+        if expiring is not None:
+            note = ""
+            if expiring.position > 0:
+                # The leaf is fine: say which one is not, or people renew the wrong one.
+                note = f'intermediate "{expiring.subject}" expires first'
+            left = expiring.not_after - time.time()
+            return [Sample("cert_expiry", left, Unit.SECONDS, note=note, note_explains=True)]
         if problem:
             return [Sample("cert_expiry", None, Unit.SECONDS, note=problem)]
         return []
@@ -441,6 +511,13 @@ class HttpCheck(Check[HttpConfig]):
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+def _name_mismatch(exc: BaseException) -> bool:
+    error = getattr(exc, "certificate_error", None)
+    return isinstance(exc, aiohttp.ClientConnectorCertificateError) and (
+        getattr(error, "verify_code", None) in NAME_MISMATCH
+    )
 
 
 @functools.cache
@@ -484,10 +561,10 @@ def _invalid_response_words(message: str, where: str) -> str:
     return f"{words}: {reason[:1].lower()}{reason[1:]}" if reason else words
 
 
-# ---------------------------------------------------------------- judging the response
+# ---------------------------------------------------------------- the body
 
 
-async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
+async def read_limited(response: aiohttp.ClientResponse) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(64 * 1024):
@@ -496,122 +573,3 @@ async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
         if size >= MAX_BODY:
             break
     return b"".join(chunks)[:MAX_BODY]
-
-
-def _judge(status: int, body: bytes, expect: Expect) -> str | None:
-    if not any(status in allowed for allowed in expect.status):
-        wanted = ", ".join(allowed.text for allowed in expect.status)
-        return f"HTTP {status} (expected {wanted})"
-    problems: list[str] = []
-    text = body.decode("utf-8", errors="replace")
-    if expect.body_contains is not None and expect.body_contains not in text:
-        problems.append(f"body does not contain {json.dumps(expect.body_contains)}")
-    if expect.json_fields:
-        problems += _json_problems(text, expect.json_fields)
-    return "; ".join(problems) or None
-
-
-def _json_problems(text: str, expected: dict[str, Any]) -> list[str]:
-    try:
-        document = json.loads(text)
-    except ValueError:
-        return ["body is not JSON"]
-    problems = []
-    for path, want in expected.items():
-        got = _lookup(document, path)
-        if got is _MISSING:
-            problems.append(f"json {path} is missing, expected {_show(want)}")
-        elif not _same(got, want):
-            problems.append(f"json {path} is {_show(got)}, expected {_show(want)}")
-    return problems
-
-
-def _lookup(document: Any, path: str) -> Any:
-    """`data.items.0.id`: keys into objects, indexes into arrays."""
-    node = document
-    for part in path.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and _is_index(part, len(node)):
-            node = node[int(part)]
-        else:
-            return _MISSING
-    return node
-
-
-def _is_index(part: str, length: int) -> bool:
-    return part.lstrip("-").isdigit() and -length <= int(part) < length
-
-
-def _same(got: Any, want: Any) -> bool:
-    # JSON true is not 1: Python's True == 1 must not make a wrong value pass.
-    return bool(got == want and isinstance(got, bool) == isinstance(want, bool))
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-# ---------------------------------------------------------------- certificate expiry
-
-
-def der_not_after(der: bytes) -> float:
-    """Unix time of a DER certificate's notAfter.
-
-    The standard library only decodes certificates it has verified, and this is the one
-    field needed, so a small DER walk beats adding the `cryptography` package:
-    Certificate -> tbsCertificate -> [version], serial, signature, issuer, validity.
-    """
-    certificate, _ = _der_item(der, 0, 0x30)
-    tbs, _ = _der_item(certificate, 0, 0x30)
-    offset = 0
-    if tbs[:1] == b"\xa0":  # explicit [0] version, absent in v1 certificates
-        offset = _der_skip(tbs, offset)
-    for _ in range(3):  # serialNumber, signature, issuer
-        offset = _der_skip(tbs, offset)
-    validity, _ = _der_item(tbs, offset, 0x30)
-    after = _der_skip(validity, 0)
-    return _der_time(validity, after)
-
-
-def _der_header(data: bytes, offset: int) -> tuple[int, int, int]:
-    """(tag, content start, content length) of the item at `offset`."""
-    if offset + 2 > len(data):
-        raise ValueError("truncated DER")
-    tag, length = data[offset], data[offset + 1]
-    start = offset + 2
-    if length & 0x80:
-        count = length & 0x7F
-        if not 0 < count <= 4 or start + count > len(data):
-            raise ValueError("bad DER length")
-        length = int.from_bytes(data[start : start + count], "big")
-        start += count
-    if start + length > len(data):
-        raise ValueError("truncated DER")
-    return tag, start, length
-
-
-def _der_item(data: bytes, offset: int, tag: int) -> tuple[bytes, int]:
-    found, start, length = _der_header(data, offset)
-    if found != tag:
-        raise ValueError(f"unexpected DER tag {found:#x}")
-    return data[start : start + length], start + length
-
-
-def _der_skip(data: bytes, offset: int) -> int:
-    _, start, length = _der_header(data, offset)
-    return start + length
-
-
-def _der_time(data: bytes, offset: int) -> float:
-    tag, start, length = _der_header(data, offset)
-    text = data[start : start + length].decode("ascii")
-    if tag == 0x17:  # UTCTime YYMMDDHHMMSSZ; years 50-99 are 19xx (RFC 5280)
-        year = int(text[:2])
-        text = f"{1900 + year if year >= 50 else 2000 + year}{text[2:]}"
-    elif tag != 0x18:  # GeneralizedTime YYYYMMDDHHMMSSZ
-        raise ValueError(f"unexpected DER tag {tag:#x}")
-    if len(text) != 15 or not text.endswith("Z"):
-        raise ValueError(f"unexpected certificate time {text!r}")
-    return float(calendar.timegm(time.strptime(text, "%Y%m%d%H%M%SZ")))

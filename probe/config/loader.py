@@ -29,7 +29,7 @@ _SECTIONS: dict[str, type[StrictModel]] = {
     "defaults": Defaults,
     "alerts": AlertsConfig,
 }
-_SECTION_SECRETS = {"agent": frozenset({"auth_token", "ping_token"})}
+_SECTION_SECRETS = {"agent": frozenset({"auth_token", "ping_token", "headers"})}
 
 
 def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
@@ -89,6 +89,7 @@ def _validate(raw: dict[str, Any], source: str) -> Config:
     )
     known = rules.unique_names(checks, problems)
     problems += rules.dependency_problems(checks, known)
+    problems += rules.named_check_problems(checks)
     alerts: AlertsConfig | None = sections.get("alerts")
     if alerts is not None:
         problems += rules.unknown_check_references(alerts, known)

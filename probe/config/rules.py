@@ -53,6 +53,21 @@ def linked(checks: list[CheckConfig]) -> list[CheckConfig]:
     return [check.linked(everything) for check in checks]
 
 
+def named_check_problems(checks: list[CheckConfig]) -> list[str]:
+    """Each check another one names (`CheckConfig.named_checks`) exists and is of the
+    type that key needs."""
+    by_name = {check.name: check for check in walk(checks)}
+    problems: list[str] = []
+    for path, check in walk_with_paths(checks, "checks"):
+        for key, name, kind in check.named_checks():
+            found = by_name.get(name)
+            if found is None:
+                problems.append(f"{path}.{key}: no check named {name!r}")
+            elif kind and found.type != kind:
+                problems.append(f"{path}.{key}: {name!r} is a {found.type} check, not {kind}")
+    return problems
+
+
 def dependency_problems(checks: list[CheckConfig], known: dict[str, str]) -> list[str]:
     """`depends_on` names checks that exist, not itself, not its own group or members,
     and no chain of them comes back to where it started."""

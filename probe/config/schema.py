@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from probe.contract import CheckConfig, NotifierConfig
 from probe.fields import Duration, StrictModel, TimeZone
+from probe.otlp import OtlpConfig
 from probe.redact import url_secrets
 
 MIN_LIVE_TIMEOUT = 3.0  # seconds; a few scheduler heartbeats (one per second)
@@ -30,6 +31,8 @@ class AgentConfig(StrictModel):
     # A DSN may hold a password: secret, and its errors never quote it (docs/history.md).
     history: SecretStr = SecretStr(DEFAULT_HISTORY)
     status_page: Literal["public", "token", "off"] = "public"
+    # The /metrics families pushed over OTLP/HTTP (docs/metrics.md); needs `probe[otlp]`.
+    otlp: OtlpConfig | None = None
 
     @field_validator("history", "status_page", mode="before")
     @classmethod
@@ -239,6 +242,8 @@ class Config(BaseModel):
     def secrets(self) -> list[str]:
         found = [self.agent.auth_token.get_secret_value(), self.agent.ping_token.get_secret_value()]
         found.extend(url_secrets(self.agent.history.get_secret_value()))
+        if self.agent.otlp is not None:
+            found.extend(self.agent.otlp.secrets())
         for check in self.all_checks():
             found.extend(check.secrets())
         for notifier in self.alerts.notifiers:

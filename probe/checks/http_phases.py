@@ -1,0 +1,147 @@
+"""Where an `http` request's time went: name lookup, TCP connect, TLS handshake, and the
+wait for the first byte of the response, as blackbox_exporter splits it.
+
+aiohttp's tracing hooks mark the lookup, the connection and the request; the TCP/TLS
+split has no hook, so the connector builds its protocol through `TimedHandler`: asyncio
+makes the protocol once the socket is connected and calls its `connection_made` once
+the handshake is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+from aiohttp.client_proto import ResponseHandler
+
+from probe.contract import MetricFamily
+from probe.model import Sample, Unit
+
+PHASES = ("dns", "connect", "tls", "first_byte")
+PHASE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+PHASE_FAMILY = MetricFamily(
+    "probe_http_phase_duration_seconds",
+    "Seconds each phase of an http check's request took (dns, connect, tls, first_byte); "
+    "a phase a kept-alive connection skipped is not observed.",
+    ("check", "phase"),
+    kind="histogram",
+    buckets=PHASE_BUCKETS,
+)
+REUSED = "kept-alive connection"
+CACHED = "name lookup cached"
+NO_NAME = "no name to look up"  # the URL holds an IP address
+# `ssl_object.version()` -> the number users write limits in (`fail: {tls_version: <1.2}`).
+TLS_VERSIONS = {"TLSv1": 1.0, "TLSv1.1": 1.1, "TLSv1.2": 1.2, "TLSv1.3": 1.3}
+
+
+class PhaseTimer:
+    """One check's phases, reset before each request (a check never overlaps itself)."""
+
+    def __init__(self) -> None:
+        self.tls_version = ""  # kept across runs: a kept-alive connection has no handshake
+        self.reset()
+
+    def reset(self) -> None:
+        self.spent = dict.fromkeys(PHASES, 0.0)
+        self.seen: set[str] = set()
+        self.reused = False
+        self.cached = False
+        self._marks: dict[str, float] = {}
+
+    # -- marks
+
+    def _mark(self, name: str) -> None:
+        self._marks[name] = time.perf_counter()
+
+    def _add(self, phase: str, since: str) -> None:
+        started = self._marks.pop(since, None)
+        if started is not None:
+            self.spent[phase] += time.perf_counter() - started
+            self.seen.add(phase)
+
+    def connected(self) -> None:
+        """The socket is connected: what came since the lookup (or the start) was TCP."""
+        since = "dns_end" if "dns_end" in self._marks else "create"
+        self._add("connect", since)
+        self._marks.pop("dns_end", None)
+        self._mark("tcp")
+
+    def secured(self, transport: asyncio.BaseTransport) -> None:
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is None:
+            self._marks.pop("tcp", None)
+            return
+        self._add("tls", "tcp")
+        self.tls_version = str(ssl_object.version() or "")
+
+    # -- aiohttp's hooks
+
+    def trace_config(self) -> aiohttp.TraceConfig:
+        config = aiohttp.TraceConfig()
+        config.on_dns_resolvehost_start.append(self._hook(lambda: self._mark("dns")))
+        config.on_dns_resolvehost_end.append(self._hook(self._dns_done))
+        config.on_dns_cache_hit.append(self._hook(lambda: setattr(self, "cached", True)))
+        config.on_connection_create_start.append(self._hook(lambda: self._mark("create")))
+        config.on_connection_reuseconn.append(self._hook(lambda: setattr(self, "reused", True)))
+        config.on_request_headers_sent.append(self._hook(lambda: self._mark("sent")))
+        config.on_request_redirect.append(self._hook(self._answered))
+        config.on_request_end.append(self._hook(self._answered))
+        return config
+
+    @staticmethod
+    def _hook(action: Any) -> Any:
+        async def hook(session: aiohttp.ClientSession, ctx: SimpleNamespace, params: Any) -> None:
+            action()
+
+        return hook
+
+    def _dns_done(self) -> None:
+        self._add("dns", "dns")
+        self._mark("dns_end")
+
+    def _answered(self) -> None:
+        self._add("first_byte", "sent")
+
+    def _skipped(self, phase: str) -> str:
+        if self.reused:
+            return REUSED
+        if phase == "dns":
+            return CACHED if self.cached else NO_NAME
+        return "not reached"
+
+    def handler_factory(self, loop: asyncio.AbstractEventLoop) -> Any:
+        return functools.partial(TimedHandler, loop=loop, timer=self)
+
+    # -- what a run reports
+
+    def samples(self, https: bool) -> list[Sample]:
+        found = []
+        for phase in PHASES:
+            if phase == "tls" and not https:
+                continue
+            measure = f"{phase}_time"
+            if phase in self.seen:
+                found.append(Sample(measure, self.spent[phase], Unit.SECONDS))
+            else:
+                found.append(Sample(measure, None, Unit.SECONDS, note=self._skipped(phase)))
+        if https and self.tls_version:
+            version = TLS_VERSIONS.get(self.tls_version)
+            found.append(Sample("tls_version", version, Unit.NONE, note=self.tls_version))
+        return found
+
+
+class TimedHandler(ResponseHandler):
+    """aiohttp's protocol, telling the timer when TCP and TLS are done."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timer: PhaseTimer) -> None:
+        timer.connected()
+        super().__init__(loop)
+        self._phase_timer = timer
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._phase_timer.secured(transport)
+        super().connection_made(transport)
