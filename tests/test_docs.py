@@ -5,6 +5,7 @@ anchor rules). No network: links with a scheme (https:, mailto:) are not followe
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -445,3 +446,24 @@ def test_every_route_is_on_the_endpoints_page() -> None:
     written = {p: "`" + re.sub(r"{(\w+)}", r"<\1>", p) + "`" for p in paths}
     missing = [p for p in sorted(paths) if written[p] not in page]
     assert missing == [], "routes not on docs/endpoints.md: " + ", ".join(missing)
+
+
+def test_the_project_cites_no_document_outside_it() -> None:
+    """Contracts users depend on are stated in docs/; a citation of a design document or
+    notes kept beside the repository is one a reader cannot follow."""
+    # Spelled in parts, so this test does not cite them itself.
+    outside = re.compile("DESIGN" + r"\.md|" + r"\.\./" + "shared/|" + "shared/" + "notes")
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    found = []
+    for name in tracked:
+        path = ROOT / name
+        if path.suffix not in (".py", ".md", ".toml", ".yaml", ".yml", ".sh", ".txt", ""):
+            continue
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (UnicodeDecodeError, IsADirectoryError, FileNotFoundError):
+            continue
+        found += [f"{name}:{i}" for i, line in enumerate(lines, 1) if outside.search(line)]
+    assert found == [], "cites a document outside the repository: " + ", ".join(found)
