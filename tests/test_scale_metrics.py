@@ -12,9 +12,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from probe.config import AgentConfig, AlertsConfig, Config
 from probe.contract import CheckConfig
-from probe.metrics import CachedExposition, build_registry
+from probe.metrics import build_registry
 from probe.model import CheckResult, Status
 from probe.store import ResultStore
+from probe.web.metrics import CachedExposition
 from tests.support import web_app
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"

@@ -1,6 +1,6 @@
 """The HTTP surface of the agent: every route, one bearer check, one way to answer.
 
-`routes` lists every path; `health`, `status`, `pings` hold the handlers; `auth` the one
+`routes` lists every path; `health`, `status`, `pings`, `metrics` hold the handlers; `auth` the one
 token check; `responses` the headers and error bodies; `server` the listening socket.
 Handlers read narrow, read-only views (`views`: rendered bodies, current states, history
 rollups, the ping inbox) and the settings a reload swaps in (`settings`), never the
