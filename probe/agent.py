@@ -18,7 +18,10 @@ from probe.alerts.service import AlertService
 from probe.checks.factory import build_runner
 from probe.config import Config, ConfigError, load_config, load_or_report
 from probe.contract import AgentServices
+from probe.fleet.wiring import FleetCollector, fleet_of, heartbeat_of, shared_history_paused
 from probe.history.service import History
+from probe.incident_notes import Note
+from probe.maintenance import Window
 from probe.metrics import build_registry
 from probe.model import CheckResult
 from probe.networds import address
@@ -28,7 +31,9 @@ from probe.redact import Redactor
 from probe.runner import CheckRunner
 from probe.scheduler import Scheduler
 from probe.store import ResultStore
+from probe.tasks import cancel_and_wait
 from probe.times import Clock
+from probe.web.admin import AdminRoutes
 from probe.web.history import HistoryView
 from probe.web.routes import build_app
 from probe.web.server import serve
@@ -57,15 +62,20 @@ class Agent:
         self.redactor = redactor or Redactor(config.secrets())
         self.store = ResultStore(config, clock=clock)
         self.scheduler = Scheduler(self.store)
-        self.alerts = AlertService(config, clock=clock)
+        # Replicas of one config: only the leader notifies and writes shared history.
+        self.fleet = fleet_of(config, self.store, clock)
+        self.alerts = AlertService(config, clock=clock, fleet=self.fleet)
         self.store.subscribe(self._forward_to_alerts)
+        self.store.in_maintenance = self.in_maintenance
         self.history = History(config, self.store, clock)
         self.store.subscribe(self.history.observe)
         self.alerts.listeners.append(self.history.record_alert)  # carried over on reload
         # What the web reads: settings swapped on reload, and the status site's bodies.
         self.settings = LiveSettings.of(config.agent)
+        self.planning = Planning(self)
         self.site = StatusSite(
-            HistoryView(self.store, self.history.writer, self.settings, clock), self.settings
+            HistoryView(self.store, self.history.writer, self.settings, clock, self.planning),
+            self.settings,
         )
         self.history.watch(self.site.mark_stale)
         # The agent, not the alert service, is the metrics' source: a reload swaps the service.
@@ -76,6 +86,10 @@ class Agent:
         self.services = AgentServices(pings=self.inbox, results=self._latest)
         self.history.register_metrics(self.registry)
         self.otlp = OtlpPush(self.registry, config.agent, clock)
+        if self.fleet is not None:
+            self.registry.register(FleetCollector(self.fleet))
+            self.history.paused = shared_history_paused(config, self.fleet)
+        self.heartbeat = heartbeat_of(config, self.store)
         self._http: web.AppRunner | None = None
         self.port = 0
         self._stopped = False
@@ -83,6 +97,9 @@ class Agent:
     def _forward_to_alerts(self, check: str, result: CheckResult) -> None:
         # Looked up on each call: a reload replaces the alert service.
         self.alerts.observe(check, result)
+
+    def in_maintenance(self, check: str, now: float) -> bool:
+        return self.alerts.maintenance.covers(check, now)  # a reload replaces the service
 
     def firing(self) -> dict[str, int]:
         return self.alerts.firing()
@@ -100,7 +117,11 @@ class Agent:
     async def start(self) -> None:
         await self.inbox.start()
         await self._serve()
+        if self.fleet is not None:
+            await self.fleet.start()
         await self.alerts.start()
+        if self.heartbeat is not None:
+            self.heartbeat.start()
         await self.history.start()
         self.scheduler.start(self._runners(self.config))
         self.otlp.start()
@@ -120,7 +141,15 @@ class Agent:
 
     async def _serve(self) -> None:
         agent = self.config.agent
-        app = build_app(self.store, self.settings, self.registry, self.site, self.inbox)
+        writer = self.history.writer
+        admin = AdminRoutes(
+            self.planning,
+            self.store.check_names,
+            writer.incidents if writer is not None else list,
+            self.settings,
+            self.clock,
+        )
+        app = build_app(self.store, self.settings, self.registry, self.site, self.inbox, admin)
         self._http = await serve(app, agent.host or None, agent.port)
         addresses = self._http.addresses  # the real port when listen asks for port 0
         self.port = int(addresses[0][1]) if addresses else agent.port
@@ -156,6 +185,9 @@ class Agent:
     async def apply(self, config: Config) -> None:
         if config.agent.listen != self.config.agent.listen:
             log.warning("agent.listen changed; restart probe to listen on the new address")
+        for key in ("fleet", "heartbeat"):
+            if getattr(config.agent, key) != getattr(self.config.agent, key):
+                log.warning("agent.%s changed; restart probe to apply it", key)
         self.redactor.update(config.secrets())
         self.config = config
         self.settings.swap(WebSettings.of(config.agent))
@@ -166,7 +198,7 @@ class Agent:
         # reach a running alert service, not the stopped one.
         old_alerts = self.alerts
         await old_alerts.stop(flush_timeout=NOTIFICATION_FLUSH, reloading=True)
-        self.alerts = AlertService(config, clock=self.clock, previous=old_alerts)
+        self.alerts = AlertService(config, clock=self.clock, previous=old_alerts, fleet=self.fleet)
         await self.alerts.start()
         await self.scheduler.replace(self._runners(config))
         await self.otlp.reconfigure(config.agent)
@@ -179,12 +211,52 @@ class Agent:
         await self.scheduler.shutdown(SHUTDOWN_CHECK_WAIT)
         await self.otlp.stop()
         await self.alerts.stop(flush_timeout=NOTIFICATION_FLUSH)
+        if self.heartbeat is not None:
+            await self.heartbeat.stop()
+        if self.fleet is not None:
+            await self.fleet.stop()  # after alerts: the last ones went through the record
         await self.history.stop()  # after alerts: their last incidents are written too
         await self.inbox.stop()
         if self._http is not None:
             await self._http.cleanup()
             self._http = None
         log.info("probe stopped")
+
+
+class Planning:
+    """Windows and notes for the web: kept by the alert service in force (a reload
+    replaces it and hands them on), shown on the status page as soon as they change."""
+
+    def __init__(self, agent: Agent) -> None:
+        self._agent = agent
+
+    def windows(self, now: float) -> list[Window]:
+        return self._agent.alerts.maintenance.listing(now)
+
+    def applies(self, window: Window, check: str) -> bool:
+        return self._agent.alerts.maintenance.applies(window, check)
+
+    def open_window(self, checks: list[str], duration: float, reason: str) -> Window:
+        window = self._agent.alerts.open_window(checks, duration, reason)
+        self._changed()
+        return window
+
+    def close_window(self, window_id: str) -> Window | None:
+        window = self._agent.alerts.close_window(window_id)
+        self._changed()
+        return window
+
+    def notes(self) -> list[Note]:
+        return list(self._agent.alerts.notes.notes)
+
+    def add_note(self, incident: str, text: str) -> Note:
+        note = self._agent.alerts.add_note(incident, text)
+        self._changed()
+        return note
+
+    def _changed(self) -> None:
+        self._agent.site.mark_stale()
+        self._agent.store.touch()  # /health's `"maintenance": true` follows at once
 
 
 def run_agent(config_path: Path, log_format: str) -> int:
@@ -218,19 +290,28 @@ async def _run_until_signalled(agent: Agent) -> int:
             except Exception:  # the reloader must outlive any one bad reload
                 log.exception("reload failed; the agent keeps running with what it has")
 
-    reloader = loop.create_task(reload_one_at_a_time(), name="reloader")
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
+    # A SIGTERM while starting (a state file on a hung volume) stops the start too.
+    starting = loop.create_task(agent.start(), name="start")
+    stopping = loop.create_task(stop.wait(), name="stop")
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        await cancel_and_wait(starting)
     try:
-        await agent.start()
+        starting.result()
+    except asyncio.CancelledError:
+        pass
     except OSError as exc:
         listen = agent.config.agent.listen
         log.error("cannot listen on %s: %s", listen, exc.strerror or exc)
-        reloader.cancel()
+        stopping.cancel()
         await agent.stop()
         return 1
-    await stop.wait()
+    # Only once started: a HUP that came during the start is one reload now.
+    reloader = loop.create_task(reload_one_at_a_time(), name="reloader")
+    await stopping
     log.info("stopping", extra={"signal": "SIGTERM/SIGINT"})
     reloader.cancel()
     await asyncio.gather(reloader, return_exceptions=True)

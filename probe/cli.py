@@ -14,7 +14,15 @@ from typing import NoReturn
 from probe import __version__
 
 # Exit code for a usage or config error, per command (docs/cli.md).
-ERROR_CODES = {"run": 2, "check": 3, "validate": 2, "ping": 1, "alert-test": 2, "history": 2}
+ERROR_CODES = {
+    "run": 2,
+    "check": 3,
+    "validate": 2,
+    "ping": 1,
+    "alert-test": 2,
+    "history": 2,
+    "maintenance": 2,
+}
 TOP_LEVEL_ERROR = 2
 
 _CONFIG_HELP = (
@@ -142,12 +150,21 @@ def build_parser() -> _Parser:
         subparsers,
         "validate",
         "load and validate the config, print one line per check",
-        "exit codes: 0 valid, 2 invalid (every problem is printed, one per line)\n\n"
+        "exit codes: 0 valid, 2 invalid (every problem is printed, one per line)\n"
+        "-v also prints every check's effective warn/fail limits and where each came from\n"
+        "(`default`: the check type's own; else the config key that set it).\n\n"
         "examples:\n"
         "  probe validate\n"
+        "  probe validate -v\n"
         "  PROBE_CONFIG=staging.yaml probe validate",
     )
     validate.add_argument("-c", "--config", metavar="FILE", help=_CONFIG_HELP)
+    validate.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also print every check's effective limits and where each came from",
+    )
 
     ping = _command(
         subparsers,
@@ -188,6 +205,37 @@ def build_parser() -> _Parser:
     history.add_argument(
         "--window", metavar="DURATION", default="7d", help="e.g. 24h, 7d, 90d (default 7d)"
     )
+
+    maintenance = _command(
+        subparsers,
+        "maintenance",
+        "open or close a maintenance window on a running agent",
+        "exit codes: 0 done, 1 refused by the agent or unreachable, 2 usage or config error\n"
+        "The agent's address and admin token come from the config (agent.listen,\n"
+        "agent.admin_token); --url and $PROBE_ADMIN_TOKEN override them.\n\n"
+        "examples:\n"
+        '  probe maintenance start --for 10m --check app --reason "deploy v1.4"\n'
+        "  probe maintenance end 3f9a1c2b7d4e",
+    )
+    actions = maintenance.add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    start = actions.add_parser("start", help="open a window now")
+    end = actions.add_parser("end", help="close a window now")
+    for action in (start, end):
+        action.error_code = ERROR_CODES["maintenance"]
+        action.add_argument("-c", "--config", metavar="FILE", help=_CONFIG_HELP)
+        action.add_argument("--url", metavar="URL", help="the agent, e.g. http://10.0.0.5:8080")
+    start.add_argument(
+        "--for", dest="duration", metavar="DURATION", type=_duration, required=True,
+        help="how long, e.g. 15m",
+    )  # fmt: skip
+    start.add_argument(
+        "--check", dest="checks", metavar="NAME", action="append", default=[],
+        help="cover this check (repeatable; default: every check)",
+    )  # fmt: skip
+    start.add_argument("--reason", default="", help="shown on /status and in the feed")
+    end.add_argument("window_id", metavar="ID", help="the id `start` printed")
     return parser
 
 
@@ -253,9 +301,21 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return oneshot.main(args.config, args.format, args.only, args.timeout)
     if command == "validate":
-        return _validate(args.config)
+        return _validate(args.config, args.verbose)
     if command == "history":
         return _history(args.config, args.check, args.window)
+    if command == "maintenance":
+        from probe import admin_client
+
+        return admin_client.main(
+            args.config,
+            args.url,
+            args.action,
+            duration=getattr(args, "duration", 0.0),
+            checks=getattr(args, "checks", []),
+            reason=getattr(args, "reason", ""),
+            window_id=getattr(args, "window_id", ""),
+        )
     return _alert_test(args.config)
 
 
@@ -281,7 +341,7 @@ def _history(config_arg: str | None, check: str, window: str) -> int:
     return report.main(config, str(path), check, seconds, window, time.time())
 
 
-def _validate(config_arg: str | None) -> int:
+def _validate(config_arg: str | None, verbose: bool = False) -> int:
     from probe.config import load_or_report, resolve_path
     from probe.output import format_validate
 
@@ -289,7 +349,7 @@ def _validate(config_arg: str | None) -> int:
     config = load_or_report(path)
     if config is None:
         return ERROR_CODES["validate"]
-    print(format_validate(config, path))
+    print(format_validate(config, path, verbose))
     return 0
 
 

@@ -25,9 +25,11 @@ from typing import (
     runtime_checkable,
 )
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 
+from probe import limits as limit_rules
 from probe.fields import MAX_NAME_LENGTH, NAME_RE, Duration, Limits, StrictModel
+from probe.limits import LimitMap, LimitRow
 from probe.model import CheckResult, Sample, Status
 from probe.redact import Redactor
 from probe.times import Clock
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from probe.alerts.notification import Alert, Notification
+    from probe.heartbeat_state import HeartbeatState
 
 
 # ---------------------------------------------------------------- metric declarations
@@ -102,6 +105,10 @@ class CheckConfig(StrictModel):
     #   check reads them through `CheckContext.agent.pings`.
     has_members: ClassVar[bool] = False
     receives_pings: ClassVar[bool] = False
+    # Limits of states that are bad wherever this type runs; the user's `warn:`/`fail:`
+    # merge with them measure by measure (`probe.limits.merge`), `off` switches one off.
+    default_warn: ClassVar[LimitMap] = {}
+    default_fail: ClassVar[LimitMap] = {}
 
     name: str
     type: str
@@ -116,6 +123,8 @@ class CheckConfig(StrictModel):
     # Checks this one needs (`queues` needs `redis`): while one fails, this check's new
     # alerts wait, and verbose /health shows `blocked_by`. Checked by config.rules.
     depends_on: list[str] = Field(default_factory=list)
+    # Where this entry is in the file (`checks[2]`), set by the loader for `probe validate`.
+    _key_path: str = PrivateAttr(default="")
 
     @field_validator("name")
     @classmethod
@@ -150,9 +159,37 @@ class CheckConfig(StrictModel):
             )
         return timeout
 
+    def default_limits(self) -> tuple[LimitMap, LimitMap]:
+        """(warn, fail) defaults; types whose defaults depend on their fields extend."""
+        return self.default_warn, self.default_fail
+
+    def check_limits(self) -> tuple[dict[str, Limit], dict[str, Limit]]:
+        """The effective (warn, fail) limits of the check as a whole."""
+        return limit_rules.merge(self.warn, self.fail, *self.default_limits())
+
     def limits_for(self, component: str) -> tuple[dict[str, Limit], dict[str, Limit]]:
         """(warn, fail) limits for one component; types with per-component overrides extend."""
-        return self.warn, self.fail
+        return self.check_limits()
+
+    def limit_rows(self) -> list[LimitRow]:
+        """Every effective limit and where it came from, for `probe validate -v`."""
+        return limit_rules.rows("", self.check_limits(), {"": (self.warn, self.fail)})
+
+    def user_limited(self, measure: str) -> bool:
+        """Whether the user set a limit (not `off`) on this measure of the whole check."""
+        return any(
+            limit is not None and not limit.off
+            for limit in (self.warn.get(measure), self.fail.get(measure))
+        )
+
+    @property
+    def key_path(self) -> str:
+        return self._key_path
+
+    def located(self, path: str) -> Self:
+        """This config knowing where it is in the file (`checks[2].checks[0]`)."""
+        self._key_path = path
+        return self
 
     def target(self) -> str:
         """What this check talks to, safe to print (secrets redacted)."""
@@ -222,25 +259,10 @@ def _no_member_runners(config: CheckConfig) -> MemberRunner:
     raise RuntimeError("this check was built without a runner factory; use checks.factory")
 
 
-@dataclass(slots=True)
-class PingState:
-    """What the agent recorded of one check's pings (types that `receive_pings`)."""
-
-    since: float  # when the agent began watching this check
-    last_success: float | None = None
-    last_start: float | None = None
-    last_end: float | None = None
-    failed: bool = False  # the last finished run failed
-    exit_code: int | None = None
-    duration: float | None = None  # of the last finished run with a known start
-    message: str = ""
-    open_runs: dict[str, float] = field(default_factory=dict)  # rid ("" for none) -> start
-
-
 class Pings(Protocol):
     """The agent's record of pings, by check name."""
 
-    def state(self, name: str) -> PingState | None: ...
+    def state(self, name: str) -> HeartbeatState | None: ...
 
 
 def _no_results(name: str) -> CheckResult | None:

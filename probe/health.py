@@ -26,6 +26,7 @@ class Entry:
     output: str
     result: CheckResult | None
     age: float | None = None  # seconds since the result arrived
+    maintenance: bool = False  # inside a maintenance window: noise off, routing unchanged
 
 
 def effective(
@@ -75,6 +76,8 @@ def check_entry(entry: Entry, verbose: bool, members: list[Entry] | None = None)
         body["responseTime"] = round(entry.result.response_time * 1000)
     if entry.status is not Status.PASS:
         body["output"] = entry.output
+    if entry.maintenance:
+        body["maintenance"] = True
     if verbose:
         observations = entry.result.observations if entry.result else ()
         body["observations"] = [observation_json(o) for o in observations]

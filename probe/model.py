@@ -66,6 +66,9 @@ class Observation:
     threshold: str | None = None  # the breached limit as text, e.g. "> 1,000"
     note: str = ""
     note_explains: bool = False  # see Sample.note_explains
+    # The built-in error_rate, the share of failed runs: a consequence of the failures
+    # that a failed run's own words name, so alerts fold it into the check's `up`.
+    run_share: bool = False
 
     def describe(self, with_component: bool = True) -> str:
         """`ai-assistant backlog 1,240 > 1,000` style words."""

@@ -13,7 +13,7 @@ from probe.config import Config
 from probe.contract import CheckConfig
 from probe.health import Entry
 from probe.model import CheckResult, Health, Observation, Status, Unit
-from probe.units import Limit, format_duration
+from probe.units import DEFAULT_SOURCE, Limit, format_duration
 
 _COLOURS = {Status.PASS: "32", Status.WARN: "33", Status.FAIL: "31"}
 _NAGIOS_WORDS = {Health.HEALTHY: "OK", Health.DEGRADED: "WARNING", Health.UNHEALTHY: "CRITICAL"}
@@ -194,7 +194,7 @@ def _number(value: float) -> str:
 # ------------------------------------------------------------------ validate
 
 
-def format_validate(config: Config, path: Path) -> str:
+def format_validate(config: Config, path: Path, verbose: bool = False) -> str:
     rows = list(_config_rows(config.checks, 0))
     header = ("NAME", "TYPE", "INTERVAL", "TIMEOUT", "CRITICAL", "TARGET")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
@@ -203,6 +203,8 @@ def format_validate(config: Config, path: Path) -> str:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         lines.append(("  ".join(cells) + "  " + row[5]).rstrip())
     lines.extend(_notifier_lines(config))
+    if verbose:
+        lines.extend(_limit_lines(config))
     critical = sum(1 for c in config.checks if c.critical)
     lines.append(f"valid: {len(config.checks)} checks ({critical} critical)")
     return "\n".join(lines)
@@ -224,6 +226,34 @@ def _config_rows(checks: Sequence[CheckConfig], depth: int) -> list[tuple[str, .
         )
         rows.extend(_config_rows(check.members(), depth + 1))
     return rows
+
+
+def _limit_lines(config: Config) -> list[str]:
+    """Every check's effective limits, and the config key or `default` each came from."""
+    table: list[tuple[str, ...]] = []
+    for check in config.all_checks():
+        for row in check.limit_rows():
+            subject = f"{row.component} {row.measure}" if row.component else row.measure
+            source = row.source
+            if source != DEFAULT_SOURCE:
+                source = f"{check.key_path}.{source}" if check.key_path else source
+            table.append((check.name, row.level, subject, limit_text(row.limit), source))
+    if not table:
+        return ["limits: none"]
+    header = ("CHECK", "LEVEL", "MEASURE", "LIMIT", "FROM")
+    widths = [max(len(r[i]) for r in [header, *table]) for i in range(4)]
+    lines = ["limits:"]
+    for found in [header, *table]:
+        cells = [cell.ljust(width) for cell, width in zip(found, widths, strict=False)]
+        lines.append((_INDENT + "  ".join(cells) + "  " + found[4]).rstrip())
+    return lines
+
+
+def limit_text(limit: Limit) -> str:
+    """A limit as the user writes it: `80%`, `<1`, `5m`."""
+    if limit.text:
+        return limit.text
+    return ("<" if limit.below else "") + format_duration(limit.value)
 
 
 def _notifier_lines(config: Config) -> list[str]:

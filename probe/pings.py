@@ -17,31 +17,20 @@ import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import asdict
-from pathlib import Path
 
-from pydantic import TypeAdapter, ValidationError
-
-from probe.contract import PingState
+from probe import heartbeat_state
+from probe.heartbeat_state import (
+    FORMAT_VERSION,
+    MAX_OPEN_RUNS,
+    HeartbeatState,
+    clean_message,
+)
 from probe.tasks import cancel_and_wait
 from probe.times import Clock
 
 log = logging.getLogger("probe.pings")
 
-MAX_MESSAGE = 10 * 1024  # bytes of a ping's body kept as the last message
-MAX_OPEN_RUNS = 64  # per check: overlapping runs beyond this are a runaway, not a schedule
 FLUSH_INTERVAL = 1.0
-FORMAT_VERSION = 1
-
-
-# The file holds `asdict(PingState)`; read back by its own field types, so the two
-# directions cannot drift apart.
-_STATE = TypeAdapter(PingState)
-
-
-def _loaded(entry: object) -> PingState:
-    state = _STATE.validate_python(entry)
-    state.message = state.message[:MAX_MESSAGE]
-    return state
 
 
 class Inbox:
@@ -51,7 +40,7 @@ class Inbox:
     def __init__(self, path: str = "", clock: Clock = time.time) -> None:
         self.path = path
         self.clock = clock
-        self._states: dict[str, PingState] = {}
+        self._states: dict[str, HeartbeatState] = {}
         self._names: frozenset[str] = frozenset()
         self._dirty = False
         self._writer: asyncio.Task[None] | None = None
@@ -67,20 +56,20 @@ class Inbox:
         now = self.clock()
         for name in self._names:
             if name not in self._states:
-                self._states[name] = PingState(since=now)
+                self._states[name] = HeartbeatState(since=now)
                 self._dirty = True
 
     def knows(self, name: str) -> bool:
         return name in self._names
 
-    def state(self, name: str) -> PingState | None:
+    def state(self, name: str) -> HeartbeatState | None:
         return self._states.get(name)
 
     def record(self, name: str, kind: str, exit_code: int | None, rid: str, message: str) -> None:
         """`kind` is start, success or fail. A success ending a run that started after an
         open one shows that one died: it is dropped rather than failing forever."""
         now = self.clock()
-        state = self._states.setdefault(name, PingState(since=now))
+        state = self._states.setdefault(name, HeartbeatState(since=now))
         self._dirty = True
         if kind == "start":
             state.open_runs[rid] = now
@@ -92,7 +81,7 @@ class Inbox:
         state.last_end = now
         state.failed = kind == "fail"
         state.exit_code = exit_code
-        state.message = message
+        state.message = clean_message(message)
         state.duration = now - started if started is not None else None
         if not state.failed:
             state.last_success = now
@@ -103,19 +92,9 @@ class Inbox:
 
     # -- the file
 
-    def load(self) -> None:
-        if not self.path:
-            return
-        try:
-            data = json.loads(Path(self.path).read_text())
-            if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
-                raise ValueError("unknown version")
-            for name, entry in dict(data.get("checks", {})).items():
-                self._states[str(name)] = _loaded(entry)
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError, TypeError, KeyError, AttributeError, ValidationError) as exc:
-            log.warning("heartbeat state %s ignored: %s", self.path, exc)
+    async def load(self) -> None:
+        if self.path:
+            self._states.update(await heartbeat_state.load(self.path, self.clock()))
 
     def snapshot(self) -> str:
         kept = {n: asdict(s) for n, s in self._states.items() if n in self._names}
@@ -146,7 +125,7 @@ class Inbox:
             log.warning("cannot write heartbeat state %s: %s", self.path, exc.strerror or exc)
 
     async def start(self) -> None:
-        await asyncio.to_thread(self.load)
+        await self.load()
         if self.path and self._writer is None:
             self._writer = asyncio.create_task(self._write_loop(), name="heartbeat-state")
 

@@ -17,6 +17,7 @@ _QUERY_SECRET = re.compile(
     r"|session|code)=)[^&\s]*",
     re.IGNORECASE,
 )
+HEARTBEAT_SECRET_LENGTH = 16  # a ping key is 22 characters, a UUID 36
 SENSITIVE_HEADER_HINTS = ("authorization", "token", "key", "secret", "cookie", "password")
 
 
@@ -43,6 +44,26 @@ def url_secrets(url: str) -> list[str]:
             if _QUERY_SECRET.search(f"{name}=") and value:
                 found.append(value)
     return [s for s in dict.fromkeys(found) if s]
+
+
+def heartbeat_secrets(url: str) -> list[str]:
+    """A ping URL's secrets: besides `url_secrets`, the long path segments, which is where
+    healthchecks.io (`/<uuid>`, `/<ping-key>/<slug>`) and Cronitor (`/p/<key>/...`) keep theirs."""
+    try:
+        path = urlsplit(url).path
+    except ValueError:
+        path = ""
+    long_segments = [s for s in path.split("/") if len(s) >= HEARTBEAT_SECRET_LENGTH]
+    return [*url_secrets(url), *long_segments]
+
+
+def url_origin(url: str) -> str:
+    """`https://hc-ping.com/<uuid>` -> `https://hc-ping.com`: what logs may say of a URL."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    except ValueError:
+        return "the configured URL"
 
 
 def is_sensitive_header(name: str) -> bool:

@@ -6,13 +6,14 @@ import asyncio
 import logging
 import time
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 from probe.contract import Check, CheckConfig, CheckFailed, Report
 from probe.model import CheckResult, Observation, Sample, Status, Unit, problem_words, worst
 from probe.redact import Redactor
 from probe.times import Clock
-from probe.units import Limit, timed_out_after
+from probe.units import DEFAULT_SOURCE, Limit, timed_out_after
 
 log = logging.getLogger("probe.runner")
 
@@ -39,6 +40,10 @@ class CheckRunner:
         self.monotonic: Clock = time.monotonic if clock is time.time else clock
         # (finished_at, failed) per run inside `window`; bounded by the window and a hard cap.
         self._runs: deque[tuple[float, bool]] = deque(maxlen=10_000)
+        # The words of the latest failed run: what an error_rate on its own names.
+        self._last_failure = ""
+        # Effective limits per component: the config never changes under a runner.
+        self._limits: dict[str, tuple[dict[str, Limit], dict[str, Limit]]] = {}
 
     @property
     def name(self) -> str:
@@ -64,22 +69,30 @@ class CheckRunner:
         elapsed = time.perf_counter() - started
         return self._judge(report, failure, elapsed)
 
+    def limits_for(self, component: str) -> tuple[dict[str, Limit], dict[str, Limit]]:
+        found = self._limits.get(component)
+        if found is None:
+            found = self._limits[component] = self.config.limits_for(component)
+        return found
+
     def _judge(self, report: Report, failure: str, elapsed: float) -> CheckResult:
         now = self.clock()
         samples = [Sample("response_time", elapsed, Unit.SECONDS), *report.samples]
-        observations = [judge_sample(s, *self.config.limits_for(s.component)) for s in samples]
+        observations = [judge_sample(s, *self.limits_for(s.component)) for s in samples]
         member_statuses = [result.status for _, result in report.members]
         if report.members_status is not None:
             member_statuses = [report.members_status]
         base = worst([Status.FAIL if failure else Status.PASS, *member_statuses])
+        if base is Status.FAIL:
+            words = _output(failure, [], report.members, Status.FAIL)
+            self._last_failure = " ".join(self.redact(words).split())
 
         error_rate = self._error_rate(self.monotonic(), failed=base is Status.FAIL)
         # A check that measures an `error_rate` of its own (the app's, from a prometheus
         # scrape) means that one: the share of failed runs would be judged twice otherwise.
         own = any(s.measure == "error_rate" and not s.component for s in report.samples)
         if error_rate is not None and not own:
-            rate_sample = Sample("error_rate", error_rate, Unit.RATIO)
-            observations.append(judge_sample(rate_sample, self.config.warn, self.config.fail))
+            observations.append(self._run_share(error_rate, failed=base is Status.FAIL))
 
         status = worst([base, *(o.status for o in observations)])
         # One line, whatever a driver's message looked like: it goes into JSON, Nagios
@@ -96,8 +109,16 @@ class CheckRunner:
             members=report.members,
         )
 
+    def _run_share(self, error_rate: float, failed: bool) -> Observation:
+        """The built-in error_rate. A run that failed says its own words; one that passed
+        names the most recent failure, so an error_rate alert on its own has its cause."""
+        note = f"last failure: {self._last_failure}" if self._last_failure and not failed else ""
+        sample = Sample("error_rate", error_rate, Unit.RATIO, note=note, note_explains=True)
+        return replace(judge_sample(sample, *self.limits_for("")), run_share=True)
+
     def _error_rate(self, now: float, failed: bool) -> float | None:
-        if "error_rate" not in self.config.warn and "error_rate" not in self.config.fail:
+        warn, fail = self.limits_for("")
+        if "error_rate" not in warn and "error_rate" not in fail:
             return None
         self._runs.append((now, failed))
         horizon = now - self.config.window
@@ -125,7 +146,9 @@ def judge_sample(sample: Sample, warn: dict[str, Limit], fail: dict[str, Limit])
             if limit is not None and limit.breached(sample.value):
                 status, threshold = verdict, limit.describe(sample.unit)
                 break
-    elif sample.unknown_warns and (sample.measure in warn or sample.measure in fail):
+    elif sample.unknown_warns and _users(warn, fail, sample.measure):
+        # Only a limit the user set makes an unknown figure a warning: a type's default
+        # that cannot be checked here (CLIENT LIST refused) is said in the note instead.
         status = Status.WARN
     return Observation(
         component=sample.component,
@@ -136,6 +159,13 @@ def judge_sample(sample: Sample, warn: dict[str, Limit], fail: dict[str, Limit])
         threshold=threshold,
         note=sample.note,
         note_explains=sample.note_explains,
+    )
+
+
+def _users(warn: dict[str, Limit], fail: dict[str, Limit], measure: str) -> bool:
+    return any(
+        limit is not None and limit.source != DEFAULT_SOURCE
+        for limit in (warn.get(measure), fail.get(measure))
     )
 
 

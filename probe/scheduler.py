@@ -88,6 +88,7 @@ class Scheduler:
         # Loops inside a run right now: a drain lets these finish and cancels the others.
         self._busy: set[asyncio.Task[None]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
+        self._slots: dict[str, Slots] = {}  # by check name: a reload keeps each one's phase
         # Results of runs started before a reload belong to the old config; drop them.
         self._generation = 0
 
@@ -102,12 +103,20 @@ class Scheduler:
             await asyncio.sleep(HEARTBEAT_SECONDS)
 
     def _add(self, runners: list[CheckRunner]) -> None:
+        """Start a loop per check. A check kept by a reload (same name and interval) keeps
+        its slots, so its next run is when it was due: re-spreading first runs on every
+        reload ran the early checks at once and starved the late ones under frequent HUPs."""
         self._runners = runners
         loop = asyncio.get_running_loop()
         now = loop.time()
+        kept = self._slots
+        self._slots = {}
         for runner, offset in zip(runners, first_offsets(runners), strict=True):
             interval = runner.config.interval
-            slots = Slots(now + offset, interval, jitter_for(interval))
+            slots = kept.get(runner.name)
+            if slots is None or slots.interval != interval:
+                slots = Slots(now + offset, interval, jitter_for(interval))
+            self._slots[runner.name] = slots
             task = loop.create_task(
                 self._check_loop(runner, slots, self._generation), name=f"check:{runner.name}"
             )
@@ -168,4 +177,5 @@ class Scheduler:
             self._heartbeat = None
         await self._stop_loops(timeout)
         runners, self._runners = self._runners, []
+        self._slots = {}
         await asyncio.gather(*(r.close() for r in runners))

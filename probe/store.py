@@ -20,7 +20,8 @@ import bisect
 import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from probe import health
 from probe.config import Config
@@ -40,6 +41,11 @@ RENDER_BURST = 5
 MAX_DERIVED = 64  # views of one snapshot kept at once
 
 Listener = Callable[[str, CheckResult], None]
+Coverage = Callable[[str, float], bool]  # (check, now) -> inside a maintenance window
+
+
+def _never(check: str, now: float) -> bool:
+    return False
 
 
 @dataclass(slots=True)
@@ -120,6 +126,7 @@ class _Fragment:
     result: CheckResult | None
     status: Status
     output: str
+    maintenance: bool
     body: bytes
 
 
@@ -143,9 +150,12 @@ class _Slot:
             or cached.result is not entry.result
             or cached.status is not entry.status
             or cached.output != entry.output
+            or cached.maintenance != entry.maintenance
         ):
             body = health.dumps(health.check_entry(entry, verbose=False))
-            cached = self.fragment = _Fragment(entry.result, entry.status, entry.output, body)
+            cached = self.fragment = _Fragment(
+                entry.result, entry.status, entry.output, entry.maintenance, body
+            )
         return cached.body
 
 
@@ -199,6 +209,10 @@ class ResultStore:
         self._dirty = True
         self._verbose: Rendered | None = None
         self._derived: dict[Hashable, Rendered] = {}
+        # Set by the agent: the alert service owns the windows, and a reload replaces it.
+        self.in_maintenance: Coverage = _never
+        # Objects the verbose /health body carries beside the checks (the fleet's leader).
+        self._extras: dict[str, Any] = {}
         self.reconfigure(config)
 
     # ------------------------------------------------------------ writers
@@ -241,6 +255,10 @@ class ResultStore:
         slot.recorded_at = self.monotonic()
         slot.stats.add(result, slot.histograms)
 
+    def touch(self) -> None:
+        """Something the bodies show changed besides results (a maintenance window)."""
+        self._changed()
+
     def _changed(self) -> None:
         self.generation += 1
         self._dirty = True
@@ -252,6 +270,13 @@ class ResultStore:
         now = self.clock()
         self._live = Rendered(200, health.dumps(health.live_body(True, self._started(now), now)))
         self._dirty = True
+
+    def set_extra(self, name: str, value: Any) -> None:
+        """Add `name` to the verbose /health body; a change is seen by the next request."""
+        if self._extras.get(name) != value:
+            self._extras[name] = value
+            self._verbose = None
+            self.generation += 1
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -265,7 +290,10 @@ class ResultStore:
 
     def _effective(self, slot: _Slot, now: float) -> health.Entry:
         age = self.monotonic() - slot.recorded_at
-        return health.effective(slot.config, slot.latest, now, age=age)
+        entry = health.effective(slot.config, slot.latest, now, age=age)
+        if self.in_maintenance(slot.config.name, now):
+            return replace(entry, maintenance=True)
+        return entry
 
     def _started(self, now: float) -> float:
         """The start as `now` minus the monotonic uptime: a step of the wall clock must
@@ -328,6 +356,7 @@ class ResultStore:
             body = health.health_body(
                 shot.entries, self.config.agent.version, shot.started, shot.now, verbose=True
             )
+            body.update(self._extras)
             self._verbose = Rendered(shot.status_code, health.dumps(body))
         return self._verbose
 

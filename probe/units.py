@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class Unit(enum.StrEnum):
@@ -93,26 +93,44 @@ def format_bytes(value: float) -> str:
     return f"{size:.1f}TiB"
 
 
+# Where a limit comes from when no config key set it: the check type's own defaults.
+DEFAULT_SOURCE = "default"
+OFF = "off"
+
+
 @dataclass(frozen=True, slots=True)
 class Limit:
-    """One threshold: `1000`, `500ms`, `80%` (above is bad) or `<1`, `<14d` (below is bad)."""
+    """One threshold: `1000`, `500ms`, `80%` (above is bad) or `<1`, `<14d` (below is bad).
+
+    `off` is a user's `warn: {measure: off}`: it switches the type's default off and is
+    never breached. `source` is `default` for a check type's built-in limits.
+    """
 
     value: float
     below: bool = False
     text: str = ""
+    off: bool = False
+    source: str = field(default="", compare=False)
 
     def breached(self, observed: float) -> bool:
+        if self.off:
+            return False
         return observed < self.value if self.below else observed > self.value
 
     def describe(self, unit: Unit) -> str:
         """The limit as a user reads it next to a value: `> 1,000`, `< 14d`."""
+        if self.off:
+            return OFF
         return f"{'<' if self.below else '>'} {format_value(self.value, unit)}"
 
 
 def parse_limit(raw: object) -> Limit:
     """Parse a threshold value from the config: a number, duration or percentage, with a
     leading `<` when below the limit is bad."""
-    problem = ValueError(f"expected a limit like 1000, 500ms, 80% or <1, got {raw!r}")
+    problem = ValueError(f"expected a limit like 1000, 500ms, 80%, <1 or off, got {raw!r}")
+    # YAML 1.1 reads a bare `off` (and `no`, `false`) as false.
+    if raw is False or (isinstance(raw, str) and raw.strip().lower() == OFF):
+        return Limit(0.0, text=OFF, off=True)
     if isinstance(raw, bool) or not isinstance(raw, int | float | str):
         raise problem
     text = str(raw).strip()

@@ -28,13 +28,18 @@ from probe.runner import CheckRunner
 from tests.faultproxy import FaultProxy
 
 # Fixture modules shared by several test modules (which import none of them for fixtures):
-# `receiver` (tests/slack_receiver.py), `otlp_receiver` (tests/otlp_receiver.py), ...
+# `receiver` (tests/slack_receiver.py), `otlp_receiver` (tests/otlp_receiver.py),
+# `libfaketime` (tests/libfaketime.py), ...
 pytest_plugins = [
     "tests.slack_receiver",
     "tests.otlp_receiver",
+    "tests.libfaketime",
     "tests.alertmanager_server",
     "tests.app_workers",
     "tests.bullmq_fixtures",
+    "tests.fleet_helpers",
+    "tests.ping_helpers",
+    "tests.prometheus_helpers",
 ]
 
 PG_ADMIN_DSN = os.environ.get("PROBE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

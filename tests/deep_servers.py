@@ -203,6 +203,15 @@ class RedisServers:
         proc.kill()
         proc.wait(10)
 
+    def restart(self, port: int) -> None:
+        """The same server started again on the same port (a new run_id)."""
+        args = self.procs[port].args
+        self.stop(port)
+        self.procs[port] = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for_port(port)
+
     def client(self, port: int) -> redis_sync.Redis:
         return redis_sync.Redis("127.0.0.1", port, decode_responses=True)
 

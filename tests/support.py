@@ -55,7 +55,7 @@ def route_table() -> list[Route]:
             return lambda *args, **kwargs: None
 
     unused: Any = Unused()
-    return routes(unused, LiveSettings(WebSettings()), CollectorRegistry(), unused, unused)
+    return routes(unused, LiveSettings(WebSettings()), CollectorRegistry(), unused, unused, unused)
 
 
 class HandClock:

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from probe.agent import Agent
 from probe.config import load_config
 from tests.conftest import free_port
 from tests.faultproxy import FaultProxy, Mode
+from tests.pg_cluster import Cluster
 
 CANARY = "Canary-Pw-7f3a9"
 
@@ -47,6 +48,25 @@ async def wait_for(predicate: Any, timeout: float, step: float = 0.1) -> Any:
 
 def check_named(body: dict[str, Any], name: str) -> dict[str, Any]:
     return next(c for c in body["checks"] if c["name"] == name)
+
+
+@pytest.fixture(scope="module")
+def fresh_pg() -> Iterator[Cluster]:
+    """A PostgreSQL of these tests' own, started just before them: what they judge (its
+    age, its sessions, its connection slots) never depends on the machine's server."""
+    cluster = Cluster()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+async def pg_proxy(fresh_pg: Cluster) -> AsyncIterator[FaultProxy]:
+    proxy = await FaultProxy("127.0.0.1", fresh_pg.port).start()
+    yield proxy
+    await proxy.close()
 
 
 @pytest.fixture

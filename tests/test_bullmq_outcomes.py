@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from probe.model import CheckResult, Observation, Status
-from tests.bullmq_fixtures import DB, bullmq_config, check_runner
+from tests.bullmq_fixtures import DB, SCHEDULER, bullmq_config, check_runner
 from tests.faultproxy import FaultProxy
 from tests.node_bullmq import run_node, start_node
 
@@ -277,26 +277,6 @@ async def test_a_trimmed_stream_reports_events_lost(outcome_url: str) -> None:
 
 
 # ---------------------------------------------------------------- schedulers
-
-SCHEDULER = r"""
-const { Queue, Worker } = require("bullmq");
-const IORedis = require("ioredis");
-const connection = new IORedis(process.env.REDIS_URL, { maxRetriesPerRequest: null });
-(async () => {
-  const q = new Queue("billing", { connection });
-  await q.upsertJobScheduler("usage-aggregation", { every: 1000 }, { name: "aggregate" });
-  let completed = 0;
-  const w = new Worker("billing", async () => "summed", { connection });
-  w.on("completed", () => { completed += 1; });
-  const deadline = Date.now() + 10000;
-  while (completed < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  await w.close();  // the worker stops: nothing promotes the next iteration any more
-  const next = await connection.zscore("bull:billing:repeat", "usage-aggregation");
-  console.log(JSON.stringify({ completed, next: Number(next) }));
-  await q.close();
-  await connection.quit();
-})();
-"""
 
 
 async def test_a_scheduler_whose_worker_stopped_is_late_then_fails_expectations(

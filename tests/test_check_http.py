@@ -422,15 +422,17 @@ async def test_self_signed_certificate_fails_verification(
     assert result.output == "TLS certificate verify failed: self-signed certificate"
 
 
-async def test_verify_tls_false_passes_and_still_reads_expiry(
+async def test_verify_tls_false_still_reads_expiry_and_judges_it_by_default(
     make_runner: MakeRunner, aiohttp_server: ServerFactory, certs: dict[str, tuple[Path, Path]]
 ) -> None:
     server = await tls_server(aiohttp_server, *certs["short"])
     result = await make_runner(url=url(server, "/text"), verify_tls=False).run()
 
     expiry = observed(result)["cert_expiry"]
-    assert result.status is Status.PASS
     assert expiry is not None and 2 * DAY < expiry <= 3 * DAY
+    # Three days left is past the type's default `fail: {cert_expiry: <7d}`.
+    assert result.status is Status.FAIL
+    assert result.output in ("cert_expiry 3d < 7d", "cert_expiry 2d23h < 7d")
 
 
 async def test_trusted_certificate_warns_when_close_to_expiry(
@@ -438,7 +440,12 @@ async def test_trusted_certificate_warns_when_close_to_expiry(
 ) -> None:
     cert, key = certs["short"]
     server = await tls_server(aiohttp_server, cert, key)
-    runner = make_runner(url=url(server, "/text"), ca_file=str(cert), warn={"cert_expiry": "<14d"})
+    runner = make_runner(
+        url=url(server, "/text"),
+        ca_file=str(cert),
+        warn={"cert_expiry": "<14d"},
+        fail={"cert_expiry": "off"},  # the default <7d would fail it
+    )
     first = await runner.run()
     second = await runner.run()  # served from the cached expiry, no new handshake
 

@@ -227,15 +227,15 @@ async def test_an_expiring_intermediate_is_what_cert_expiry_judges(
     result = await make_runner(
         url=f"https://localhost:{server.port}/fast",
         ca_file=str(expiring_intermediate.root),
-        warn={"cert_expiry": "<14d"},
     ).run()
 
     seen = by_measure(result)
     expiry = seen["cert_expiry"].value
     assert expiry is not None and 4 * DAY < expiry <= 5 * DAY  # not the leaf's year
-    assert result.status is Status.WARN
+    # Five days left: past the type's default `fail: {cert_expiry: <7d}`.
+    assert result.status is Status.FAIL
     assert result.output in (
-        f'cert_expiry {days} < 14d (intermediate "Probe Test Intermediate" expires first)'
+        f'cert_expiry {days} < 7d (intermediate "Probe Test Intermediate" expires first)'
         for days in ("5d", "4d23h")
     )
     # The handshake of the request itself: TLS 1.3 between two modern OpenSSLs.

@@ -5,84 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from aiohttp import web
 
-from probe.checks.factory import build_runner
-from probe.checks.prometheus import PrometheusConfig
 from probe.config import ConfigError, load_config
-from probe.contract import AgentServices
-from probe.model import CheckResult, Status
-from probe.pings import Inbox
-from probe.redact import Redactor
-from probe.runner import CheckRunner
+from probe.model import Status
 from tests.node_promclient import PromApp
+from tests.prometheus_helpers import T0, config, notes, values
 from tests.support import HandClock
 
 CANARY = "canary-Pw-8821"
-
-
-T0 = 1_800_000_000.0
-
-
-def config(url: str, **extra: Any) -> PrometheusConfig:
-    fields: dict[str, Any] = {
-        "name": "api_errors",
-        "type": "prometheus",
-        "url": url,
-        "window": "5m",
-        "interval": "15s",
-        "timeout": "2s",
-        "series": {
-            "errors": 'http_requests_total{status=~"5.."}',
-            "requests": "http_requests_total",
-        },
-        "measures": {
-            "error_ratio": {"ratio": ["errors", "requests"]},
-            "error_rate": {"rate": "errors", "per": "1m"},
-            "error_spike": {"spike": "errors", "baseline": "15m"},
-        },
-        "warn": {"error_ratio": "2%", "error_spike": 3},
-        "fail": {"error_ratio": "10%"},
-        **extra,
-    }
-    return PrometheusConfig.model_validate(fields)
 
 
 @pytest.fixture
 def app() -> Iterator[PromApp]:
     with PromApp() as running:
         yield running
-
-
-@pytest.fixture
-async def make() -> AsyncIterator[Any]:
-    made: list[CheckRunner] = []
-
-    def build(cfg: PrometheusConfig, clock: HandClock, agent: bool = True) -> CheckRunner:
-        runner = build_runner(
-            cfg,
-            Redactor(cfg.secrets()),
-            clock,
-            AgentServices(Inbox(clock=clock)) if agent else None,
-        )
-        made.append(runner)
-        return runner
-
-    yield build
-    for runner in made:
-        await runner.close()
-
-
-def values(result: CheckResult) -> dict[str, float | None]:
-    return {o.measure: o.value for o in result.observations if o.measure != "response_time"}
-
-
-def notes(result: CheckResult) -> dict[str, str]:
-    return {o.measure: o.note for o in result.observations}
 
 
 async def test_ratio_rate_and_spike_equal_the_counts_produced(app: PromApp, make: Any) -> None:

@@ -61,6 +61,7 @@ async def test_healthy_redis_from_yaml_passes(
         "rejected_connections",
         "persistence",
         "clients",
+        "restarts",
     ]
     assert observed(result)["evicted_keys"] is None
     assert observed(result)["response_time"] is not None

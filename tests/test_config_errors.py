@@ -92,7 +92,8 @@ CASES: list[tuple[str, str, str]] = [
     (
         "bad-limit",
         f"checks:\n  - {{name: a, {REDIS}, warn: {{response_time: lots}}}}\n",
-        "checks[0].warn: response_time: expected a limit like 1000, 500ms, 80% or <1, got 'lots'",
+        "checks[0].warn: response_time: "
+        "expected a limit like 1000, 500ms, 80%, <1 or off, got 'lots'",
     ),
     (
         "unknown-measure",
@@ -187,7 +188,7 @@ CASES: list[tuple[str, str, str]] = [
     (
         "limit-not-a-number",
         f"checks:\n  - {{name: a, {REDIS}, warn: {{response_time: .nan}}}}\n",
-        "checks[0].warn: response_time: expected a limit like 1000, 500ms, 80% or <1, got nan",
+        "checks[0].warn: response_time: expected a limit like 1000, 500ms, 80%, <1 or off, got nan",
     ),
     (
         "live-timeout-below-heartbeats",

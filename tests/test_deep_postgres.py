@@ -22,9 +22,6 @@ from tests.faultproxy import FaultProxy
 
 pytest_plugins = ["tests.deep_servers"]
 
-# The cluster is seconds old, and `uptime` warns under 5m by default (its own test says
-# so); elsewhere it is silenced the way a user would: a limit it never reaches.
-QUIET_UPTIME = {"uptime": "<0s"}
 DURATION = r"(?:\d+ms|\d+(?:\.\d)?s)"  # 80ms, 1.2s, 3s
 
 
@@ -76,19 +73,23 @@ async def run_until(
 # ---------------------------------------------------------------- defaults and a quiet primary
 
 
-async def test_a_fresh_server_warns_on_uptime_by_default(
+async def test_a_server_first_seen_young_passes(
     make_runner: MakeRunner, deep_pg: DeepCluster
 ) -> None:
+    """The whole stack may just have been deployed: a young server is no news."""
     result = await make_runner(dsn=deep_pg.dsn(MONITOR)).run()
 
-    assert result.status is Status.WARN
-    assert re.fullmatch(rf"uptime (?:{DURATION}|\dm\d+s) < 5m", result.output)
+    assert result.status is Status.PASS, result.output
+    assert result.output == ""
+    uptime = values(result)["uptime"]
+    assert uptime is not None and uptime >= 0
+    assert values(result)["restarts"] == 0
 
 
 async def test_replica_less_primary_reports_every_measure_and_no_lag(
     make_runner: MakeRunner, deep_pg: DeepCluster
 ) -> None:
-    result = await make_runner(dsn=deep_pg.dsn(MONITOR), warn=QUIET_UPTIME).run()
+    result = await make_runner(dsn=deep_pg.dsn(MONITOR)).run()
 
     assert result.status is Status.PASS
     assert result.output == ""
@@ -120,7 +121,8 @@ def test_user_limits_go_over_the_defaults_level_by_level() -> None:
 
     warn, fail = limits()
     assert warn == {
-        "uptime": "<5m",
+        "restarts": "0",
+        "connections": "80%",
         "longest_transaction": "5m",
         "idle_in_transaction": "1m",
         "lock_waiters": "5",
@@ -130,6 +132,7 @@ def test_user_limits_go_over_the_defaults_level_by_level() -> None:
         "rollback_ratio": "5%",
     }
     assert fail == {
+        "connections": "95%",
         "longest_transaction": "30m",
         "idle_in_transaction": "10m",
         "lock_waiters": "20",
@@ -147,8 +150,12 @@ def test_user_limits_go_over_the_defaults_level_by_level() -> None:
     # A limit pointing the other way drops both defaults of the measure.
     warn, fail = limits(warn={"wraparound": "<1%"})
     assert warn["wraparound"] == "<1%" and "wraparound" not in fail
-    # `response_time` and `error_rate` have no defaults.
-    assert "response_time" not in warn and "error_rate" not in fail
+    # `response_time`, `error_rate` and `uptime` have no defaults.
+    assert "response_time" not in warn and "error_rate" not in fail and "uptime" not in warn
+    # `off` switches one default off and keeps every other.
+    warn, fail = limits(warn={"deadlocks": "off"}, fail={"connections": False})
+    assert "deadlocks" not in warn and warn["connections"] == "80%"
+    assert "connections" not in fail and fail["lock_waiters"] == "20"
 
 
 # ---------------------------------------------------------------- sessions and locks
@@ -162,7 +169,7 @@ async def test_pg_monitor_role_sees_another_roles_open_transaction_with_who_it_i
     await asyncio.sleep(1.2)
     result = await make_runner(
         dsn=deep_pg.dsn(MONITOR),
-        warn={"idle_in_transaction": "1s", **QUIET_UPTIME},
+        warn={"idle_in_transaction": "1s"},
         fail={"longest_transaction": "1s"},
     ).run()
 
@@ -186,9 +193,9 @@ async def test_role_without_pg_monitor_reports_what_it_cannot_see_as_unknown(
     worker = await sessions(APP, "botflow-worker")
     await worker.execute("BEGIN; SELECT 1")
     await asyncio.sleep(1.2)
-    by_default = await make_runner(dsn=deep_pg.dsn(PLAIN), warn=QUIET_UPTIME).run()
+    by_default = await make_runner(dsn=deep_pg.dsn(PLAIN)).run()
     limited = await make_runner(
-        name="limited", dsn=deep_pg.dsn(PLAIN), warn={"idle_in_transaction": "1s", **QUIET_UPTIME}
+        name="limited", dsn=deep_pg.dsn(PLAIN), warn={"idle_in_transaction": "1s"}
     ).run()
 
     hidden = "1 session of another role is hidden from this role (grant it pg_monitor)"
@@ -208,7 +215,7 @@ async def test_lock_waiter_is_counted_with_its_blocker_for_any_role(
     await holder.execute("BEGIN; UPDATE rows SET id = id WHERE id = 1")
     blocked = asyncio.ensure_future(waiter.execute("UPDATE rows SET id = id WHERE id = 1"))
     try:
-        quiet = {"lock_waiters": 0, **QUIET_UPTIME}
+        quiet = {"lock_waiters": 0}
         monitor = make_runner(dsn=deep_pg.dsn(MONITOR), warn=quiet)
         plain = make_runner(name="plain", dsn=deep_pg.dsn(PLAIN), warn=quiet)
         seen = await run_until(monitor, lambda r: obs(r, "lock_waiters").value == 1, timeout=5)
@@ -233,7 +240,7 @@ async def test_lock_waiter_is_counted_with_its_blocker_for_any_role(
 async def test_a_real_deadlock_warns_for_the_window_by_default(
     make_runner: MakeRunner, deep_pg: DeepCluster, sessions: Callable[..., Any]
 ) -> None:
-    runner = make_runner(dsn=deep_pg.dsn(MONITOR), warn=QUIET_UPTIME)
+    runner = make_runner(dsn=deep_pg.dsn(MONITOR))
     first = await runner.run()
     assert obs(first, "deadlocks").value is None  # the first run has no verdict
 
@@ -260,7 +267,7 @@ async def test_a_real_deadlock_warns_for_the_window_by_default(
 async def test_rollbacks_over_5_percent_warn_by_default(
     make_runner: MakeRunner, deep_pg: DeepCluster, sessions: Callable[..., Any]
 ) -> None:
-    runner = make_runner(dsn=deep_pg.dsn(MONITOR), warn=QUIET_UPTIME)
+    runner = make_runner(dsn=deep_pg.dsn(MONITOR))
     await runner.run()
     app = await sessions(APP, "rollbacks")
     for _ in range(40):
@@ -279,17 +286,22 @@ async def test_rollbacks_over_5_percent_warn_by_default(
     )
 
 
-async def test_restart_shows_as_uptime_and_counters_never_go_negative(
+async def test_a_restart_seen_warns_for_the_restart_window_and_counters_never_go_negative(
     make_runner: MakeRunner, deep_pg: DeepCluster
 ) -> None:
-    runner = make_runner(dsn=deep_pg.dsn(MONITOR))
+    runner = make_runner(dsn=deep_pg.dsn(MONITOR), restart_window="2s")
     await runner.run()
     before = await runner.run()
+    assert before.status is Status.PASS, before.output
     await asyncio.to_thread(deep_pg.restart)
 
     after = await runner.run()  # the pooled connection died with the server: one retry
     assert after.status is Status.WARN
-    assert re.fullmatch(rf"uptime {DURATION} < 5m", after.output)
+    assert re.fullmatch(
+        r"restarts 1 > 0 \(restarted at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC "
+        rf"\({DURATION} ago\), 1 in the last 2s\)",
+        after.output,
+    ), after.output
     uptime_before, uptime_after = values(before)["uptime"], values(after)["uptime"]
     assert uptime_before is not None and uptime_after is not None
     assert uptime_after < uptime_before
@@ -297,6 +309,11 @@ async def test_restart_shows_as_uptime_and_counters_never_go_negative(
     for measure in ("deadlocks", "rollback_ratio"):
         value = values(after)[measure]
         assert value is None or value >= 0
+    # Once `restart_window` has passed without another restart, it is over.
+    await asyncio.sleep(2.1)
+    later = await runner.run()
+    assert later.status is Status.PASS, later.output
+    assert values(later)["restarts"] == 0
 
 
 # ---------------------------------------------------------------- the cluster
@@ -310,7 +327,7 @@ async def test_inactive_logical_slot_warns_and_says_how_much_wal_it_keeps(
     try:
         # WAL written behind the slot, which nobody consumes.
         await admin.execute("SELECT pg_logical_emit_message(false, 'deep', repeat('x', 2000000))")
-        result = await make_runner(dsn=deep_pg.dsn(PLAIN), warn=QUIET_UPTIME).run()
+        result = await make_runner(dsn=deep_pg.dsn(PLAIN)).run()
     finally:
         await admin.execute("SELECT pg_drop_replication_slot('deep_orphan')")
 
@@ -326,7 +343,7 @@ async def test_connections_count_against_the_slots_non_superusers_may_use(
 ) -> None:
     # F9: with max_connections 20 the app is refused at 17 connections, 3 being reserved
     # for superusers. probe must say 100% then, not 85%.
-    runner = make_runner(dsn=deep_pg.dsn(APP), warn=QUIET_UPTIME, fail={"connections": "95%"})
+    runner = make_runner(dsn=deep_pg.dsn(APP), fail={"connections": "95%"})
     assert (await runner.run()).status is Status.PASS
     refused = ""
     for _ in range(20):
@@ -357,19 +374,18 @@ async def test_every_measure_is_read_in_one_round_trip(
     round_trips: Callable[[int], asyncio.Future[FaultProxy]],
 ) -> None:
     proxy = await round_trips(deep_pg.port)
-    default = make_runner(dsn=deep_pg.dsn(MONITOR, port=proxy.port), warn=QUIET_UPTIME)
+    default = make_runner(dsn=deep_pg.dsn(MONITOR, port=proxy.port))
     await default.run()  # connects: startup and authentication are several round trips
     proxy.reset_counts()
     result = await default.run()
     assert result.status is Status.PASS
     assert proxy.round_trips == 1
-    assert len(result.observations) == 11
+    assert len(result.observations) == 12
 
     custom = make_runner(
         name="custom",
         dsn=deep_pg.dsn(MONITOR, port=proxy.port),
         query="SELECT count(*) FROM pg_class",
-        warn=QUIET_UPTIME,
     )
     await custom.run()
     proxy.reset_counts()
@@ -385,8 +401,8 @@ async def test_through_pgbouncer_in_transaction_mode(
     dsn = deep_pg.dsn(MONITOR, port=pgbouncer)
     # Two checks at once share PgBouncer's two server connections: nothing may depend on
     # landing on the same one twice.
-    plain = make_runner(dsn=dsn, warn={"idle_in_transaction": "1h", **QUIET_UPTIME})
-    custom = make_runner(name="custom", dsn=dsn, query="SELECT 1 + 1", warn=QUIET_UPTIME)
+    plain = make_runner(dsn=dsn, warn={"idle_in_transaction": "1h"})
+    custom = make_runner(name="custom", dsn=dsn, query="SELECT 1 + 1")
     for _ in range(3):
         results = await asyncio.gather(plain.run(), custom.run())
         for result in results:

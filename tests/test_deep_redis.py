@@ -281,4 +281,32 @@ async def test_every_measure_is_read_in_one_round_trip(
         "rejected_connections",
         "persistence",
         "clients",
+        "restarts",
     ]
+
+
+# ---------------------------------------------------------------- restarts
+
+
+async def test_a_server_first_seen_young_passes_and_a_restart_seen_warns_for_its_window(
+    runners: Runners, redis_servers: RedisServers
+) -> None:
+    port = redis_servers.start()
+    runner = runners.of(redis_config(port, restart_window="2s"))
+
+    young = await runner.run()  # seconds old: the stack was just deployed, no news
+    assert young.status is Status.PASS, young.output
+    assert obs(young, "restarts").value == 0
+    await asyncio.to_thread(redis_servers.restart, port)
+
+    after = await runner.run()
+    assert after.status is Status.WARN
+    assert re.fullmatch(
+        r"restarts 1 > 0 \(restarted at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC "
+        r"\((?:\d+ms|\d+(?:\.\d)?s) ago\), 1 in the last 2s\)",
+        after.output,
+    ), after.output
+    await asyncio.sleep(2.1)
+    later = await runner.run()
+    assert later.status is Status.PASS, later.output
+    assert obs(later, "restarts").value == 0

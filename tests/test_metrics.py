@@ -26,6 +26,7 @@ from probe.checks.bullmq import JOB_STATES as QUEUE_STATES
 from probe.checks.factory import build_runner
 from probe.config import Config, load_config
 from probe.metrics import build_registry
+from probe.plugins import metric_families
 from probe.runner import CheckRunner
 from probe.store import DURATION_BUCKETS, ResultStore
 from tests.conftest import free_port
@@ -39,6 +40,7 @@ CHECKS = ["database", "cache", "queues", "system", "partners", "cache_port", "cl
 QUEUES = ["email", "billing"]
 
 # name -> (type, label names); the table of docs/metrics.md.
+FROM_LAST_RUN = "Values come from the last scheduled run, not from the scrape."
 CONTRACT = {
     "probe_check_up": ("gauge", {"check"}),
     "probe_check_status": ("gauge", {"check", "status"}),
@@ -217,9 +219,36 @@ async def test_every_contract_metric_has_its_type_and_labels_after_one_round(
             extra = {"le"} if sample_name.endswith("_bucket") else set()
             assert set(have) == labels | extra, (sample_name, have)
         help_text = scrape.helps[name]
+        said = help_text.count(FROM_LAST_RUN)
+        assert said <= 1, help_text  # a fact said once
         if name not in ("probe_build_info", "probe_notifications", "probe_check_runs"):
-            assert "last scheduled run, not from the scrape" in help_text, name
+            assert said == 1 and help_text.endswith(FROM_LAST_RUN), help_text
     assert any(name.startswith("process_") for name in scrape.types)
+
+
+async def test_every_check_family_help_line_is_its_declared_text_said_once(
+    scraped: tuple[ResultStore, CollectorRegistry, dict[str, dict[str, int]]],
+) -> None:
+    """Each fact in one place: a check module declares what its family is, /metrics adds
+    once where its values come from."""
+    store, _, _ = scraped
+    text = generate_latest(build_registry(store, FixedAlertStats({}, {}))).decode()
+    helps = {line.split()[2]: line for line in text.splitlines() if line.startswith("# HELP ")}
+
+    assert helps["probe_postgres_uptime_seconds"] == (
+        "# HELP probe_postgres_uptime_seconds Time since the server started. "
+        "Values come from the last scheduled run, not from the scrape."
+    )
+    assert helps["probe_redis_clients"] == (
+        "# HELP probe_redis_clients Connected clients. "
+        "Values come from the last scheduled run, not from the scrape."
+    )
+    families = [
+        f for f in metric_families() if f.name.startswith(("probe_postgres_", "probe_redis_"))
+    ]
+    assert len(families) == 18
+    for family in families:
+        assert helps[family.name] == f"# HELP {family.name} {family.doc} {FROM_LAST_RUN}"
 
 
 async def test_check_series_follow_the_results(

@@ -11,8 +11,11 @@ severity it has with the severity last notified:
 - never notified            -> `firing`    (also when a silence or quiet hours end)
 - notified warning, now critical -> `escalated`
 - notified and `repeat` elapsed  -> `reminder`
-A silence suppresses these three; the key stays un-notified and goes out when the silence
-ends. Quiet hours do the same for the severities they hold, and also hold the resolves of
+A silence or a maintenance window suppresses these three; the key stays un-notified and
+goes out when the window ends, and a key that resolves inside it was never told of, so
+nothing is sent about it. Maintenance does not hide a key already notified from
+Alertmanager's re-sends: the window does not resolve what was firing before it opened.
+Quiet hours do the same for the severities they hold, and also hold the resolves of
 those severities (phase `held`), so the digest at the end of the window says what
 happened meanwhile. A resolve goes out only for a key that was notified or held.
 
@@ -20,6 +23,14 @@ Cause change: when a notified key resolves while another measure of the same com
 still pending, that one fires at once, carrying the resolved words as `previous_summary`:
 the component was never healthy in between, so its `for` already ran. Notifiers show the
 pair as one line ("now backlog ..., was workers ...").
+
+The cause in every alert: a run that failed is one `up` verdict with the run's words
+(`connection refused (127.0.0.1:3000)`). The built-in error_rate, the share of failed runs,
+is a consequence of those failures: while `up` fires for the check it is folded into
+that alert (its words follow the cause in the `up` summary), and once a notified `up`
+resolved it stays folded until it passes or a run fails again, so the tail of an outage
+in the window is not a second alert. On its own (failures too short-lived to fire `up`)
+it is an alert of its own that names the most recent failure (`runner` adds the words).
 
 Dependencies (`depends_on`): while a parent check fails, a child's non-pass opens nothing
 (its pending keys are dropped, so its `for` starts again once the parent is back), open
@@ -47,13 +58,12 @@ from pydantic import TypeAdapter
 from probe.alerts.notification import Alert, Kind, Severity
 from probe.config import AlertsConfig
 from probe.dependencies import blocked_by
+from probe.maintenance import Maintenance
 from probe.model import CheckResult, Status
 
 Key = tuple[str, str, str]  # (check, component, measure)
 UP = "up"  # the measure of a run that could not measure anything
 LEGACY = ""  # the measure of keys restored from a version-1 state file
-# Judged over many runs (a failed run is part of it), so still meaningful when a run fails.
-RUN_MEASURES = frozenset({"error_rate"})
 
 
 class Phase(enum.StrEnum):
@@ -134,33 +144,35 @@ _ALERT_STATE = TypeAdapter(AlertState)
 class Verdict:
     status: Status
     summary: str
+    run_share: bool = False  # the built-in error_rate: folded into `up` (module docstring)
 
 
 def cannot_run(result: CheckResult) -> bool:
-    """A failed run that no fail observation explains: nothing it reported was measured."""
+    """A failed run that no measured fail explains: nothing it reported was measured. The
+    share of failed runs explains nothing: it is high because runs like this one failed."""
     if result.status is not Status.FAIL or result.members:
         return False
-    return not any(o.status is Status.FAIL for o in result.observations)
+    return not any(o.status is Status.FAIL and not o.run_share for o in result.observations)
 
 
 def verdicts(result: CheckResult) -> dict[tuple[str, str], Verdict]:
     """(component, measure) -> what this result says about it.
 
-    A run that could not measure is one verdict on `up`, with the run's output; its other
-    observations (the response time of a refused connection) say nothing about their
-    measures, except the ones judged across runs. Group results leave their members'
-    failures to the members.
+    A run that could not measure is one verdict on `up`, with the run's output (its
+    failure words first, then the share of failed runs folded in); its other observations
+    (the response time of a refused connection) say nothing about their measures. Group
+    results leave their members' failures to the members.
     """
     failed = cannot_run(result)
     found: dict[tuple[str, str], Verdict] = {}
     for obs in result.observations:
-        if failed and obs.measure not in RUN_MEASURES:
+        if failed:
             continue
         key = (obs.component, obs.measure)
         words = obs.describe() if obs.status is not Status.PASS else ""
         before = found.get(key)
         if before is None or obs.status.rank > before.status.rank:
-            found[key] = Verdict(obs.status, words)
+            found[key] = Verdict(obs.status, words, obs.run_share)
     if failed:
         found[("", UP)] = Verdict(Status.FAIL, result.output or "check failed")
     return found
@@ -172,14 +184,19 @@ class AlertEngine:
         config: AlertsConfig,
         parents: dict[str, str] | None = None,
         depends_on: dict[str, list[str]] | None = None,
+        maintenance: Maintenance | None = None,
     ) -> None:
         self.config = config
+        self.maintenance = maintenance or Maintenance()
         self.parents = parents or {}  # group member -> its group, for overrides and silences
         self.depends_on = depends_on or {}  # check -> the checks it depends on
         self.states: dict[Key, AlertState] = {}
         self.failing: set[str] = set()  # checks whose latest run failed
         # Last runs of keys that were non-pass lately, for `flap`; not persisted.
         self._recent: dict[Key, deque[bool]] = {}
+        # Checks whose notified `up` resolved while their error_rate may still be high
+        # from that outage: the error_rate stays folded (module docstring); not persisted.
+        self._outage_tail: set[str] = set()
         # Bumped on every change worth persisting; the service saves when it moves.
         self.version = 0
 
@@ -212,6 +229,10 @@ class AlertEngine:
         )
 
     def muted(self, check: str, now: float) -> bool:
+        """Nothing new goes out for this check now: a silence or a maintenance window."""
+        return self.silenced(check, now) or self.maintenance.covers(check, now)
+
+    def silenced(self, check: str, now: float) -> bool:
         names = {check, self.parents.get(check, check)}
         return any(
             s.start.timestamp() <= now < s.end.timestamp() and names.intersection(s.checks)
@@ -249,7 +270,12 @@ class AlertEngine:
         if policy.enabled:
             blocked = self.blocked_by(check) is not None
             seen = verdicts(result)
-            applied: list[tuple[Key, Verdict]] = [((check, *k), v) for k, v in seen.items()]
+            folded = self._share_folded(check, result, seen.values())
+            applied: list[tuple[Key, Verdict]] = [
+                ((check, *k), v)
+                for k, v in seen.items()
+                if not (folded and v.run_share and v.status is not Status.PASS)
+            ]
             if not cannot_run(result):
                 # A key that stopped being reported (a queue removed, the check runs again
                 # after `up` failed) counts as passing; when nothing could be measured,
@@ -266,6 +292,17 @@ class AlertEngine:
         for member, member_result in result.members:
             due += self._observe(member, member_result, now)
         return due
+
+    def _share_folded(self, check: str, result: CheckResult, seen: Iterable[Verdict]) -> bool:
+        """Whether this run's non-pass share of failed runs is part of the check's `up`
+        alert (firing, or notified and ended while the share is still high)."""
+        shares = [v for v in seen if v.run_share]
+        if cannot_run(result) or any(v.status is Status.PASS for v in shares):
+            self._outage_tail.discard(check)  # failing again, or the tail is over
+        # A pending `up` is dropped by this passing run (a flap nobody heard of): the share
+        # of those failures is then the only word about them, and stands on its own.
+        up = self.states.get((check, "", UP))
+        return check in self._outage_tail or (up is not None and up.phase is Phase.FIRING)
 
     def tick(self, now: float) -> list[Alert]:
         """Reminders, firing keys whose silence or quiet hours ended, and held resolves."""
@@ -317,6 +354,7 @@ class AlertEngine:
                 state.summary = "check removed from the configuration"
                 due.append(state.snapshot(Kind.RESOLVED, now))
         self._recent = {k: v for k, v in self._recent.items() if k[0] in known}
+        self._outage_tail &= known
         return due
 
     # ------------------------------------------------------------ state machine
@@ -449,6 +487,8 @@ class AlertEngine:
         del self.states[state.key]
         if state.notified_severity is None and not state.held:
             return []  # fired only inside a silence: nothing to close
+        if state.measure == UP:
+            self._outage_tail.add(state.check)
         due = []
         if self.holds(state.severity, now):
             state.phase, state.resolved_at = Phase.HELD, now
@@ -514,7 +554,7 @@ class AlertEngine:
             for s in self.states.values()
             if s.phase is Phase.FIRING
             and s.notified_severity is not None
-            and not self.muted(s.check, now)
+            and not self.silenced(s.check, now)
         ]
 
     def export(self) -> list[dict[str, Any]]:

@@ -8,8 +8,14 @@ from typing import Any
 
 import aiohttp
 
-from probe.alerts.delivery import DeliveryError, connection_words, http_error
-from probe.redact import Redactor, redact_url
+from probe.alerts.delivery import (
+    REDIRECT_STATUSES,
+    DeliveryError,
+    RedirectRefused,
+    connection_error,
+    http_error,
+)
+from probe.redact import MASK, Redactor, redact_url
 
 ERROR_BODY_SHOWN = 200  # characters of a receiver's error answer kept in the words
 
@@ -25,18 +31,23 @@ async def post_json(
     headers: dict[str, str] | None = None,
 ) -> DeliveryError | None:
     """None when the receiver took it (any 2xx, whatever the body), else why not: words
-    that start with the redacted URL and never hold a secret."""
+    that start with the redacted URL (unless the whole URL is a secret) and never hold a
+    secret. A redirect is never followed, whatever session this is given."""
+    where = redact(redact_url(url))
+    where = "" if where == MASK else where  # a hook URL that is its own credential
     try:
         async with (
             asyncio.timeout(timeout),
-            session.post(url, json=body, headers=headers) as response,
+            session.post(url, json=body, headers=headers, allow_redirects=False) as response,
         ):
             if response.status < 300:
                 return None
+            if response.status in REDIRECT_STATUSES:
+                raise RedirectRefused(response.status, response.headers.get("Location", ""), url)
             error = http_error(response.status, response.headers.get("Retry-After"), time.time())
             text = (await response.text(errors="replace"))[:ERROR_BODY_SHOWN].strip()
     except (aiohttp.ClientError, OSError) as exc:  # OSError includes TimeoutError
-        words = connection_words(exc, timeout, connect_timeout)
-        return DeliveryError(redact(f"{redact_url(url)}: {words}"))
-    detail = f"{redact_url(url)}: {error.detail}" + (f": {text}" if text else "")
+        return connection_error(exc, timeout, connect_timeout, redact, where)
+    shown = " ".join(text.split())  # one line, and no empty trailing field
+    detail = ": ".join(part for part in (where, error.detail, shown) if part)
     return DeliveryError(redact(detail), error.retryable, error.retry_after)

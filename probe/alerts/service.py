@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -22,15 +23,20 @@ from probe.alerts.delivery import RETRY_AFTER_CAP, Backoff, Delivery
 from probe.alerts.engine import AlertEngine, Grouper
 from probe.alerts.notification import NOTIFICATION_RESULTS, Alert, Kind, Notification
 from probe.alerts.session import notifier_session
-from probe.alerts.state import SavedState, load_state
+from probe.alerts.state import SavedState, load_state_off_loop
 from probe.alerts.state_writer import STATE_RETRY_INTERVAL, StateWriter
 from probe.config import Config
 from probe.contract import NotifierConfig, Resender
+from probe.incident_notes import IncidentNotes, Note
+from probe.maintenance import Maintenance, Window
 from probe.model import CheckResult
 from probe.plugins import build_notifier
 from probe.redact import Redactor
 from probe.tasks import cancel_and_wait
 from probe.times import Clock
+
+if TYPE_CHECKING:
+    from probe.fleet.elector import Fleet
 
 log = logging.getLogger("probe.alerts")
 
@@ -71,12 +77,16 @@ class AlertService:
         retry_after_cap: float = RETRY_AFTER_CAP,
         tick_interval: float | None = None,
         state_retry_interval: float = STATE_RETRY_INTERVAL,
+        fleet: Fleet | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
         self.agent = config.agent.name
         depends_on = {c.name: list(c.depends_on) for c in config.all_checks() if c.depends_on}
-        self.engine = AlertEngine(config.alerts, _parents(config), depends_on)
+        members = {c.name: [m.name for m in c.members()] for c in config.all_checks()}
+        self.maintenance = Maintenance(config.maintenance, members=members, depends_on=depends_on)
+        self.engine = AlertEngine(config.alerts, _parents(config), depends_on, self.maintenance)
+        self.notes = IncidentNotes()
         self.grouper = Grouper(config.alerts.group_wait)
         self.redactor = Redactor(config.secrets())
         self.backoff = backoff
@@ -91,6 +101,8 @@ class AlertService:
         self._tasks: list[asyncio.Task[None]] = []
         self._writer = StateWriter(config.agent.state_file, self._snapshot, state_retry_interval)
         self._started = self._stopped = False
+        # In a fleet only the leader sends, and only what the shared record says is news.
+        self.fleet = fleet
 
     # ------------------------------------------------------------ lifecycle
 
@@ -98,7 +110,7 @@ class AlertService:
         if self._started:
             return
         self._started = True
-        state = self._initial_state()
+        state = await self._initial_state()
         self._restore(state)
         self._session = notifier_session(self.config.alerts.notifiers)
         for index, notifier_config in enumerate(self.config.alerts.notifiers):
@@ -123,6 +135,8 @@ class AlertService:
                 task = asyncio.create_task(self._resend_loop(delivery.notifier), name="resend")
                 self._tasks.append(task)
         self._writer.now()
+        if self.fleet is not None:
+            self.fleet.attach(self)
 
     async def stop(self, flush_timeout: float = 5.0, reloading: bool = False) -> None:
         """Bounded flush: undelivered notifications stay in the exported/saved state
@@ -136,6 +150,9 @@ class AlertService:
         if not self._started:
             return
         self._flush(self.grouper.drain())
+        if self.fleet is not None:
+            await self.fleet.drain(flush_timeout / 2)
+            self.fleet.detach(self)
         await asyncio.gather(*(d.drain(flush_timeout) for d in self._deliveries))
         for delivery in self._deliveries:
             await delivery.stop()
@@ -182,6 +199,36 @@ class AlertService:
         except Exception:  # a bug here must not stop results from being recorded
             log.exception("alert evaluation failed", extra={"check": check})
 
+    # ------------------------------------------------------------ maintenance
+
+    def open_window(self, checks: list[str], duration: float, reason: str) -> Window:
+        window = self.maintenance.open(checks, duration, reason, self.clock())
+        log.info(
+            "maintenance window %s opened for %s: %s",
+            window.id,
+            ", ".join(window.checks) or "every check",
+            window.reason or "no reason given",
+            extra={"window": window.id},
+        )
+        self._writer.soon(self._version(), force=True)
+        return window
+
+    def close_window(self, window_id: str) -> Window | None:
+        window = self.maintenance.close(window_id, self.clock())
+        if window is not None:
+            log.info("maintenance window %s closed", window.id, extra={"window": window.id})
+            self._writer.soon(self._version(), force=True)
+        return window
+
+    def add_note(self, incident: str, text: str) -> Note:
+        note = self.notes.add(incident, text, self.clock())
+        self._writer.soon(self._version(), force=True)
+        return note
+
+    def _version(self) -> int:
+        # Each only grows: their sum changes whenever one does.
+        return self.engine.version + self.maintenance.version + self.notes.version
+
     # ------------------------------------------------------------ readers
 
     def firing(self) -> dict[str, int]:
@@ -207,19 +254,33 @@ class AlertService:
             notification = Notification(self.agent, self.clock(), pending)
             for queue in outbox.values():
                 queue.append(notification)
-        return SavedState(alerts=self.engine.export(), outbox=outbox, saved_at=self.clock())
+        return SavedState(
+            alerts=self.engine.export(),
+            outbox=outbox,
+            saved_at=self.clock(),
+            maintenance=self.maintenance.export(),
+            notes=self.notes.export(),
+        )
 
     # ------------------------------------------------------------ internals
 
-    def _initial_state(self) -> SavedState:
+    async def _initial_state(self) -> SavedState:
         if self._previous is not None:
             self._carried_counts = self._previous.notification_counts()
             return self._previous.export_state()
         path = self.config.agent.state_file
-        loaded = load_state(path) if path else None
+        loaded = await load_state_off_loop(path) if path else None
         return loaded or SavedState()
 
     def _restore(self, state: SavedState) -> None:
+        if self._previous is not None:
+            self.maintenance.carry(self._previous.maintenance)
+            self.notes.carry(self._previous.notes)
+        else:
+            problems = self.maintenance.restore(state.maintenance, self.clock())
+            problems += self.notes.restore(state.notes)
+            for problem in problems:
+                log.warning("ignoring part of the saved alert state: %s", problem)
         try:
             self.engine.restore(state.alerts)
         except (ValueError, KeyError, TypeError) as exc:
@@ -260,16 +321,25 @@ class AlertService:
             _log_alert(alert)
         self.grouper.add(due, now)
         self._flush(self.grouper.due(now))
-        self._writer.soon(self.engine.version)
+        self._writer.soon(self._version())
 
     def _flush(self, alerts: list[Alert]) -> None:
         alerts = self.engine.inhibit(alerts)  # a parent's failure seen during group_wait
         if not alerts:
             return
+        if self.fleet is not None:
+            self.fleet.submit(alerts)  # calls `send` on the leader, with what is news
+            return
+        self.send(alerts)
+
+    def pending(self) -> bool:
+        return bool(self.grouper)
+
+    def send(self, alerts: list[Alert]) -> None:
         notification = Notification(self.agent, self.clock(), tuple(alerts))
         for delivery in self._deliveries:
             delivery.put(notification)
-        self._writer.soon(self.engine.version, force=True)
+        self._writer.soon(self._version(), force=True)
         for listener in self.listeners:
             for alert in alerts:
                 try:
@@ -278,7 +348,7 @@ class AlertService:
                     log.exception("alert listener failed", extra={"alert": alert.key})
 
     def _outbox_changed(self) -> None:
-        self._writer.soon(self.engine.version, force=True)
+        self._writer.soon(self._version(), force=True)
 
     async def _tick_loop(self) -> None:
         while True:
@@ -292,6 +362,8 @@ class AlertService:
     async def _resend_loop(self, notifier: Resender) -> None:
         while True:
             await asyncio.sleep(notifier.resend_interval)
+            if self.fleet is not None and not self.fleet.is_leader():
+                continue
             try:
                 now = self.clock()
                 await notifier.resend(self.engine.active(now), self.agent, now)
@@ -299,7 +371,7 @@ class AlertService:
                 log.exception("re-sending firing alerts failed")
 
     def _snapshot(self) -> tuple[int, SavedState]:
-        return self.engine.version, self._state(tuple(self.grouper.peek()))
+        return self._version(), self._state(tuple(self.grouper.peek()))
 
 
 def _log_alert(alert: Alert) -> None:

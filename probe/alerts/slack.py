@@ -19,7 +19,14 @@ from pydantic import SecretStr, field_validator, model_validator
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from probe.alerts.delivery import DeliveryError, connect_timeout, connection_words, http_error
+from probe.alerts.delivery import (
+    REDIRECT_STATUSES,
+    DeliveryError,
+    RedirectRefused,
+    connect_timeout,
+    connection_error,
+    http_error,
+)
 from probe.alerts.notification import (
     Alert,
     Kind,
@@ -171,12 +178,13 @@ class SlackNotifier(Notifier[SlackNotifierConfig]):
             elif self._web is not None:
                 await self._post_message(self._web, payload, time.time())
         except (aiohttp.ClientError, OSError) as exc:  # OSError includes TimeoutError
-            words = connection_words(exc, self.timeout, self.connect_timeout)
-            raise DeliveryError(self.redact(words)) from None
+            raise connection_error(exc, self.timeout, self.connect_timeout, self.redact) from None
 
     async def _send_webhook(self, hook: str, payload: dict[str, Any], now: float) -> None:
-        async with self.session.post(hook, json=payload) as response:
-            if response.status >= 400:
+        async with self.session.post(hook, json=payload, allow_redirects=False) as response:
+            if response.status in REDIRECT_STATUSES:
+                raise RedirectRefused(response.status, response.headers.get("Location", ""), hook)
+            if response.status >= 300:
                 raise http_error(response.status, response.headers.get("Retry-After"), now)
 
     async def _post_message(

@@ -2,8 +2,8 @@
 
 Written to a temp file in the same directory and renamed over the old one, so a crash
 mid-write leaves the previous state, never half a file. A file that cannot be read or
-parsed is logged and ignored, and a failed write is reported to the caller: losing alert
-state must never stop the agent.
+parsed is logged and ignored (`probe.statefile` reads it), and a failed write is reported
+to the caller: losing alert state must never stop the agent.
 """
 
 from __future__ import annotations
@@ -11,17 +11,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import logging
-import math
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probe import statefile
 from probe.alerts.notification import Notification
-
-log = logging.getLogger("probe.alerts.state")
 
 # 2: alert keys gained `measure` (and quiet-hours fields). A version-1 file loads as is:
 # its keys have measure "" and the engine hands each to the first measure of its
@@ -35,6 +32,8 @@ class SavedState:
     alerts: list[dict[str, Any]] = field(default_factory=list)  # AlertState.to_dict() each
     outbox: dict[str, list[Notification]] = field(default_factory=dict)  # notifier id -> queue
     saved_at: float = 0.0
+    maintenance: list[dict[str, Any]] = field(default_factory=list)  # run-time windows
+    notes: list[dict[str, Any]] = field(default_factory=list)  # incident notes
 
     def to_json(self) -> str:
         return json.dumps(
@@ -43,6 +42,8 @@ class SavedState:
                 "saved_at": self.saved_at,
                 "alerts": self.alerts,
                 "outbox": {k: [n.to_dict() for n in v] for k, v in self.outbox.items()},
+                "maintenance": self.maintenance,
+                "notes": self.notes,
             },
             indent=1,
         )
@@ -51,37 +52,28 @@ class SavedState:
     def from_json(cls, text: str) -> SavedState:
         # NaN and Infinity are not JSON: a notification created at NaN would never age out
         # and would block its notifier's queue for good.
-        data = json.loads(text, parse_constant=_refuse_constant)
-        _all_finite(data)
+        return cls.from_data(statefile.parse_json(text))
+
+    @classmethod
+    def from_data(cls, data: Any) -> SavedState:
         if not isinstance(data, dict) or data.get("version") not in READABLE_VERSIONS:
             raise ValueError("not a probe alert state file (unknown version)")
         alerts = data.get("alerts", [])
         outbox = data.get("outbox", {})
+        maintenance = data.get("maintenance", [])
+        notes = data.get("notes", [])
         if not isinstance(alerts, list) or not isinstance(outbox, dict):
             raise ValueError("alerts must be a list and outbox a map")
+        for name, entries in (("maintenance", maintenance), ("notes", notes)):
+            if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+                raise ValueError(f"{name} must be a list of maps")
         return cls(
             alerts=[dict(a) for a in alerts],
             outbox={str(k): [Notification.from_dict(n) for n in v] for k, v in outbox.items()},
             saved_at=float(data.get("saved_at", 0.0)),
+            maintenance=maintenance,
+            notes=notes,
         )
-
-
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number a state file may hold")
-
-
-def _all_finite(data: object) -> None:
-    """Every number in the file is finite: `1e999` parses as infinity without any constant,
-    and an infinite time breaks every message that prints it."""
-    stack = [data]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, float) and not math.isfinite(node):
-            raise ValueError("a number in it is not finite")
-        if isinstance(node, dict):
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
 
 
 def save_state(path: str | Path, state: SavedState) -> str | None:
@@ -111,32 +103,16 @@ def save_state(path: str | Path, state: SavedState) -> str | None:
         return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
+WHAT = "alert state file"
+WITHOUT = "alerts start from scratch"
+
+
 def load_state(path: str | Path) -> SavedState | None:
-    """The saved state, or None when there is none or it is unusable (logged)."""
-    target = Path(path)
-    try:
-        text = target.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        log.warning(
-            "ignoring unreadable alert state file %s: %s",
-            target,
-            reason,
-            extra={"path": str(target)},
-        )
-        return None
-    try:
-        return SavedState.from_json(text)
-    except RecursionError:
-        reason = "nested too deeply"
-    except Exception as exc:  # whatever a corrupt file makes the parser raise
-        reason = str(exc).splitlines()[0] if str(exc) else "unusable"
-    log.warning(
-        "ignoring corrupt alert state file %s: %s; alerts start from scratch",
-        target,
-        reason,
-        extra={"path": str(target)},
-    )
-    return None
+    """The saved state, or None when there is none or it is unusable (one line logged)."""
+    return statefile.load(path, WHAT, SavedState.from_data, WITHOUT)
+
+
+async def load_state_off_loop(path: str | Path) -> SavedState | None:
+    """`load_state` off the event loop and bounded in time: a state file on a hung volume
+    must not keep the agent from serving (or from stopping)."""
+    return await statefile.load_off_loop(path, WHAT, SavedState.from_data, WITHOUT)

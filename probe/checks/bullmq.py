@@ -21,6 +21,7 @@ from pydantic import Field, field_validator, model_validator
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoPermissionError, NoScriptError, RedisError, ResponseError
 
+from probe import limits
 from probe.checks import redis_client
 from probe.checks.bullmq_events import (
     SCRIPT,
@@ -85,6 +86,17 @@ _BLOCKING_CONNECTION_COMMANDS = frozenset(
     {"bzpopmin", "client", "client|setname", "client|setinfo"}
 )
 CLIENT_LIST_REFUSED = "CLIENT LIST refused"
+# States that are bad for any queue; docs/checks/bullmq.md says why each, and why the
+# other measures (backlog, failure_ratio, workers, ...) have none.
+DEFAULT_WARN = limits.defaults(
+    {
+        "schedulers_late": 0,  # a job scheduler's run is overdue by schedule_grace
+        "events_lost": 0,  # the events stream was trimmed before it was read
+        "stalled_rate": 0,  # a worker died or blocked its event loop mid-job
+    }
+)
+# No worker is normal where workers scale to zero or only run on a schedule.
+DEFAULT_FAIL: limits.LimitMap = {}
 
 QUEUE_JOBS = MetricFamily(
     "probe_queue_jobs",
@@ -167,6 +179,8 @@ def scheduler_component(queue: str, scheduler: str) -> str:
 class BullMQConfig(CheckConfig):
     measures: ClassVar[frozenset[str]] = CheckConfig.measures | QUEUE_MEASURES | {SCHEDULER_MEASURE}
     secret_fields: ClassVar[frozenset[str]] = frozenset({"url"})
+    default_warn: ClassVar[limits.LimitMap] = DEFAULT_WARN
+    default_fail: ClassVar[limits.LimitMap] = DEFAULT_FAIL
     metric_families: ClassVar[tuple[MetricFamily, ...]] = (
         QUEUE_JOBS,
         QUEUE_OLDEST_WAITING_AGE,
@@ -244,14 +258,41 @@ class BullMQConfig(CheckConfig):
         return [e.id for e in self.expect_schedulers if e.queue == queue]
 
     def limits_for(self, component: str) -> tuple[dict[str, Limit], dict[str, Limit]]:
+        warn, fail = self.check_limits()
         for expected in self.expect_schedulers:
             if expected.component == component:
-                max_age = Limit(expected.max_age, text=format_duration(expected.max_age))
-                return self.warn, {**self.fail, SCHEDULER_MEASURE: max_age}
+                return warn, {**fail, SCHEDULER_MEASURE: self._max_age(expected)}
         override = self.queue_overrides.get(component)
         if override is None:
-            return self.warn, self.fail
-        return {**self.warn, **override.warn}, {**self.fail, **override.fail}
+            return warn, fail
+        # The queue's own limits go over the check's as the check's go over the defaults.
+        return limits.merge(override.warn, override.fail, warn, fail)
+
+    @staticmethod
+    def _max_age(expected: ExpectedScheduler) -> Limit:
+        return Limit(expected.max_age, text=format_duration(expected.max_age))
+
+    def limit_rows(self) -> list[limits.LimitRow]:
+        found = super().limit_rows()
+        mine = {"": (self.warn, self.fail)}
+        for queue, override in self.queue_overrides.items():
+            paths = {f"queue_overrides.{queue}": (override.warn, override.fail), **mine}
+            found += [
+                row
+                for row in limits.rows(queue, self.limits_for(queue), paths)
+                if row.source.startswith("queue_overrides.")
+            ]
+        for i, expected in enumerate(self.expect_schedulers):
+            found.append(
+                limits.LimitRow(
+                    expected.component,
+                    "fail",
+                    SCHEDULER_MEASURE,
+                    self._max_age(expected),
+                    f"expect_schedulers[{i}].max_age",
+                )
+            )
+        return found
 
     def target(self) -> str:
         return f"{redact_url(self.url)} prefix {self.prefix}"
@@ -623,6 +664,7 @@ def _first_known(
 
 
 def _workers_sample(queue: str, workers: dict[str, int] | None) -> Sample:
+    # Unknown warns only under a limit the user set (runner.judge_sample), not the default.
     if workers is None:
         return Sample("workers", None, Unit.COUNT, queue, CLIENT_LIST_REFUSED, unknown_warns=True)
     return Sample("workers", workers[queue], Unit.COUNT, queue)

@@ -114,7 +114,9 @@ def top_reasons(reasons: Counter[str], redact: Callable[[str], str]) -> str:
 
 
 def clean_reason(text: str, redact: Callable[[str], str]) -> str:
-    one_line = " ".join(redact(redact_url(text)).split())
+    # Control characters (NUL, ESC, DEL) of a reason would reach logs, alerts and pages.
+    printable = "".join(c if c.isprintable() else " " for c in text)
+    one_line = " ".join(redact(redact_url(printable)).split())
     if not one_line:
         return "(no reason given)"
     if len(one_line) > REASON_CHARS:

@@ -1,5 +1,5 @@
-"""What the deep measures of `postgres` and `redis` share: default limits merged with the
-user's, and counters turned into increases over the check's window.
+"""What the deep measures of `postgres` and `redis` share: counters turned into increases
+over the check's window, and restarts seen from one run to the next.
 
 Pure: no driver, no I/O, so either check can import it without pulling in the other's.
 """
@@ -10,50 +10,13 @@ from collections import deque
 from collections.abc import Mapping
 from itertools import pairwise
 
-from probe.units import Limit, parse_limit
+from probe.model import Sample, Unit
+from probe.times import readable_utc
+from probe.units import format_duration
 
 # Runs kept per window; bounds memory whatever `window / interval` is.
 MAX_RUNS_PER_WINDOW = 10_000
 FIRST_RUN = "no earlier run to compare with yet"
-
-
-def limits(raw: Mapping[str, object]) -> dict[str, Limit]:
-    """Default limits written as a user writes them (`5m`, `<5m`, `50%`, `20`)."""
-    return {measure: parse_limit(value) for measure, value in raw.items()}
-
-
-def with_defaults(
-    warn: Mapping[str, Limit],
-    fail: Mapping[str, Limit],
-    default_warn: Mapping[str, Limit],
-    default_fail: Mapping[str, Limit],
-) -> tuple[dict[str, Limit], dict[str, Limit]]:
-    """The user's limits over the defaults, level by level.
-
-    A limit the user sets replaces the default of the same measure and level. A default
-    of the other level stays only while it still makes sense beside the user's limit: the
-    default `fail` is dropped when it is not beyond the user's `warn` (`warn:
-    {lock_waiters: 50}` must not fail at 20), and the default `warn` is dropped when the
-    user's `fail` is not beyond it (it could never show). A user's limit pointing the
-    other way (`<` where the default has none) drops both defaults of that measure.
-    """
-    merged_warn, merged_fail = dict(warn), dict(fail)
-    for measure, limit in default_fail.items():
-        mine = warn.get(measure)
-        if measure not in fail and (mine is None or _beyond(limit, mine)):
-            merged_fail[measure] = limit
-    for measure, limit in default_warn.items():
-        mine = fail.get(measure)
-        if measure not in warn and (mine is None or _beyond(mine, limit)):
-            merged_warn[measure] = limit
-    return merged_warn, merged_fail
-
-
-def _beyond(worse: Limit, better: Limit) -> bool:
-    """`worse` lies further on the bad side than `better`, both pointing the same way."""
-    if worse.below != better.below:
-        return False
-    return worse.value < better.value if worse.below else worse.value > better.value
 
 
 class CounterWindow:
@@ -90,3 +53,31 @@ class CounterWindow:
         if len(self._runs) < 2:
             return 0.0
         return self._runs[-1][0] - self._runs[0][0]
+
+
+class RestartWatch:
+    """Restarts the agent saw: the server's start (PostgreSQL's postmaster start time,
+    Redis's run_id) differs from the previous run's. A server first seen young is not a
+    restart: the whole stack may just have been deployed."""
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._start: object = None
+        self._seen: deque[float] = deque(maxlen=MAX_RUNS_PER_WINDOW)
+
+    def sample(self, now: float, start: object, uptime: float) -> Sample:
+        """`restarts` within the last `window`, observed at `now`; `start` identifies
+        the server's current life."""
+        if self._start is not None and start != self._start:
+            self._seen.append(now)
+        self._start = start
+        while self._seen and self._seen[0] < now - self.window:
+            self._seen.popleft()
+        if not self._seen:
+            return Sample("restarts", 0, Unit.COUNT)
+        at = readable_utc(now - uptime)
+        note = (
+            f"restarted at {at} ({format_duration(uptime)} ago), "
+            f"{len(self._seen)} in the last {format_duration(self.window)}"
+        )
+        return Sample("restarts", len(self._seen), Unit.COUNT, note=note, note_explains=True)

@@ -19,21 +19,19 @@ from urllib.parse import urlsplit
 import aiohttp
 from pydantic import field_validator
 
-from probe import __version__
-from probe.checks import deep
+from probe import __version__, limits
 from probe.checks.errors import failure
 from probe.checks.http import HttpResolver, read_limited
 from probe.contract import Check, CheckConfig, CheckContext, CheckFailed, Report
 from probe.model import Sample, Unit
 from probe.networds import address, network_words, url_port
 from probe.redact import redact_url
-from probe.units import Limit
 
 IANA_BOOTSTRAP = "https://data.iana.org/rdap/dns.json"
 ASK_EVERY = 12 * 3600.0  # an expiry date moves once a year: no registry wants more
 BOOTSTRAP_KEPT = 24 * 3600.0  # IANA updates the registry every few weeks
-DEFAULT_WARN = deep.limits({"expiry": "<30d"})
-DEFAULT_FAIL = deep.limits({"expiry": "<7d"})
+DEFAULT_WARN = limits.defaults({"expiry": "<30d"})
+DEFAULT_FAIL = limits.defaults({"expiry": "<7d"})
 NO_EXPIRY = "the registry publishes no expiration date"
 
 
@@ -47,6 +45,8 @@ def _web_url(value: str, example: str) -> str:
 
 class DomainConfig(CheckConfig):
     measures: ClassVar[frozenset[str]] = CheckConfig.measures | {"expiry"}
+    default_warn: ClassVar[limits.LimitMap] = DEFAULT_WARN
+    default_fail: ClassVar[limits.LimitMap] = DEFAULT_FAIL
 
     type: Literal["domain"]
     domain: str
@@ -74,9 +74,6 @@ class DomainConfig(CheckConfig):
 
     def target(self) -> str:
         return self.domain
-
-    def limits_for(self, component: str) -> tuple[dict[str, Limit], dict[str, Limit]]:
-        return deep.with_defaults(self.warn, self.fail, DEFAULT_WARN, DEFAULT_FAIL)
 
 
 class Bootstraps:

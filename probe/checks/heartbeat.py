@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import field_validator, model_validator
 
-from probe.contract import Check, CheckConfig, MetricFamily, MetricPoint, PingState, Report
+from probe.contract import Check, CheckConfig, MetricFamily, MetricPoint, Report
 from probe.fields import Duration, TimeZone
+from probe.heartbeat_state import HeartbeatState
 from probe.model import Sample, Unit
 from probe.units import Limit, format_duration
 
@@ -78,13 +79,19 @@ class HeartbeatConfig(CheckConfig):
             raise ValueError("min_duration must be shorter than max_duration")
         return self
 
-    def limits_for(self, component: str) -> tuple[dict[str, Limit], dict[str, Limit]]:
-        defaults: dict[str, Limit] = {}
+    def default_limits(self) -> tuple[dict[str, Limit], dict[str, Limit]]:
+        """The run-length settings are this type's warn limits on `duration`; a user's
+        `warn: {duration: ...}` goes over them."""
+        found: dict[str, Limit] = {}
         if self.min_duration is not None:
-            defaults["duration"] = DurationLimit(self.min_duration, True, setting="min_duration")
-        if self.max_duration is not None and "duration" not in defaults:
-            defaults["duration"] = DurationLimit(self.max_duration, setting="max_duration")
-        return {**defaults, **self.warn}, self.fail
+            found["duration"] = DurationLimit(
+                self.min_duration, True, setting="min_duration", source="min_duration"
+            )
+        if self.max_duration is not None and "duration" not in found:
+            found["duration"] = DurationLimit(
+                self.max_duration, setting="max_duration", source="max_duration"
+            )
+        return found, {}
 
     @property
     def open_limit(self) -> float:
@@ -129,14 +136,14 @@ class HeartbeatCheck(Check[HeartbeatConfig]):
             note = "needs the agent: heartbeats are pings the running agent receives"
             return Report(samples=[Sample("last_ping_age", None, Unit.SECONDS, note=note)])
         now = self.context.clock()
-        state = agent.pings.state(self.config.name) or PingState(since=now)
+        state = agent.pings.state(self.config.name) or HeartbeatState(since=now)
         alive = max(t for t in (state.last_success, state.last_start, state.since) if t)
         samples = [Sample("last_ping_age", now - alive, Unit.SECONDS)]
         if state.duration is not None:
             samples.append(Sample("duration", state.duration, Unit.SECONDS))
         return Report(samples=samples, failure=self._verdict(state, alive, now))
 
-    def _verdict(self, state: PingState, alive: float, now: float) -> str:
+    def _verdict(self, state: HeartbeatState, alive: float, now: float) -> str:
         config = self.config
         if state.failed:
             code = f" (exit {state.exit_code})" if state.exit_code is not None else ""

@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from probe import __version__
+from probe import __version__, limits
 from probe.checks import tls_chain
 from probe.checks.errors import failure
 from probe.checks.http_expect import Expect, judge
@@ -104,6 +104,9 @@ class HttpConfig(CheckConfig):
         "tls_version",
         *(f"{phase}_time" for phase in PHASES),
     }
+    # A certificate two weeks from expiry missed its renewal (ACME renews at 30 days).
+    default_warn: ClassVar[limits.LimitMap] = limits.defaults({"cert_expiry": "<14d"})
+    default_fail: ClassVar[limits.LimitMap] = limits.defaults({"cert_expiry": "<7d"})
     secret_fields: ClassVar[frozenset[str]] = frozenset({"url", "headers"})
     metric_families: ClassVar[tuple[MetricFamily, ...]] = (PHASE_FAMILY,)
 

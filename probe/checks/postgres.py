@@ -1,9 +1,9 @@
 """PostgreSQL: run the user's query, then read every measure in one simple-query round trip.
 
 Besides latency, connection use and replication lag, the deep measures
-(docs/checks/postgres.md):
-uptime, the longest transaction, the longest idle-in-transaction session, lock waiters,
-deadlocks and the rollback ratio per window, XID wraparound, and replication slots.
+(docs/checks/postgres.md): uptime and the restarts the agent saw, the longest transaction,
+the longest idle-in-transaction session, lock waiters, deadlocks and the rollback ratio
+per window, XID wraparound, and replication slots.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from pydantic import field_validator
 
+from probe import limits
 from probe.checks import deep
 from probe.checks.errors import failure
 from probe.contract import (
@@ -33,10 +34,11 @@ from probe.contract import (
     MetricPoint,
     Report,
 )
+from probe.fields import Duration
 from probe.model import Sample, Unit
 from probe.networds import address, checked_port, is_timeout, network_words, split_host_port
 from probe.redact import redact_url, url_secrets
-from probe.units import Limit, format_duration
+from probe.units import format_duration
 
 DEFAULT_PORT = 5432
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
@@ -69,6 +71,7 @@ WITH a AS (
 )
 SELECT row_to_json(deep)::text FROM (SELECT
   extract(epoch FROM now() - pg_postmaster_start_time())::float8 AS uptime,
+  extract(epoch FROM pg_postmaster_start_time())::float8 AS started,
   pg_is_in_recovery() AS standby,
   CASE WHEN NOT pg_is_in_recovery() THEN NULL
        WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
@@ -117,6 +120,7 @@ SESSION_MEASURES = ("longest_transaction", "idle_in_transaction")
 DEEP_MEASURES = frozenset(
     {
         "uptime",
+        "restarts",
         *SESSION_MEASURES,
         "lock_waiters",
         "deadlocks",
@@ -126,11 +130,13 @@ DEEP_MEASURES = frozenset(
         "rollback_ratio",
     }
 )
-# The community's rules (Datadog, Netdata, awesome-prometheus-alerts); the user's `warn:`
-# and `fail:` go over these as `deep.with_defaults` says.
-DEFAULT_WARN = deep.limits(
+# States that are bad on any server (the community's rules: Datadog, Netdata,
+# awesome-prometheus-alerts); docs/checks/postgres.md says why each, and why the
+# others have none. `uptime` has none: a server first seen young was just deployed.
+DEFAULT_WARN = limits.defaults(
     {
-        "uptime": "<5m",
+        "restarts": 0,
+        "connections": "80%",
         "longest_transaction": "5m",
         "idle_in_transaction": "1m",
         "lock_waiters": 5,
@@ -140,8 +146,9 @@ DEFAULT_WARN = deep.limits(
         "rollback_ratio": "5%",
     }
 )
-DEFAULT_FAIL = deep.limits(
+DEFAULT_FAIL = limits.defaults(
     {
+        "connections": "95%",
         "longest_transaction": "30m",
         "idle_in_transaction": "10m",
         "lock_waiters": 20,
@@ -149,10 +156,9 @@ DEFAULT_FAIL = deep.limits(
     }
 )
 
-_FROM_LAST_RUN = "Values come from the last scheduled run, not from the scrape."
 # measure -> the gauge it feeds, labelled by check.
 _GAUGES: dict[str, MetricFamily] = {
-    measure: MetricFamily(name, f"{doc} {_FROM_LAST_RUN}", ("check",))
+    measure: MetricFamily(name, doc, ("check",))
     for measure, name, doc in (
         (
             "connections",
@@ -232,10 +238,14 @@ class PostgresConfig(CheckConfig):
     )
     metric_families: ClassVar[tuple[MetricFamily, ...]] = tuple(_GAUGES.values())
     secret_fields: ClassVar[frozenset[str]] = frozenset({"dsn"})
+    default_warn: ClassVar[limits.LimitMap] = DEFAULT_WARN
+    default_fail: ClassVar[limits.LimitMap] = DEFAULT_FAIL
 
     type: Literal["postgres"]
     dsn: str
     query: str = "SELECT 1"
+    # How long one observed restart keeps `restarts` at 1 or more (and warning).
+    restart_window: Duration = 900.0
 
     @field_validator("dsn")
     @classmethod
@@ -261,9 +271,6 @@ class PostgresConfig(CheckConfig):
             if name == "sslmode" and mode not in SSL_MODES:
                 raise ValueError(f"sslmode must be one of {', '.join(SSL_MODES)}, got {mode!r}")
         return value
-
-    def limits_for(self, component: str) -> tuple[dict[str, Limit], dict[str, Limit]]:
-        return deep.with_defaults(self.warn, self.fail, DEFAULT_WARN, DEFAULT_FAIL)
 
     def metric_points(self) -> Iterable[MetricPoint]:
         for measure, family in _GAUGES.items():
@@ -292,6 +299,7 @@ class PostgresCheck(Check[PostgresConfig]):
         self._pool: asyncpg.Pool | None = None
         self._releasing: set[asyncio.Future[None]] = set()
         self._counters = deep.CounterWindow(config.window)
+        self._restarts = deep.RestartWatch(config.restart_window)
 
     async def run(self) -> Report:
         pool = await self._get_pool()
@@ -305,8 +313,10 @@ class PostgresCheck(Check[PostgresConfig]):
         counters = {name: float(stats.get(name) or 0) for name in _COUNTERS}
         increases = self._counters.add(self.context.clock(), counters)
         window = _Window(increases, self._counters.span())
-        explicit = set(self.config.warn) | set(self.config.fail)
-        return Report(samples=_samples(stats, window, explicit))
+        samples = _samples(stats, window)
+        uptime = max(stats["uptime"], 0.0)
+        samples.append(self._restarts.sample(self.context.clock(), stats["started"], uptime))
+        return Report(samples=samples)
 
     async def _attempt(self, pool: asyncpg.Pool) -> dict[str, Any]:
         try:
@@ -445,9 +455,8 @@ class _Window:
     span: float
 
 
-def _samples(stats: dict[str, Any], window: _Window, explicit: set[str]) -> list[Sample]:
-    """Every measure of one run; `explicit` names the measures the user set limits on (an
-    unknown figure warns only then, not because of a default limit)."""
+def _samples(stats: dict[str, Any], window: _Window) -> list[Sample]:
+    """Every measure of one run but `restarts`, which needs the runs before it."""
     samples = [_connections(stats)]
     if stats["standby"]:
         note = "" if stats["lag"] is not None else "no transaction replayed yet"
@@ -455,7 +464,7 @@ def _samples(stats: dict[str, Any], window: _Window, explicit: set[str]) -> list
     samples.append(Sample("uptime", max(stats["uptime"], 0.0), Unit.SECONDS))
     hidden = int(stats["hidden"])
     for measure, found in zip(SESSION_MEASURES, (stats["longest"], stats["idle"]), strict=True):
-        samples.append(_session(measure, found, hidden, measure in explicit))
+        samples.append(_session(measure, found, hidden))
     samples.append(_lock_waiters(stats))
     samples += _per_window(window)
     samples += _cluster(stats)
@@ -474,12 +483,12 @@ def _connections(stats: dict[str, Any]) -> Sample:
     return Sample("connections", used / slots if slots else None, Unit.RATIO, note=note)
 
 
-def _session(measure: str, found: dict[str, Any] | None, hidden: int, explicit: bool) -> Sample:
+def _session(measure: str, found: dict[str, Any] | None, hidden: int) -> Sample:
     """The longest open transaction or idle-in-transaction session, with who it is."""
     if found is None or found["age"] is None:
         if hidden:
             return Sample(
-                measure, None, Unit.SECONDS, note=_hidden_words(hidden), unknown_warns=explicit
+                measure, None, Unit.SECONDS, note=_hidden_words(hidden), unknown_warns=True
             )
         return Sample(measure, 0.0, Unit.SECONDS)
     words = [f"pid {found['pid']}"]

@@ -9,6 +9,10 @@ of the agent never judges a rate from one scrape.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
+from collections import Counter
+from dataclasses import replace
 from typing import Annotated, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -17,7 +21,14 @@ from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_v
 
 from probe import __version__
 from probe.checks.errors import failure
-from probe.checks.promql import CounterWindow, Scrape, ScrapeParser, Selector, parse_selector
+from probe.checks.promql import (
+    MAX_SERIES,
+    CounterWindow,
+    Scrape,
+    ScrapeParser,
+    Selector,
+    parse_selector,
+)
 from probe.contract import (
     Check,
     CheckConfig,
@@ -191,14 +202,12 @@ class PrometheusCheck(Check[PrometheusConfig]):
         )
         self._windows = {key: CounterWindow(keep=longest) for key in counted}
         self._parser = ScrapeParser(frozenset(s.name for s in config.series.values()))
+        self._parsing: asyncio.Future[Scrape] | None = None  # a parse off the event loop
 
     async def run(self) -> Report:
         text = await self._scrape()
         try:
-            if len(text) > THREAD_PARSE:
-                scrape = await asyncio.to_thread(self._parser.parse, text)
-            else:
-                scrape = self._parser.parse(text)
+            scrape = await self._parse(text)
         except ValueError as exc:
             raise CheckFailed(f"{exc} (from {self.config.target()})") from None
         self._require(scrape, text)
@@ -206,8 +215,28 @@ class PrometheusCheck(Check[PrometheusConfig]):
         for key, window in self._windows.items():
             window.add(now, scrape.matching(self.config.series[key]))
         return Report(
-            samples=[self._measure(n, s, scrape, now) for n, s in self.config.specs.items()]
+            samples=[
+                _with_caveats(self._measure(n, s, scrape, now), self._caveats(s, scrape, now))
+                for n, s in self.config.specs.items()
+            ]
         )
+
+    async def _parse(self, text: str) -> Scrape:
+        """One parse at a time. A run that times out leaves its thread parsing; without
+        this, every later run queued one more body (3 MB at 50,000 series) behind it in
+        the thread pool, and memory grew for as long as parsing took longer than
+        `interval`. The parser's caches are shared, so a small body waits its turn too."""
+        busy = self._parsing
+        if busy is not None and not busy.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(busy)  # this run's deadline still bounds the wait
+        if len(text) <= THREAD_PARSE:
+            return self._parser.parse(text)
+        parsing = asyncio.ensure_future(asyncio.to_thread(self._parser.parse, text))
+        # A parse whose run timed out still ends; its error is nobody's to report.
+        parsing.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._parsing = parsing
+        return await asyncio.shield(parsing)
 
     # -- scraping
 
@@ -298,10 +327,39 @@ class PrometheusCheck(Check[PrometheusConfig]):
         )
         return Sample(name, spike, Unit.NONE, note=note, note_explains=True)
 
+    def _caveats(self, spec: MeasureSpec, scrape: Scrape, now: float) -> list[str]:
+        """What makes this measure's figure less than exact: samples left out of this
+        scrape (NaN, +-Inf) and series beyond the followed ones within the window."""
+        odd: dict[str, float] = {}  # by series: a series two selectors match is one sample
+        limited = False
+        span = self.config.baseline_of(spec) if spec.spike is not None else self.config.window
+        for key in dict.fromkeys(spec.uses):
+            odd.update(scrape.non_finite(self.config.series[key]))
+            window = self._windows.get(key)
+            limited = limited or (window is not None and window.limited(now, span))
+        words = [
+            f"{count:,} {'sample was' if count == 1 else 'samples were'} {word}"
+            for word, count in sorted(Counter(map(_odd_word, odd.values())).items())
+        ]
+        if limited:
+            words.append(f"series limit reached ({MAX_SERIES:,} followed, the rest summed as one)")
+        return words
+
     async def close(self) -> None:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+
+def _odd_word(value: float) -> str:
+    return "NaN" if math.isnan(value) else "+Inf" if value > 0 else "-Inf"
+
+
+def _with_caveats(sample: Sample, caveats: list[str]) -> Sample:
+    if not caveats:
+        return sample
+    note = "; ".join([sample.note, *caveats] if sample.note else caveats)
+    return replace(sample, note=note)
 
 
 def _unit(spec: MeasureSpec) -> Unit:

@@ -93,13 +93,26 @@ class Scrape:
     # sample name -> (series key: its `name{labels}` text, labels, value) per line
     series: dict[str, list[tuple[SeriesKey, dict[str, str], float]]] = field(default_factory=dict)
     seen: int = 0  # every sample line of the scrape, wanted or not
+    # NaN and +-Inf samples of wanted names: absent from `series`, counted for the notes
+    odd: dict[str, list[tuple[SeriesKey, dict[str, str], float]]] = field(default_factory=dict)
     # (selector text, series key) -> whether it matches: shared across scrapes by the parser
     verdicts: dict[tuple[str, SeriesKey], bool] = field(default_factory=dict)
 
     def matching(self, selector: Selector) -> list[tuple[SeriesKey, float]]:
+        return self._matching(selector, self.series)
+
+    def non_finite(self, selector: Selector) -> list[tuple[SeriesKey, float]]:
+        """The selector's samples of this scrape that were NaN or +-Inf (left out)."""
+        return self._matching(selector, self.odd)
+
+    def _matching(
+        self,
+        selector: Selector,
+        lines: dict[str, list[tuple[SeriesKey, dict[str, str], float]]],
+    ) -> list[tuple[SeriesKey, float]]:
         found = []
         verdicts, text = self.verdicts, selector.text
-        for key, labels, value in self.series.get(selector.name, ()):
+        for key, labels, value in lines.get(selector.name, ()):
             hit = verdicts.get((text, key))
             if hit is None:
                 hit = verdicts[(text, key)] = selector.matches(labels)
@@ -145,8 +158,11 @@ class ScrapeParser:
                 raise ValueError(
                     f"not Prometheus text: line {number} reads {_shown(line)}"
                 ) from None
-            if not math.isnan(value):
-                series.setdefault(name, []).append((key, labels, value))
+            # One NaN or +Inf in a window's sums would poison every rate until a restart
+            # (and no comparison with NaN ever reads as a reset): such a sample is absent
+            # from this scrape, so the series' last finite value stays its last value.
+            lines = series if math.isfinite(value) else scrape.odd
+            lines.setdefault(name, []).append((key, labels, value))
         return scrape
 
     def _sample(self, line: str, name: str) -> tuple[str, dict[str, str], float]:
@@ -188,6 +204,9 @@ def _shown(line: str) -> str:
 # ---------------------------------------------------------------- counter windows
 
 
+MAX_SERIES = 10_000  # series followed one by one per selector; the rest are summed as one
+
+
 @dataclass(slots=True)
 class CounterWindow:
     """The increase of the sum of a selector's series, kept per scrape time.
@@ -197,6 +216,11 @@ class CounterWindow:
     reset, and the whole new value is the increase since, as rate() reads it. A series
     first seen after the first scrape started at 0 since then (prom-client creates the
     `status="500"` series with the first 500). `total` only grows, so no rate is negative.
+
+    At most MAX_SERIES series are followed one by one: a label holding a request or user
+    id makes new series on every scrape, and following each for the whole window grew
+    without bound. When a new series finds no room, the series this scrape did not have
+    are forgotten first; what still does not fit is summed into one `other` series.
     """
 
     keep: float  # seconds of points to keep: the longest span asked of this window
@@ -204,28 +228,51 @@ class CounterWindow:
     points: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=100_000))
     last: dict[SeriesKey, tuple[float, float]] = field(default_factory=dict)  # value, seen at
     scrapes: int = 0
+    other: float | None = None  # the sum of the series not followed, at the last scrape
+    limited_at: float | None = None  # the last scrape that had more series than MAX_SERIES
 
     def add(self, at: float, series: Iterable[tuple[SeriesKey, float]]) -> None:
         increase = 0.0
+        last, fresh = self.last, []
         for key, value in series:
-            before = self.last.get(key)
+            before = last.get(key)
             if before is None:
-                increase += value if self.scrapes else 0.0
+                fresh.append((key, value))
+                continue
+            increase += value - before[0] if value >= before[0] else value
+            last[key] = (value, at)
+        horizon = at - self.keep
+        # A series gone longer than the window is forgotten; if it comes back, it came
+        # back from 0 (a restarted process), which is what it is then counted from.
+        stale = [k for k, (_, seen) in last.items() if seen < horizon]
+        if len(last) - len(stale) + len(fresh) > MAX_SERIES:
+            stale = [k for k, (_, seen) in last.items() if seen < at]
+        for key in stale:
+            del last[key]
+        room = max(0, MAX_SERIES - len(last))
+        for key, value in fresh[:room]:
+            increase += value if self.scrapes else 0.0
+            last[key] = (value, at)
+        other = None
+        if len(fresh) > room:
+            other = math.fsum(value for _, value in fresh[room:])
+            self.limited_at = at
+            before_other = self.other
+            if before_other is None:
+                increase += other if self.scrapes else 0.0
             else:
-                increase += value - before[0] if value >= before[0] else value
-            self.last[key] = (value, at)
+                increase += other - before_other if other >= before_other else other
+        self.other = other
         self.scrapes += 1
         self.total += increase
         self.points.append((at, self.total))
-        horizon = at - self.keep
         # Keep one point at or before the horizon: it is where the longest span starts.
         while len(self.points) > 1 and self.points[1][0] <= horizon:
             self.points.popleft()
-        # A series gone longer than the window is forgotten; if it comes back, it came
-        # back from 0 (a restarted process), which is what it is then counted from.
-        stale = [k for k, (_, seen) in self.last.items() if seen < horizon]
-        for key in stale:
-            del self.last[key]
+
+    def limited(self, at: float, span: float) -> bool:
+        """Whether some scrape within `span` had more series than are followed."""
+        return self.limited_at is not None and self.limited_at > at - span
 
     def covered(self, at: float) -> float:
         """Seconds of history behind `at`."""

@@ -14,27 +14,35 @@ import redis.asyncio as aioredis
 from pydantic import PrivateAttr, field_validator
 from redis import exceptions as rx
 
+from probe import limits
 from probe.checks import deep, redis_client
 from probe.checks.errors import failure
 from probe.contract import Check, CheckConfig, CheckContext, MetricFamily, MetricPoint, Report
+from probe.fields import Duration
 from probe.model import Sample, Unit
 from probe.redact import redact_url, url_secrets
-from probe.units import Limit, format_duration
+from probe.units import format_duration
 
 NO_EVICTION = "noeviction"
 # INFO counters whose increases over the window are measures.
 _COUNTERS = ("evicted_keys", "rejected_connections")
-DEEP_MEASURES = frozenset({"eviction_policy", *_COUNTERS, "persistence", "replica_link", "clients"})
+DEEP_MEASURES = frozenset(
+    {"eviction_policy", *_COUNTERS, "persistence", "replica_link", "clients", "restarts"}
+)
 # `eviction_policy` is 1 for a policy that evicts keys, so `> 0` is "it may evict". It
 # fails instead when a bullmq check uses the same Redis (`RedisConfig.linked`): BullMQ
 # loses jobs when their keys are evicted, and refuses any policy but noeviction itself.
-DEFAULT_WARN = deep.limits({"eviction_policy": 0})
-DEFAULT_FAIL = deep.limits({"persistence": 0, "replica_link": 0})
-BULLMQ_FAIL = deep.limits({"eviction_policy": 0})
+# A Redis that BullMQ uses also refuses BullMQ's writes once full (noeviction), so its
+# memory gets limits too; a cache that evicts runs full by design and gets none.
+# `restarts` warns for `restart_window` after one: a restart empties a Redis that does
+# not persist. docs/checks/redis.md says why each default, and why the others have none.
+DEFAULT_WARN = limits.defaults({"restarts": 0, "eviction_policy": 0})
+DEFAULT_FAIL = limits.defaults({"persistence": 0, "replica_link": 0})
+BULLMQ_WARN = limits.defaults({"memory": "80%"})
+BULLMQ_FAIL = limits.defaults({"eviction_policy": 0, "memory": "95%"})
 
-_FROM_LAST_RUN = "Values come from the last scheduled run, not from the scrape."
 _GAUGES: dict[str, MetricFamily] = {
-    measure: MetricFamily(name, f"{doc} {_FROM_LAST_RUN}", ("check",))
+    measure: MetricFamily(name, doc, ("check",))
     for measure, name, doc in (
         ("memory", "probe_redis_memory_usage_ratio", "Memory used as a share of maxmemory."),
         (
@@ -69,11 +77,15 @@ _GAUGES: dict[str, MetricFamily] = {
 
 class RedisConfig(CheckConfig):
     measures: ClassVar[frozenset[str]] = CheckConfig.measures | {"memory"} | DEEP_MEASURES
+    default_warn: ClassVar[limits.LimitMap] = DEFAULT_WARN
+    default_fail: ClassVar[limits.LimitMap] = DEFAULT_FAIL
     secret_fields: ClassVar[frozenset[str]] = frozenset({"url"})
     metric_families: ClassVar[tuple[MetricFamily, ...]] = tuple(_GAUGES.values())
 
     type: Literal["redis"]
     url: str
+    # How long one observed restart keeps `restarts` at 1 or more (and warning).
+    restart_window: Duration = 900.0
     # Names of the bullmq checks that use the same Redis server; set by `linked`, never
     # from the config file.
     _bullmq_checks: tuple[str, ...] = PrivateAttr(default=())
@@ -103,9 +115,10 @@ class RedisConfig(CheckConfig):
         copy._bullmq_checks = names
         return copy
 
-    def limits_for(self, component: str) -> tuple[dict[str, Limit], dict[str, Limit]]:
-        default_fail = {**DEFAULT_FAIL, **BULLMQ_FAIL} if self._bullmq_checks else DEFAULT_FAIL
-        return deep.with_defaults(self.warn, self.fail, DEFAULT_WARN, default_fail)
+    def default_limits(self) -> tuple[limits.LimitMap, limits.LimitMap]:
+        if self._bullmq_checks:
+            return {**DEFAULT_WARN, **BULLMQ_WARN}, {**DEFAULT_FAIL, **BULLMQ_FAIL}
+        return self.default_warn, self.default_fail
 
     def metric_points(self) -> Iterable[MetricPoint]:
         for measure, family in _GAUGES.items():
@@ -125,6 +138,7 @@ class RedisCheck(Check[RedisConfig]):
         super().__init__(config, context)
         self._client: aioredis.Redis | None = None
         self._counters = deep.CounterWindow(config.window)
+        self._restarts = deep.RestartWatch(config.restart_window)
 
     async def run(self) -> Report:
         client = self._get_client()
@@ -147,13 +161,15 @@ class RedisCheck(Check[RedisConfig]):
         samples.append(_persistence(info))
         samples += _replica_link(info)
         samples.append(_clients(info))
+        uptime = float(info.get("uptime_in_seconds") or 0)
+        samples.append(self._restarts.sample(self.context.clock(), info.get("run_id"), uptime))
         return Report(samples=samples)
 
     def _memory(self, info: dict[str, Any]) -> list[Sample]:
         maxmemory = int(info.get("maxmemory") or 0)
         if maxmemory > 0:
             return [Sample("memory", int(info["used_memory"]) / maxmemory, Unit.RATIO)]
-        if "memory" in self.config.warn or "memory" in self.config.fail:
+        if self.config.user_limited("memory"):
             # Say why a configured limit is never checked, rather than passing silently.
             return [Sample("memory", None, Unit.RATIO, note="maxmemory is not set")]
         return []

@@ -47,6 +47,11 @@ def connect(url: str, timeout: float, socket_timeout: float | None) -> aioredis.
         # No client name: CLIENT SETNAME is refused to ACL users of managed Redis, and
         # that would fail every run.
         decode_responses=True,
+        # The one decoding rule for bytes from Redis: a value that is not UTF-8 (a BullMQ
+        # failedReason from a native library, a client name) reads with U+FFFD in place of
+        # the bad bytes. Strict decoding failed the whole reply, so a bad stream entry
+        # failed every run until BullMQ trimmed it away, days later on a quiet queue.
+        encoding_errors="replace",
     )
 
 

@@ -11,15 +11,13 @@ from urllib.parse import urlsplit
 import aiohttp
 from pydantic import field_validator
 
-from probe import __version__
-from probe.checks import deep
+from probe import __version__, limits
 from probe.checks.errors import failure
 from probe.checks.http import HttpResolver, read_limited
 from probe.contract import Check, CheckConfig, CheckContext, CheckFailed, Report
 from probe.model import Sample, Unit
 from probe.networds import address, network_words, url_port
 from probe.redact import redact_url
-from probe.units import Limit
 
 SUMMARY_PATH = "api/v2/summary.json"
 # Statuspage's page indicator and component statuses on one scale: 0 all is well, 1 minor
@@ -37,13 +35,15 @@ LEVELS = {
     "major_outage": 3,
 }
 # Warn on anything minor or degraded; fail on a major incident or a partial outage.
-DEFAULT_WARN = deep.limits({"indicator": 0})
-DEFAULT_FAIL = deep.limits({"indicator": 1})
+DEFAULT_WARN = limits.defaults({"indicator": 0})
+DEFAULT_FAIL = limits.defaults({"indicator": 1})
 NAMED_INCIDENTS = 2  # incident names quoted in the words; the rest are counted
 
 
 class StatuspageConfig(CheckConfig):
     measures: ClassVar[frozenset[str]] = CheckConfig.measures | {"indicator"}
+    default_warn: ClassVar[limits.LimitMap] = DEFAULT_WARN
+    default_fail: ClassVar[limits.LimitMap] = DEFAULT_FAIL
 
     type: Literal["statuspage"]
     url: str  # the page (https://status.openai.com) or its api/v2/summary.json
@@ -68,9 +68,6 @@ class StatuspageConfig(CheckConfig):
 
     def target(self) -> str:
         return redact_url(self.summary_url)
-
-    def limits_for(self, component: str) -> tuple[dict[str, Limit], dict[str, Limit]]:
-        return deep.with_defaults(self.warn, self.fail, DEFAULT_WARN, DEFAULT_FAIL)
 
 
 class StatuspageCheck(Check[StatuspageConfig]):

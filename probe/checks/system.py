@@ -32,6 +32,7 @@ from typing import ClassVar, Literal
 import psutil
 from pydantic import Field, field_validator
 
+from probe import limits
 from probe.checks import cgroup
 from probe.checks.cgroup import CpuReading, MemoryReading
 from probe.contract import Check, CheckConfig, CheckContext, MetricFamily, MetricPoint, Report
@@ -76,8 +77,16 @@ _SERIES = (
 )
 
 
+# A full disk or a working set at its limit (the OOM killer's line) is bad anywhere; a
+# busy CPU is not (a batch job should use it), so `cpu` has no default.
+DEFAULT_WARN = limits.defaults({"memory": "90%", "disk": "85%"})
+DEFAULT_FAIL = limits.defaults({"memory": "95%", "disk": "95%"})
+
+
 class SystemConfig(CheckConfig):
     measures: ClassVar[frozenset[str]] = CheckConfig.measures | {"cpu", "memory", "disk"}
+    default_warn: ClassVar[limits.LimitMap] = DEFAULT_WARN
+    default_fail: ClassVar[limits.LimitMap] = DEFAULT_FAIL
     metric_families: ClassVar[tuple[MetricFamily, ...]] = (
         CPU_USAGE,
         MEMORY_USAGE,

@@ -12,11 +12,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from probe.config import rules
-from probe.config.errors import ConfigError, pydantic_problems, shown_value
+from probe.config.errors import ConfigError, join_key, pydantic_problems, shown_value
 from probe.config.schema import AgentConfig, AlertsConfig, Config
 from probe.config.source import expand_tree, parse_yaml, read_text
 from probe.contract import BUILT_IN_DEFAULTS, INHERITED_KEYS, CheckConfig, Defaults, NotifierConfig
 from probe.fields import StrictModel
+from probe.maintenance import WindowConfig
 from probe.plugins import (
     CHECK_TYPES,
     NOTIFIER_TYPES,
@@ -29,7 +30,7 @@ _SECTIONS: dict[str, type[StrictModel]] = {
     "defaults": Defaults,
     "alerts": AlertsConfig,
 }
-_SECTION_SECRETS = {"agent": frozenset({"auth_token", "ping_token", "headers"})}
+_SECTION_SECRETS = {"agent": frozenset({"auth_token", "ping_token", "admin_token", "headers"})}
 
 
 def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
@@ -50,10 +51,25 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> Config:
         raise ConfigError([f"{path}: nested too deeply to be a probe config"]) from None
     except MemoryError:
         raise ConfigError([f"{path}: too large once expanded (YAML aliases?)"]) from None
-    except Exception:  # the fuzzer's finds: !!float 5s, complex keys, 5,000-digit numbers
+    except ImportError as exc:
+        # Not the file's fault: a check's code cannot be imported (another interpreter, a
+        # half-finished upgrade). Saying "YAML" would send the operator hunting in the file.
+        missing = exc.name or str(exc)
         raise ConfigError(
-            [f"{path}: cannot be read as a probe config (an unusual YAML tag or key?)"]
+            [f"probe's installation is broken: cannot import {missing}; reinstall probe"]
         ) from None
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):  # int() refuses over 4,300 digits
+            raise ConfigError(
+                [f"{path}: a number is too long (more than 4,300 digits); is this the config?"]
+            ) from None
+        raise ConfigError([_unreadable(path)]) from None
+    except Exception:  # the fuzzer's finds: !!float 5s, complex keys
+        raise ConfigError([_unreadable(path)]) from None
+
+
+def _unreadable(path: Path) -> str:
+    return f"{path}: cannot be read as a probe config (an unusual YAML tag or key?)"
 
 
 def load_or_report(path: Path) -> Config | None:
@@ -69,7 +85,11 @@ def load_or_report(path: Path) -> Config | None:
 def _validate(raw: dict[str, Any], source: str) -> Config:
     # Each section is validated on its own, so one broken section does not hide the
     # problems of the others: the user fixes the file in one pass.
-    problems = [f"{key}: unknown key" for key in raw if key not in (*_SECTIONS, "checks")]
+    problems = [
+        f"{join_key('', key)}: unknown key"
+        for key in raw
+        if key not in (*_SECTIONS, "checks", "maintenance")
+    ]
     sections: dict[str, Any] = {}
     for key, model in _SECTIONS.items():
         value = raw.get(key)
@@ -93,6 +113,8 @@ def _validate(raw: dict[str, Any], source: str) -> Config:
     alerts: AlertsConfig | None = sections.get("alerts")
     if alerts is not None:
         problems += rules.unknown_check_references(alerts, known)
+    maintenance = _validate_windows(raw.get("maintenance"), problems)
+    problems += rules.unknown_window_checks(maintenance, known)
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
     return Config(
@@ -100,6 +122,7 @@ def _validate(raw: dict[str, Any], source: str) -> Config:
         agent=sections["agent"],
         checks=rules.linked(checks),
         alerts=sections["alerts"],
+        maintenance=maintenance,
     )
 
 
@@ -148,6 +171,16 @@ def _validate_notifiers(value: Any, problems: list[str]) -> list[NotifierConfig]
     return notifiers
 
 
+def _validate_windows(value: Any, problems: list[str]) -> list[WindowConfig]:
+    windows: list[WindowConfig] = []
+    for i, raw in enumerate(_entry_list(value, "maintenance", "windows", problems)):
+        try:
+            windows.append(WindowConfig.model_validate(raw))
+        except ValidationError as exc:
+            problems.extend(pydantic_problems(exc, f"maintenance[{i}]", ()))
+    return windows
+
+
 def _validate_checks(
     raws: list[dict[str, Any]], path: str, inherited: dict[str, Any], problems: list[str]
 ) -> list[CheckConfig]:
@@ -183,5 +216,5 @@ def _validate_checks(
             continue
         # Disabled checks are validated (a typo should still be caught) but never run.
         if check.enabled:
-            checks.append(check)
+            checks.append(check.located(here))
     return checks

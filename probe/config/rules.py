@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 from probe.config.schema import AlertsConfig, walk
 from probe.contract import CheckConfig
+from probe.maintenance import WindowConfig
 
 
 def walk_with_paths(checks: list[CheckConfig], path: str) -> Iterator[tuple[str, CheckConfig]]:
@@ -45,6 +46,15 @@ def unknown_check_references(alerts: AlertsConfig, known: dict[str, str]) -> lis
             if name not in known
         ]
     return problems
+
+
+def unknown_window_checks(windows: list[WindowConfig], known: dict[str, str]) -> list[str]:
+    return [
+        f"maintenance[{i}].checks: no check named {name!r}"
+        for i, window in enumerate(windows)
+        for name in window.checks
+        if name not in known
+    ]
 
 
 def linked(checks: list[CheckConfig]) -> list[CheckConfig]:

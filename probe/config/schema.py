@@ -12,11 +12,69 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from probe.contract import CheckConfig, NotifierConfig
 from probe.fields import Duration, StrictModel, TimeZone
+from probe.maintenance import WindowConfig
 from probe.otlp import OtlpConfig
-from probe.redact import url_secrets
+from probe.redact import heartbeat_secrets, url_secrets
 
+MIN_LEASE, MAX_LEASE = 1.0, 300.0  # seconds, agent.fleet.lease
 MIN_LIVE_TIMEOUT = 3.0  # seconds; a few scheduler heartbeats (one per second)
 DEFAULT_HISTORY = "sqlite:///var/lib/probe/history.db"  # used only when writable
+
+
+class FleetConfig(StrictModel):
+    """Replicas with the same `name` and `backend` elect one leader, which alone notifies
+    (docs/deploy.md)."""
+
+    name: str = Field(min_length=1)
+    # A DSN may hold a password: secret, and its errors never quote it.
+    backend: SecretStr
+    lease: Duration = 15.0
+
+    @field_validator("backend")
+    @classmethod
+    def _backend_kind(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value().strip()
+        if text.startswith(("postgresql://", "postgres://", "redis://", "rediss://")):
+            return SecretStr(text)
+        scheme = text.partition("://")[0] if "://" in text else ""
+        shown = f" (scheme {scheme!r})" if scheme else ""
+        raise ValueError("expected a postgresql:// DSN or a redis:// URL" + shown)
+
+    @field_validator("lease")
+    @classmethod
+    def _lease_range(cls, value: float) -> float:
+        # Renewed every lease/3: below a second the renewals are noise, above 5 minutes a
+        # dead leader leaves the fleet silent for too long.
+        if not MIN_LEASE <= value <= MAX_LEASE:
+            raise ValueError(f"must be between {MIN_LEASE:g}s and {MAX_LEASE:g}s, got {value:g}s")
+        return value
+
+
+class HeartbeatConfig(StrictModel):
+    """An outgoing dead-man's switch: GET `url` while this agent makes progress,
+    `url/fail` when it does not."""
+
+    url: SecretStr  # healthchecks.io and Cronitor put the secret in the path
+    # `Authorization: Bearer <token>`, for another probe whose agent.ping_token is set.
+    token: SecretStr = SecretStr("")
+    every: Duration = 60.0
+    timeout: Duration = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value().strip()
+        if not text.startswith(("http://", "https://")) or len(text.split("://", 1)[1]) < 1:
+            raise ValueError("expected an http:// or https:// URL")
+        return SecretStr(text.rstrip("/"))
+
+    @model_validator(mode="after")
+    def _timeout_within_every(self) -> HeartbeatConfig:
+        if self.timeout >= self.every:
+            raise ValueError(
+                f"timeout ({self.timeout:g}s) must be shorter than every ({self.every:g}s)"
+            )
+        return self
 
 
 class AgentConfig(StrictModel):
@@ -28,11 +86,15 @@ class AgentConfig(StrictModel):
     auth_token: SecretStr = SecretStr("")
     # `Authorization: Bearer <token>` the /ping/<check> routes need when set.
     ping_token: SecretStr = SecretStr("")
+    # `Authorization: Bearer <token>` every write of the admin API needs; no token, no API.
+    admin_token: SecretStr = SecretStr("")
     # A DSN may hold a password: secret, and its errors never quote it (docs/history.md).
     history: SecretStr = SecretStr(DEFAULT_HISTORY)
     status_page: Literal["public", "token", "off"] = "public"
     # The /metrics families pushed over OTLP/HTTP (docs/metrics.md); needs `probe[otlp]`.
     otlp: OtlpConfig | None = None
+    fleet: FleetConfig | None = None
+    heartbeat: HeartbeatConfig | None = None
 
     @field_validator("history", "status_page", mode="before")
     @classmethod
@@ -234,16 +296,28 @@ class Config(BaseModel):
     agent: AgentConfig
     checks: list[CheckConfig]
     alerts: AlertsConfig
+    maintenance: list[WindowConfig] = []
 
     def all_checks(self) -> Iterator[CheckConfig]:
         """Every configured check, group members right after their group."""
         yield from walk(self.checks)
 
     def secrets(self) -> list[str]:
-        found = [self.agent.auth_token.get_secret_value(), self.agent.ping_token.get_secret_value()]
+        agent = self.agent
+        found = [
+            agent.auth_token.get_secret_value(),
+            agent.ping_token.get_secret_value(),
+            agent.admin_token.get_secret_value(),
+        ]
         found.extend(url_secrets(self.agent.history.get_secret_value()))
         if self.agent.otlp is not None:
             found.extend(self.agent.otlp.secrets())
+        if self.agent.fleet is not None:
+            found.extend(url_secrets(self.agent.fleet.backend.get_secret_value()))
+        if self.agent.heartbeat is not None:
+            beat = self.agent.heartbeat
+            found.extend(heartbeat_secrets(beat.url.get_secret_value()))
+            found.append(beat.token.get_secret_value())
         for check in self.all_checks():
             found.extend(check.secrets())
         for notifier in self.alerts.notifiers:

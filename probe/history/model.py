@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from array import array
 from dataclasses import dataclass, field
 
@@ -12,7 +13,9 @@ DAY = 86400
 
 # Status codes on disk: small ints, stable across versions.
 STATUS_CODE = {Status.PASS: 0, Status.WARN: 1, Status.FAIL: 2}
-CODE_STATUS = {v: k for k, v in STATUS_CODE.items()}
+# A run inside a maintenance window: kept (latency charts), but its time is left out of
+# uptime as unknown time is, whatever its status.
+MAINTENANCE_CODE = 3
 
 
 def hour_of(ts: float) -> int:
@@ -40,12 +43,19 @@ class Chunk:
     rt_us: array[int] = field(default_factory=lambda: array("q"))
     weight_ms: array[int] = field(default_factory=lambda: array("q"))
 
-    def add(self, ts: float, status: Status, response_time: float, weight: float) -> None:
+    def add(
+        self,
+        ts: float,
+        status: Status,
+        response_time: float,
+        weight: float,
+        maintenance: bool = False,
+    ) -> None:
         # Kept at the precision stored (codec.py): 100 ms and 10 µs are plenty for results
         # seconds apart and a latency chart, and the chunk of a check every 15 s stays
         # near 700 bytes an hour.
         self.ts_ms.append(max(0, min(HOUR * 1000 - 100, round((ts - self.hour) * 10) * 100)))
-        self.status.append(STATUS_CODE[status])
+        self.status.append(MAINTENANCE_CODE if maintenance else STATUS_CODE[status])
         self.rt_us.append(max(0, min(2**40, round(response_time * 1e5) * 10)))
         self.weight_ms.append(max(1, min(2**32 - 1, round(weight * 1000))))
 
@@ -115,6 +125,12 @@ class Incident:
     @property
     def key(self) -> tuple[str, str, str, str, float]:
         return (self.source, self.check, self.component, self.measure, self.start)
+
+    @property
+    def id(self) -> str:
+        """Stable across restarts and replicas: notes and feed entries refer to it."""
+        text = "|".join((self.source, self.check, self.component, self.measure))
+        return hashlib.sha256(f"{text}|{self.start:.3f}".encode()).hexdigest()[:16]
 
     def duration(self, now: float) -> float:
         return max(0.0, (self.end if self.end is not None else now) - self.start)

@@ -135,6 +135,9 @@ class PostgresBackend:
 
         await self._run(write)
 
+    async def reopened(self) -> bool:
+        return False  # a server's tables are not files someone deletes under it
+
     async def read_chunks(self, source: str, keys: list[ChunkKey]) -> dict[ChunkKey, bytes]:
         if not keys:
             return {}

@@ -1,7 +1,8 @@
 """Pure arithmetic over history: rollups, uptime per window, daily bars.
 
 Uptime is the share of *known* time in pass or warn: an hour or a day with no result
-at all is left out of the denominator (and drawn grey), never counted as up or down.
+at all is left out of the denominator (and drawn grey), never counted as up or down, and
+so is the time of runs inside a maintenance window.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 
-from probe.history.model import DAY, HOUR, Chunk, Rollup, day_of, hour_of
+from probe.history.model import DAY, HOUR, MAINTENANCE_CODE, Chunk, Rollup, day_of, hour_of
 
 UP_CODES = (0, 1)  # pass, warn
 WINDOWS: dict[str, int] = {"24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY, "90d": 90 * DAY}
@@ -27,6 +28,8 @@ def rollup_chunk(chunk: Chunk) -> Rollup:
     counts = [0, 0, 0]
     up = known = 0
     for code, weight in zip(chunk.status, chunk.weight_ms, strict=True):
+        if code == MAINTENANCE_CODE:
+            continue
         counts[code] += 1
         known += weight
         if code in UP_CODES:

@@ -68,6 +68,10 @@ def build_writer(config: Config, clock: Clock) -> HistoryWriter | None:
     return HistoryWriter(open_backend(dsn), source, top_level, clock=clock)
 
 
+def _never() -> bool:
+    return False
+
+
 class History:
     def __init__(self, config: Config, store: ResultStore, clock: Clock = time.time) -> None:
         self.store = store
@@ -77,6 +81,8 @@ class History:
         if self.writer is not None:
             self.writer.on_change = self._changed
         self._task: asyncio.Task[None] | None = None
+        # True while another replica of the fleet writes the shared history.
+        self.paused: Callable[[], bool] = _never
 
     def watch(self, callback: Callable[[], None]) -> None:
         """`callback()` whenever what history shows may have changed: after each batch
@@ -89,8 +95,10 @@ class History:
 
     def observe(self, check: str, result: CheckResult) -> None:
         """The store's listener: top-level results only, as /health lists them."""
-        if self.writer is not None:
-            self.writer.observe(check, result, self.store.check_config(check).interval)
+        if self.writer is not None and not self.paused():
+            interval = self.store.check_config(check).interval
+            covered = self.store.in_maintenance(check, result.observed_at)
+            self.writer.observe(check, result, interval, covered)
 
     def record_alert(self, alert: Alert) -> None:
         if self.writer is not None:

@@ -87,6 +87,7 @@ class SqliteBackend:
         self.description = f"sqlite://{path}"
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="probe-history")
         self._db: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the open file
 
     async def _run(self, fn: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -123,6 +124,42 @@ class SqliteBackend:
             )
             self._db = self._connect()
 
+    def _remember_file(self) -> None:
+        found = os.stat(self.path)
+        self._identity = (found.st_dev, found.st_ino)
+
+    async def reopened(self) -> bool:
+        """True when the file was removed or replaced since it was opened, and has been
+        opened afresh: everything written before is gone, and the caller writes again
+        what it still holds. SQLite would otherwise go on writing to the unlinked inode,
+        and every row would vanish at the next start."""
+        return await self._run(self._reopen_if_replaced)
+
+    def _reopen_if_replaced(self) -> bool:
+        if self._db is None or self._identity is None:
+            return False
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            what = "was removed; starting a new one"
+        else:
+            if (found.st_dev, found.st_ino) == self._identity:
+                return False
+            what = "was replaced by another file; opening that one"
+        log.warning(
+            "history file %s %s and writing again what memory still holds",
+            self.path,
+            what,
+            extra={"history": self.description},
+        )
+        # Closing first: the old connection checkpoints into its own (unlinked) file and
+        # deletes its WAL, which must not be replayed into the new one.
+        self._db.close()
+        self._db = None
+        self._identity = None
+        self._open()
+        return True
+
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
@@ -136,6 +173,7 @@ class SqliteBackend:
             if result is None or result[0] != "ok":
                 raise sqlite3.DatabaseError(f"database disk image is malformed: {result}")
             db.executescript(SCHEMA)
+            self._remember_file()
         except BaseException:
             db.close()
             raise

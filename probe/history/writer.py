@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from probe.alerts.notification import Alert, Kind
+from probe.history.clockguard import ClockGuard
 from probe.history.codec import decode_chunk, decode_day, encode_chunk, encode_day
 from probe.history.model import DAY, HOUR, Chunk, Incident, Rollup, day_of, hour_of
 from probe.history.retention import DAILY_KEEP, HOURLY_KEEP, PRUNE_INTERVAL, RAW_KEEP, cutoffs
@@ -35,6 +36,7 @@ OPERATION_TIMEOUT = 10.0
 MAX_BACKOFF = 30.0
 RECENT_INCIDENTS = 100
 MAX_PENDING_INCIDENTS = 10_000
+JUMPED = 3 * HOUR  # a wall clock this far ahead of the history's time: no prune at all
 
 Hours = dict[str, dict[int, Rollup]]  # check -> hour start -> rollup
 
@@ -63,6 +65,9 @@ class HistoryWriter:
         self._loaded: set[ChunkKey] = set()  # chunks known to hold what the store has
         self._new: set[ChunkKey] = set()  # results since the last rollup
         self._dirty: set[ChunkKey] = set()  # not yet written
+        # Days of rollups to write again although no new result touched them: the store
+        # was found removed or replaced, and memory holds what it had.
+        self._rewrite_days: set[tuple[str, int]] = set()
         self._incidents: dict[tuple[str, str, str, str, float], Incident] = {}
         self._pending_incidents: dict[tuple[str, str, str, str, float], Incident] = {}
         # Other sources' rows, as last read.
@@ -88,17 +93,23 @@ class HistoryWriter:
         self._backoff = 1.0
         self._next_prune = 0.0
         self._next_reload = 0.0
+        self.guard = ClockGuard()
         self._task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ input (event loop, no I/O)
 
-    def observe(self, check: str, result: CheckResult, interval: float) -> None:
+    def observe(
+        self, check: str, result: CheckResult, interval: float, maintenance: bool = False
+    ) -> None:
+        if not self.guard.accept(result.observed_at):
+            self.dropped += 1  # dated by a clock that jumped ahead: a row from the future
+            return
         hour = hour_of(result.observed_at)
         key = (check, hour)
         chunk = self._chunks.get(key)
         if chunk is None:
             chunk = self._chunks[key] = Chunk(hour)
-        chunk.add(result.observed_at, result.status, result.response_time, interval)
+        chunk.add(result.observed_at, result.status, result.response_time, interval, maintenance)
         self._new.add(key)
         self._dirty.add(key)
 
@@ -200,12 +211,15 @@ class HistoryWriter:
 
     async def flush(self) -> None:
         """Roll up what is new, then write it (when the store is due a try)."""
-        now = self.clock()
+        wall = self.clock()
+        # Retention, reloads and memory bounds go by the guarded time: a wall clock
+        # stepped ahead must not prune (or forget) what is real.
+        now = self.guard.now(wall)
         self._roll_up()
         if time.monotonic() >= self._next_attempt:
             try:
                 async with asyncio.timeout(OPERATION_TIMEOUT):
-                    await self._sync(now)
+                    await self._sync(now, prune=wall - now < JUMPED)
             except (HistoryError, TimeoutError) as exc:
                 self._failed(str(exc) or timed_out_after(OPERATION_TIMEOUT))
         self._forget(now)
@@ -221,15 +235,17 @@ class HistoryWriter:
         self._update_merged(self._new)
         self._new.clear()
 
-    async def _sync(self, now: float) -> None:
+    async def _sync(self, now: float, prune: bool = True) -> None:
         if not self._opened:
             await self.backend.open()
             self._opened = True
         if not self._snapshot_loaded:
             await self._restore(now)
-        if self._dirty or self._pending_incidents:
+        if await self.backend.reopened():
+            self._write_again()
+        if self._dirty or self._pending_incidents or self._rewrite_days:
             await self._write()
-        if now >= self._next_prune:
+        if prune and now >= self._next_prune:
             await self.backend.prune(cutoffs(now))
             self._next_prune = now + PRUNE_INTERVAL
         if now >= self._next_reload:
@@ -264,23 +280,41 @@ class HistoryWriter:
             self._loaded.add(key)
         self._roll_up()
 
+    def _write_again(self) -> None:
+        """Everything memory holds of this source goes into the next batch: raw results
+        of this hour and the last, 90 days of hourly rollups, daily rows beyond them and
+        the recent incidents."""
+        self._dirty |= set(self._chunks)
+        self._rewrite_days |= {
+            (check, day_of(hour)) for check, hours in self.hours.items() for hour in hours
+        }
+        self._rewrite_days |= {(check, day) for check, days in self.daily.items() for day in days}
+        for key, incident in self._incidents.items():
+            if incident.source == self.source:
+                self._pending_incidents.setdefault(key, incident)
+
     async def _write(self) -> None:
         dirty = set(self._dirty)
         await self._merge_stored(sorted(dirty))
         batch = Batch(self.source)
-        days: set[tuple[str, int]] = set()
+        rewrite = set(self._rewrite_days)
+        days = set(rewrite)
         for check, hour in dirty:
             batch.chunks[(check, hour)] = encode_chunk(self._chunks[(check, hour)])
             days.add((check, day_of(hour)))
         for check, day in days:
             own = self.hours.get(check, {})
             of_day = {(h - day) // HOUR: r for h, r in own.items() if day <= h < day + DAY}
+            if not of_day and day in self.daily.get(check, {}):
+                batch.daily[(check, day)] = self.daily[check][day]  # older than hourly rows
+                continue
             batch.days[(check, day)] = encode_day(of_day)
             batch.daily[(check, day)] = combine(of_day.values())
         batch.incidents = list(self._pending_incidents.values())
         written_incidents = dict(self._pending_incidents)
         await self.backend.write(batch)
         self._dirty -= dirty
+        self._rewrite_days -= rewrite
         for key, incident in written_incidents.items():
             if self._pending_incidents.get(key) is incident:
                 del self._pending_incidents[key]

@@ -22,10 +22,12 @@ from probe.history.rollup import (
     over_window,
     uptime,
 )
+from probe.incident_notes import Note
+from probe.maintenance import Window
 from probe.model import Health, Status
 from probe.times import Clock, rfc3339_seconds
 from probe.web.settings import LiveSettings
-from probe.web.views import CurrentStates, Rollups
+from probe.web.views import CurrentStates, Planner, Rollups
 
 BARS = 90
 CHART_HOURS = 7 * 24
@@ -49,6 +51,7 @@ class CheckSummary:
     days: list[tuple[int, Rollup]]  # the last BARS days, oldest first, today last
     chart: list[tuple[int, Rollup]]  # the CHART_HOURS complete hours before this one
     generation: int = 0  # the writer's: past days and hours are the same while it is
+    maintenance_days: frozenset[int] = frozenset()  # bar days a window covering it touched
 
 
 @dataclass(slots=True)
@@ -61,6 +64,12 @@ class Snapshot:
     history: str = "off"  # `on`, `off`, or why it is unavailable
     checks: list[CheckSummary] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
+    windows: list[Window] = field(default_factory=list)  # every listed window, newest first
+    notes: dict[str, list[Note]] = field(default_factory=dict)  # incident id -> its notes
+
+    def planned(self) -> list[Window]:
+        """Current and upcoming windows, soonest first."""
+        return sorted((w for w in self.windows if w.end > self.now), key=lambda w: w.start)
 
 
 def ratio(value: float | None) -> float | None:
@@ -73,6 +82,7 @@ def millis(micros: int) -> float:
 
 def incident_json(incident: Incident, now: float) -> dict[str, Any]:
     return {
+        "id": incident.id,
         "check": incident.check,
         "component": incident.component or None,
         "measure": incident.measure or None,
@@ -107,9 +117,11 @@ class HistoryView:
         writer: Rollups | None,
         settings: LiveSettings,
         clock: Clock = time.time,
+        planner: Planner | None = None,
     ) -> None:
         self.states = states
         self.writer = writer
+        self.planner = planner
         self.settings = settings
         self.clock = clock
         self.snapshot = Snapshot()
@@ -137,6 +149,8 @@ class HistoryView:
         # Complete hours only: a few minutes of the current hour make a noisy p95.
         chart_hours = range(this_hour - CHART_HOURS * HOUR, this_hour, HOUR)
         generation = writer.generation if writer is not None else 0
+        windows = self.planner.windows(now) if self.planner is not None else []
+        touched = self._maintenance_days(names, windows, bar_days)
         empty = Rollup()
         checks = []
         for name in names:
@@ -155,6 +169,7 @@ class HistoryView:
                     days=[(d, own_days.get(d, empty)) for d in bar_days],
                     chart=[(h, own_hours.get(h, empty)) for h in chart_hours],
                     generation=generation,
+                    maintenance_days=touched.get(name, frozenset()),
                 )
             )
         self.snapshot = Snapshot(
@@ -164,6 +179,8 @@ class HistoryView:
             history=self._history_state(),
             checks=checks,
             incidents=writer.incidents() if writer is not None else [],
+            windows=windows,
+            notes=self._notes(),
         )
         self.uptime_body = _dumps(
             {
@@ -186,6 +203,29 @@ class HistoryView:
             }
         )
         self._history_bodies = {}
+
+    def _maintenance_days(
+        self, names: list[str], windows: list[Window], bar_days: list[int]
+    ) -> dict[str, frozenset[int]]:
+        """check -> the bar days a window covering it overlapped."""
+        if self.planner is None or not windows:
+            return {}
+        first = bar_days[0]
+        found: dict[str, set[int]] = {}
+        for window in windows:
+            days = [d for d in range(day_of(window.start), int(window.end), DAY) if d >= first]
+            if not days:
+                continue
+            for name in names:
+                if self.planner.applies(window, name):
+                    found.setdefault(name, set()).update(days)
+        return {name: frozenset(days) for name, days in found.items()}
+
+    def _notes(self) -> dict[str, list[Note]]:
+        grouped: dict[str, list[Note]] = {}
+        for note in self.planner.notes() if self.planner is not None else []:
+            grouped.setdefault(note.incident, []).append(note)
+        return grouped
 
     def _window(
         self,

@@ -1,4 +1,4 @@
-"""`/ping/<check>[/start|/fail|/<exit code>]`, GET and POST: heartbeats from cron jobs,
+"""`/ping/<check>[/start|/fail|/<exit code>]`, GET, HEAD and POST: heartbeats from cron jobs,
 workers and webhook handlers, recorded in memory by the inbox (`probe.pings`).
 
 The token is checked before the name, so without it no check name can be probed for.
@@ -10,7 +10,7 @@ import json
 
 from aiohttp import web
 
-from probe.pings import MAX_MESSAGE
+from probe.heartbeat_state import MAX_MESSAGE
 from probe.web import responses
 from probe.web.auth import authorized
 from probe.web.settings import LiveSettings
@@ -30,7 +30,10 @@ def _action(text: str) -> tuple[str, int | None] | None:
         return "success", None
     if text in ("start", "fail"):
         return text, None
-    if text.isdigit() and len(text) <= 3 and int(text) <= 255:
+    # ASCII digits only: `²` and `①` are isdigit() and int() refuses them (a 500), and
+    # `٣` (Arabic-Indic three) would read as exit code 3. healthchecks.io routes only
+    # [0-9]+ there, so these answer as any other unknown action: 404.
+    if text.isascii() and text.isdigit() and len(text) <= 3 and int(text) <= 255:
         code = int(text)
         return ("success" if code == 0 else "fail"), code
     return None

@@ -15,6 +15,7 @@ from probe.store import Rendered
 JSON = "application/json"
 HEALTH_JSON = "application/health+json"
 SVG = "image/svg+xml"
+ATOM = "application/atom+xml"
 NO_STORE = {"Cache-Control": "no-store"}
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="probe"'}
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from probe.web import responses
+from probe.web.admin import AdminRoutes
 from probe.web.auth import authorized
 from probe.web.health import HealthRoutes
 from probe.web.metrics import metrics_handler
@@ -50,6 +51,7 @@ def routes(
     registry: CollectorRegistry,
     site: StatusSite | None = None,
     inbox: PingReceiver | None = None,
+    admin: AdminRoutes | None = None,
 ) -> list[Route]:
     health = HealthRoutes(bodies, settings)
     table = [
@@ -71,11 +73,28 @@ def routes(
             Route(("/api/v1/checks/{name}/history",), site.guarded(site.check_history)),
             Route(("/badge/{check}/status.svg",), site.guarded(site.badge_status)),
             Route(("/badge/{check}/uptime/{window}.svg",), site.guarded(site.badge_uptime)),
+            Route(("/status/feed.atom",), site.guarded(site.feed)),
+        ]
+    if site is not None and admin is not None:
+        list_windows, open_window = (
+            site.guarded(admin.list_windows),
+            admin.guarded(admin.open_window),
+        )
+
+        async def maintenance(request: web.Request) -> web.StreamResponse:
+            # One path, two audiences: reading is the status page's, writing the admin's.
+            return await (open_window if request.method == "POST" else list_windows)(request)
+
+        table += [
+            Route(("/api/v1/maintenance",), maintenance, ("GET", "HEAD", "POST")),
+            Route(("/api/v1/maintenance/{id}",), admin.guarded(admin.close_window), ("DELETE",)),
+            Route(("/api/v1/incidents/{id}/notes",), admin.guarded(admin.add_note), ("POST",)),
         ]
     if inbox is not None:
         pings = PingRoutes(inbox, settings)
         table.append(
-            Route(("/ping/{check}", "/ping/{check}/{action}"), pings.ping, ("GET", "POST"))
+            # HEAD counts as a ping, as healthchecks.io counts it.
+            Route(("/ping/{check}", "/ping/{check}/{action}"), pings.ping, ("GET", "HEAD", "POST"))
         )
     return table
 
@@ -86,9 +105,10 @@ def build_app(
     registry: CollectorRegistry,
     site: StatusSite | None = None,
     inbox: PingReceiver | None = None,
+    admin: AdminRoutes | None = None,
 ) -> web.Application:
     app = web.Application(handler_args={"max_field_size": MAX_FIELD_SIZE})
-    for route in routes(bodies, settings, registry, site, inbox):
+    for route in routes(bodies, settings, registry, site, inbox, admin):
         allow = ", ".join(route.methods)
 
         async def not_allowed(request: web.Request, allow: str = allow) -> web.StreamResponse:

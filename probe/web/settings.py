@@ -21,6 +21,7 @@ class WebSettings:
     # Secrets: kept out of repr, so a logged or printed settings object shows none.
     auth_token: str = field(default="", repr=False)
     ping_token: str = field(default="", repr=False)
+    admin_token: str = field(default="", repr=False)
 
     @classmethod
     def of(cls, agent: AgentConfig) -> WebSettings:
@@ -31,6 +32,7 @@ class WebSettings:
             status_page=agent.status_page,
             auth_token=agent.auth_token.get_secret_value(),
             ping_token=agent.ping_token.get_secret_value(),
+            admin_token=agent.admin_token.get_secret_value(),
         )
 
 

@@ -18,14 +18,17 @@ from aiohttp import web
 
 from probe.history.model import Incident, Rollup
 from probe.history.rollup import WINDOWS, uptime
+from probe.incident_notes import Note
+from probe.maintenance import Window
 from probe.model import Health, Status
 from probe.times import readable_utc, rfc3339_seconds
 from probe.units import format_duration
 from probe.web import responses
 from probe.web.auth import authorized
 from probe.web.badges import AMBER, GREEN, GREY, RED, percent, status_badge, uptime_badge
+from probe.web.feed import atom_feed
 from probe.web.history import HISTORY_WINDOWS, CheckSummary, HistoryView, Snapshot
-from probe.web.responses import SVG
+from probe.web.responses import ATOM, SVG
 from probe.web.settings import LiveSettings
 
 REFRESH_SECONDS = 30
@@ -60,7 +63,13 @@ margin:0;padding:0}.incident{border-top:1px solid #eceef1;padding:8px 0}
 .incident:first-child{border-top:0}.bar{rx:1.5px}.bar.p{fill:#2e9e44}
 .bar.w{fill:#d69e00}.bar.f{fill:#d23f31}.bar.n{fill:#c9cdd3}.sev{font-weight:600;text-transform:uppercase;
 font-size:.75em;margin-right:6px}.sev.critical{color:#d23f31}.sev.warning{color:#b58500}
-h2{font-size:1.05em;margin:18px 0 8px}.none{color:#5b6270}
+h2{font-size:1.05em;margin:18px 0 8px}.none{color:#5b6270}.bar.m{fill:#3867d6}
+.legend{display:flex;flex-wrap:wrap;gap:4px 12px;color:#5b6270;font-size:.8em;margin:0 0 12px}
+.legend i{display:inline-block;width:9px;height:9px;border-radius:2px;margin-right:4px}
+.windows{background:#eef2fc;border-left:4px solid #3867d6;border-radius:6px;padding:8px 12px;
+margin:0 0 16px}.windows ul{list-style:none;margin:0;padding:0}.window{padding:4px 0}
+.notes{list-style:none;margin:6px 0 0;padding:0 0 0 12px;border-left:2px solid #dfe3ea}
+.note{font-size:.9em;padding:2px 0}.note time{color:#5b6270;font-size:.85em;margin-right:6px}
 """
 
 SCRIPT = """
@@ -72,6 +81,21 @@ t.textContent=s<90?s+'s ago':Math.round(s/60)+'m ago';}tick();setInterval(tick,1
 
 
 _BAR_CLASS = {Status.PASS: "p", Status.WARN: "w", Status.FAIL: "f", None: "n"}
+MAINTENANCE_COLOUR = "#3867d6"
+_LEGEND = (
+    '<div class="legend" aria-label="legend">'
+    + "".join(
+        f'<span><i style="background:{colour}"></i>{word}</span>'
+        for colour, word in (
+            (GREEN, "pass"),
+            (AMBER, "warn"),
+            (RED, "fail"),
+            (MAINTENANCE_COLOUR, "maintenance"),
+            (GREY, "no data"),
+        )
+    )
+    + "</div>"
+)
 _BAR_X = [str(i * (BAR_W + BAR_GAP)) for i in range(400)]
 
 
@@ -80,7 +104,7 @@ def _day_word(day: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(day))
 
 
-def _bar(index: int, day: int, r: Rollup) -> str:
+def _bar(index: int, day: int, r: Rollup, maintenance: bool = False) -> str:
     if r.runs:
         tip = (
             f"{_day_word(day)}: {percent(uptime(r))} up, {r.runs:,} runs "
@@ -88,8 +112,13 @@ def _bar(index: int, day: int, r: Rollup) -> str:
         )
     else:
         tip = f"{_day_word(day)}: no data"
+    kind = _BAR_CLASS[r.worst]
+    if maintenance:
+        tip += "; planned maintenance"
+        # A failure outside the window still shows: the colour is the worst that counted.
+        kind = "m" if r.worst in (Status.PASS, None) else kind
     return (
-        f'<rect class="bar {_BAR_CLASS[r.worst]}" x="{_BAR_X[index]}" width="{BAR_W}" '
+        f'<rect class="bar {kind}" x="{_BAR_X[index]}" width="{BAR_W}" '
         f'height="{BAR_H}"><title>{tip}</title></rect>'
     )
 
@@ -99,10 +128,10 @@ class _Parts:
     today's bar and the uptime figures change from one second to the next."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, str, int, int], str] = {}
+        self._cache: dict[tuple[str, str, int, int, frozenset[int]], str] = {}
 
     def get(self, kind: str, summary: CheckSummary, moment: int, make: Callable[[], str]) -> str:
-        key = (kind, summary.name, moment, summary.generation)
+        key = (kind, summary.name, moment, summary.generation, summary.maintenance_days)
         found = self._cache.get(key)
         if found is None:
             if len(self._cache) > 8192:  # checks renamed or removed: start over
@@ -112,7 +141,8 @@ class _Parts:
 
 
 def _past_bars(summary: CheckSummary) -> str:
-    return "".join(_bar(i, d, r) for i, (d, r) in enumerate(summary.days[:-1]))
+    planned = summary.maintenance_days
+    return "".join(_bar(i, d, r, d in planned) for i, (d, r) in enumerate(summary.days[:-1]))
 
 
 def _bars(summary: CheckSummary, parts: _Parts) -> str:
@@ -122,7 +152,8 @@ def _bars(summary: CheckSummary, parts: _Parts) -> str:
     return (
         f'<svg class="bars" viewBox="0 0 {width} {BAR_H}" preserveAspectRatio="none" '
         f'role="img" aria-label="{escape(summary.name)}: last {len(summary.days)} days">'
-        f"{past}{_bar(len(summary.days) - 1, today, rollup)}</svg>"
+        f"{past}{_bar(len(summary.days) - 1, today, rollup, today in summary.maintenance_days)}"
+        "</svg>"
     )
 
 
@@ -188,7 +219,40 @@ def _check(summary: CheckSummary, parts: _Parts) -> str:
     )
 
 
-def _incident(incident: Incident, now: float) -> str:
+def _window(window: Window, now: float) -> str:
+    covered = ", ".join(window.checks) or "every check"
+    if window.active(now):
+        when = f"now, until {readable_utc(window.end)}"
+    else:
+        when = f"{readable_utc(window.start)} to {readable_utc(window.end)}"
+    reason = escape(window.reason) if window.reason else "Planned maintenance"
+    return (
+        f'<li class="window" data-id="{escape(window.id)}" '
+        f'data-active="{"true" if window.active(now) else "false"}"><b>{reason}</b>'
+        f'<div class="meta">{escape(covered)}: {when}</div></li>'
+    )
+
+
+def _windows(snap: Snapshot) -> str:
+    planned = snap.planned()
+    if not planned:
+        return ""
+    items = "".join(_window(w, snap.now) for w in planned[:20])
+    return f'<section class="windows"><h2>Planned maintenance</h2><ul>{items}</ul></section>'
+
+
+def _notes(notes: list[Note]) -> str:
+    if not notes:
+        return ""
+    items = "".join(
+        f'<li class="note"><time datetime="{rfc3339_seconds(n.at)}">{readable_utc(n.at)}</time>'
+        f"{escape(n.text)}</li>"
+        for n in notes
+    )
+    return f'<ul class="notes">{items}</ul>'
+
+
+def _incident(incident: Incident, now: float, notes: list[Note] | None = None) -> str:
     subject = incident.check + (f"/{incident.component}" if incident.component else "")
     if incident.measure:
         subject += f" {incident.measure}"
@@ -203,7 +267,8 @@ def _incident(incident: Incident, now: float) -> str:
         f'data-open="{"false" if incident.end is not None else "true"}">'
         f'<span class="sev {escape(incident.severity)}">{escape(incident.severity)}</span> '
         f"<b>{escape(subject)}</b>: {escape(incident.summary)}"
-        f'<div class="meta">started {readable_utc(incident.start)}; {when}</div></li>'
+        f'<div class="meta">started {readable_utc(incident.start)}; {when}</div>'
+        f"{_notes(notes or [])}</li>"
     )
 
 
@@ -211,17 +276,23 @@ def render_page(snap: Snapshot, limit: int = 20, parts: _Parts | None = None) ->
     parts = parts if parts is not None else _Parts()
     words, colour = _OVERALL[snap.overall]
     history = "" if snap.history == "on" else f" · history: {escape(snap.history)}"
-    incidents = "".join(_incident(i, snap.now) for i in snap.incidents[:limit])
+    incidents = "".join(
+        _incident(i, snap.now, snap.notes.get(i.id)) for i in snap.incidents[:limit]
+    )
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
         '<link rel="icon" href="data:,">'  # no /favicon.ico request, no 404 in the console
+        '<link rel="alternate" type="application/atom+xml" href="/status/feed.atom" '
+        f'title="{escape(snap.agent)} incidents and maintenance">'
         f"<title>{escape(snap.agent)} status</title><style>{CSS}</style></head><body><main>"
         f"<header><h1>{escape(snap.agent)}</h1>"
         f'<span class="meta">updated <time id="age" datetime="{rfc3339_seconds(snap.now)}">'
         f"{readable_utc(snap.now)}</time>{history}</span></header>"
         f'<div class="overall" style="background:{colour}">{words}</div>'
+        + _windows(snap)
+        + _LEGEND
         + "".join(_check(c, parts) for c in snap.checks)
         + '<h2>Recent incidents</h2><div class="incidents">'
         + (f"<ul>{incidents}</ul>" if incidents else '<p class="none">No incidents.</p>')
@@ -251,6 +322,7 @@ class StatusSite:
         self.view = view
         self.settings = settings
         self.page = b""
+        self.feed_body = b""
         self._parts = _Parts()
         self.status_badges: dict[str, bytes] = {}
         self.uptime_badges: dict[tuple[str, str], bytes] = {}
@@ -271,6 +343,10 @@ class StatusSite:
         self.view.rebuild()
         snap = self.view.snapshot
         self.page = render_page(snap, parts=self._parts).encode()
+        notes = [n for group in snap.notes.values() for n in group]
+        self.feed_body = atom_feed(
+            snap.agent, "/status/feed.atom", snap.now, snap.incidents, notes, snap.windows
+        )
         self.status_badges = {c.name: status_badge(c.name, c.status) for c in snap.checks}
         self.uptime_badges = {
             (c.name, w): uptime_badge(c.name, w, c.uptime[w]) for c in snap.checks for w in WINDOWS
@@ -304,6 +380,9 @@ class StatusSite:
 
     async def status(self, request: web.Request) -> web.Response:
         return responses.html(self.page)
+
+    async def feed(self, request: web.Request) -> web.Response:
+        return responses.body(self.feed_body, content_type=ATOM)
 
     async def uptime(self, request: web.Request) -> web.Response:
         return responses.body(self.view.uptime_body)

@@ -12,6 +12,8 @@ from typing import Protocol
 
 from probe.health import Entry
 from probe.history.model import Incident, Rollup
+from probe.incident_notes import Note
+from probe.maintenance import Window
 from probe.model import Health
 from probe.store import Rendered, Snapshot
 
@@ -85,3 +87,19 @@ class PingReceiver(Protocol):
     def record(
         self, name: str, kind: str, exit_code: int | None, rid: str, message: str
     ) -> None: ...
+
+
+class Planner(Protocol):
+    """Maintenance windows and incident notes; the alert service keeps and saves them."""
+
+    def windows(self, now: float) -> list[Window]: ...
+
+    def applies(self, window: Window, check: str) -> bool: ...
+
+    def open_window(self, checks: list[str], duration: float, reason: str) -> Window: ...
+
+    def close_window(self, window_id: str) -> Window | None: ...
+
+    def notes(self) -> list[Note]: ...
+
+    def add_note(self, incident: str, text: str) -> Note: ...
