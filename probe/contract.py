@@ -10,10 +10,12 @@ validation, `probe validate`, `/metrics`, the docs and the tests derive from the
 
 from __future__ import annotations
 
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import (
     TYPE_CHECKING,
     ClassVar,
@@ -318,14 +320,58 @@ class Check(ABC, Generic[C]):
 # ---------------------------------------------------------------- notifiers
 
 
+SeverityName = Literal["critical", "warning"]
+SEVERITIES: tuple[SeverityName, ...] = ("critical", "warning")
+# A check name or a glob of them (`queue*`, `db-?`): names are `[a-z0-9_-]+`.
+_CHECK_PATTERN = re.compile(r"^[a-z0-9_\-*?\[\]!]+$")
+
+
+def is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
 class NotifierConfig(StrictModel):
-    """Fields every notifier takes. Each notifier module subclasses this."""
+    """Fields every notifier takes. Each notifier module subclasses this.
+
+    The routing filters (`severities`, `checks`, `exclude_checks`) say which alerts this
+    notifier gets; an alert goes to every notifier whose filters match it.
+    """
 
     secret_fields: ClassVar[frozenset[str]] = frozenset()
 
     type: str
     enabled: bool = True
     timeout: Duration = 10.0
+    severities: list[SeverityName] = Field(default_factory=lambda: list(SEVERITIES), min_length=1)
+    checks: list[str] = Field(default_factory=list)
+    exclude_checks: list[str] = Field(default_factory=list)
+
+    @field_validator("checks", "exclude_checks")
+    @classmethod
+    def _names_or_globs(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if not _CHECK_PATTERN.match(pattern):
+                raise ValueError(f"expected check names or globs like queue*, got {pattern!r}")
+        return value
+
+    def routes(self, severity: str, names: Sequence[str]) -> bool:
+        """Whether an alert of `severity` on a check goes to this notifier. `names` are
+        the check's name and its enclosing groups': a filter naming a group covers its
+        members, as overrides and silences do."""
+        if severity not in self.severities:
+            return False
+        if self.checks and not _any_match(names, self.checks):
+            return False
+        return not _any_match(names, self.exclude_checks)
+
+    def filters(self) -> str:
+        """The routing filters in words (`critical; checks: db, queue*`), '' when none."""
+        parts = [] if len(self.severities) == len(SEVERITIES) else [", ".join(self.severities)]
+        if self.checks:
+            parts.append("checks: " + ", ".join(self.checks))
+        if self.exclude_checks:
+            parts.append("exclude_checks: " + ", ".join(self.exclude_checks))
+        return "; ".join(parts)
 
     def unconfigured(self) -> str:
         """Why this notifier is switched off though enabled (an empty webhook URL from an
@@ -334,6 +380,10 @@ class NotifierConfig(StrictModel):
 
     def secrets(self) -> list[str]:
         return []
+
+
+def _any_match(names: Sequence[str], patterns: Sequence[str]) -> bool:
+    return any(fnmatchcase(name, pattern) for name in names for pattern in patterns)
 
 
 N = TypeVar("N", bound=NotifierConfig)
@@ -354,6 +404,8 @@ class Notifier(ABC, Generic[N]):
         # Where it sends to, safe to print (`slack webhook hooks.slack.com`): refined by
         # each notifier once it knows its target.
         self.description: str = config.type
+        # `agent.public_url`: where links in messages point (its `/status` page), '' for none.
+        self.public_url: str = ""
 
     @property
     def kind(self) -> str:

@@ -265,5 +265,6 @@ def _notifier_lines(config: Config) -> list[str]:
             state = f"off ({notifier.unconfigured()})"
         else:
             state = "on"
-        lines.append(f"notifier: {notifier.type} {state}")
+        filters = notifier.filters()
+        lines.append(f"notifier: {notifier.type} {state}" + (f" ({filters})" if filters else ""))
     return lines

@@ -45,6 +45,15 @@ NOTIFIER_TYPES: dict[str, str] = {
     "slack": "probe.alerts.slack:SlackNotifier",
     "alertmanager": "probe.alerts.alertmanager:AlertmanagerNotifier",
     "webhook": "probe.alerts.webhook:WebhookNotifier",
+    "pagerduty": "probe.alerts.pagerduty:PagerDutyNotifier",
+    "opsgenie": "probe.alerts.opsgenie:OpsgenieNotifier",
+    "teams": "probe.alerts.teams:TeamsNotifier",
+    "discord": "probe.alerts.discord:DiscordNotifier",
+    "telegram": "probe.alerts.telegram:TelegramNotifier",
+    "email": "probe.alerts.mail:EmailNotifier",
+    "ntfy": "probe.alerts.ntfy:NtfyNotifier",
+    "pushover": "probe.alerts.pushover:PushoverNotifier",
+    "apprise": "probe.alerts.apprise_urls:AppriseNotifier",
 }
 
 
@@ -92,6 +101,11 @@ def notifier_config_model(type_name: str) -> type[NotifierConfig]:
 
 
 def build_notifier(
-    config: NotifierConfig, session: aiohttp.ClientSession, redactor: Redactor
+    config: NotifierConfig,
+    session: aiohttp.ClientSession,
+    redactor: Redactor,
+    public_url: str = "",
 ) -> Notifier[Any]:
-    return notifier_class(config.type)(config, session, redactor)
+    notifier = notifier_class(config.type)(config, session, redactor)
+    notifier.public_url = public_url.rstrip("/")
+    return notifier

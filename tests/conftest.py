@@ -29,11 +29,12 @@ from tests.faultproxy import FaultProxy
 
 # Fixture modules shared by several test modules (which import none of them for fixtures):
 # `receiver` (tests/slack_receiver.py), `otlp_receiver` (tests/otlp_receiver.py),
-# `libfaketime` (tests/libfaketime.py), ...
+# `libfaketime` (tests/libfaketime.py), `saas` (tests/saas_standins.py), ...
 pytest_plugins = [
     "tests.slack_receiver",
     "tests.otlp_receiver",
     "tests.libfaketime",
+    "tests.saas_standins",
     "tests.alertmanager_server",
     "tests.app_workers",
     "tests.bullmq_fixtures",

@@ -37,7 +37,7 @@ async def send_test(config: Config) -> list[tuple[str, bool, str]]:
                     (f"{notifier_config.type}[{index}]", False, f"not configured: {why_not}")
                 )
                 continue
-            notifier = build_notifier(notifier_config, session, redactor)
+            notifier = build_notifier(notifier_config, session, redactor, config.agent.public_url)
             reports.append(await _try_send(notifier, config.agent.name, redactor))
     return reports
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -29,10 +30,14 @@ async def post_json(
     connect_timeout: float,
     redact: Redactor,
     headers: dict[str, str] | None = None,
+    read_wait: Callable[[str], float | None] | None = None,
 ) -> DeliveryError | None:
     """None when the receiver took it (any 2xx, whatever the body), else why not: words
     that start with the redacted URL (unless the whole URL is a secret) and never hold a
-    secret. A redirect is never followed, whatever session this is given."""
+    secret. A redirect is never followed, whatever session this is given.
+
+    `read_wait` reads the wait a 429 answer's body asks for, for services that say it
+    there (Discord's `retry_after`, Telegram's `parameters.retry_after`)."""
     where = redact(redact_url(url))
     where = "" if where == MASK else where  # a hook URL that is its own credential
     try:
@@ -44,8 +49,13 @@ async def post_json(
                 return None
             if response.status in REDIRECT_STATUSES:
                 raise RedirectRefused(response.status, response.headers.get("Location", ""), url)
-            error = http_error(response.status, response.headers.get("Retry-After"), time.time())
-            text = (await response.text(errors="replace"))[:ERROR_BODY_SHOWN].strip()
+            answer = await response.text(errors="replace")
+            wait = response.headers.get("Retry-After")
+            if read_wait is not None and response.status == 429:
+                said = read_wait(answer)
+                wait = wait if said is None else f"{said:g}"
+            error = http_error(response.status, wait, time.time())
+            text = answer[:ERROR_BODY_SHOWN].strip()
     except (aiohttp.ClientError, OSError) as exc:  # OSError includes TimeoutError
         return connection_error(exc, timeout, connect_timeout, redact, where)
     shown = " ".join(text.split())  # one line, and no empty trailing field

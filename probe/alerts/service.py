@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -83,9 +84,10 @@ class AlertService:
         self.clock = clock
         self.agent = config.agent.name
         depends_on = {c.name: list(c.depends_on) for c in config.all_checks() if c.depends_on}
+        self.parents = _parents(config)
         members = {c.name: [m.name for m in c.members()] for c in config.all_checks()}
         self.maintenance = Maintenance(config.maintenance, members=members, depends_on=depends_on)
-        self.engine = AlertEngine(config.alerts, _parents(config), depends_on, self.maintenance)
+        self.engine = AlertEngine(config.alerts, self.parents, depends_on, self.maintenance)
         self.notes = IncidentNotes()
         self.grouper = Grouper(config.alerts.group_wait)
         self.redactor = Redactor(config.secrets())
@@ -96,6 +98,13 @@ class AlertService:
         # Told of every alert that goes out (history records incidents); kept on reload.
         self.listeners: list[Callable[[Alert], None]] = list(previous.listeners) if previous else []
         self._deliveries: list[Delivery] = []
+        self._routes: dict[str, NotifierConfig] = {}  # delivery ident -> its filters
+        # delivery ident -> the alert keys it was told fired: their resolve goes there even
+        # when the alert escalated past the notifier's `severities` meanwhile.
+        # Kept on reload, by notifier position and type like the queues.
+        self._told: dict[str, set[tuple[str, str, str]]] = (
+            {ident: set(keys) for ident, keys in previous._told.items()} if previous else {}
+        )
         self._carried_counts: dict[tuple[str, str], int] = {}
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -132,7 +141,8 @@ class AlertService:
         self._tasks.append(asyncio.create_task(self._tick_loop(), name="alerts tick"))
         for delivery in self._deliveries:
             if isinstance(delivery.notifier, Resender):
-                task = asyncio.create_task(self._resend_loop(delivery.notifier), name="resend")
+                resend = self._resend_loop(delivery.ident, delivery.notifier)
+                task = asyncio.create_task(resend, name="resend")
                 self._tasks.append(task)
         self._writer.now()
         if self.fleet is not None:
@@ -246,14 +256,14 @@ class AlertService:
         """For the service that takes over on reload: what is pending goes with it."""
         return self._state(tuple(self.grouper.drain()))
 
-    def _state(self, pending: tuple[Alert, ...]) -> SavedState:
+    def _state(self, pending: tuple[Alert, ...], remember: bool = True) -> SavedState:
         """The engine's alerts and every queue. Alerts not yet handed to a queue are saved
-        as if they had been, so neither a crash nor a reload loses them."""
+        as if they had been (routed as they will be), so neither a crash nor a reload loses
+        them; `remember` records who was told, as handing them over does."""
         outbox = {d.ident: list(d.queue) for d in self._deliveries}
         if pending:
             notification = Notification(self.agent, self.clock(), pending)
-            for queue in outbox.values():
-                queue.append(notification)
+            self._append_routed(outbox, notification, remember)
         return SavedState(
             alerts=self.engine.export(),
             outbox=outbox,
@@ -300,7 +310,7 @@ class AlertService:
         session: aiohttp.ClientSession,
         state: SavedState,
     ) -> None:
-        notifier = build_notifier(config, session, self.redactor)
+        notifier = build_notifier(config, session, self.redactor, self.config.agent.public_url)
         delivery = Delivery(
             notifier,
             ident=f"{config.type}[{index}]",
@@ -312,6 +322,52 @@ class AlertService:
         )
         delivery.queue.extend(state.outbox.get(delivery.ident, []))
         self._deliveries.append(delivery)
+        self._routes[delivery.ident] = config
+
+    def routed(
+        self, ident: str, notification: Notification, remember: bool = True
+    ) -> Notification | None:
+        """The part of a notification that notifier `ident`'s filters select, or None.
+        `remember`: it goes out now, so its firing keys are noted for their resolves."""
+        route = self._routes.get(ident)
+        if route is None:
+            return notification
+        told = self._told.setdefault(ident, set())
+        kept: list[Alert] = []
+        for alert in notification.alerts:
+            key = (alert.check, alert.component, alert.measure)
+            if alert.kind is Kind.RESOLVED:
+                if key in told or self._routes_alert(route, alert):
+                    kept.append(alert)
+                if remember:
+                    told.discard(key)
+            elif self._routes_alert(route, alert):
+                kept.append(alert)
+                if remember and alert.kind is not Kind.TEST:
+                    told.add(key)
+        if len(kept) == len(notification.alerts):
+            return notification
+        return replace(notification, alerts=tuple(kept)) if kept else None
+
+    def _routes_alert(self, route: NotifierConfig, alert: Alert) -> bool:
+        if alert.kind is Kind.TEST:
+            return True
+        names = [alert.check]
+        parent = self.parents.get(alert.check)
+        if parent is not None:
+            names.append(parent)
+        return route.routes(alert.severity.value, names)
+
+    def _append_routed(
+        self,
+        outbox: dict[str, list[Notification]],
+        notification: Notification,
+        remember: bool = True,
+    ) -> None:
+        for ident, queue in outbox.items():
+            part = self.routed(ident, notification, remember)
+            if part is not None:
+                queue.append(part)
 
     def _idents(self) -> set[str]:
         return {d.ident for d in self._deliveries}
@@ -338,7 +394,9 @@ class AlertService:
     def send(self, alerts: list[Alert]) -> None:
         notification = Notification(self.agent, self.clock(), tuple(alerts))
         for delivery in self._deliveries:
-            delivery.put(notification)
+            part = self.routed(delivery.ident, notification)
+            if part is not None:
+                delivery.put(part)
         self._writer.soon(self._version(), force=True)
         for listener in self.listeners:
             for alert in alerts:
@@ -359,19 +417,22 @@ class AlertService:
             except Exception:  # keep ticking: reminders must not die with one bad state
                 log.exception("alert tick failed")
 
-    async def _resend_loop(self, notifier: Resender) -> None:
+    async def _resend_loop(self, ident: str, notifier: Resender) -> None:
+        route = self._routes[ident]
         while True:
             await asyncio.sleep(notifier.resend_interval)
             if self.fleet is not None and not self.fleet.is_leader():
                 continue
             try:
                 now = self.clock()
-                await notifier.resend(self.engine.active(now), self.agent, now)
+                active = [a for a in self.engine.active(now) if self._routes_alert(route, a)]
+                await notifier.resend(active, self.agent, now)
             except Exception:  # keep re-sending: firing alerts expire in Alertmanager otherwise
                 log.exception("re-sending firing alerts failed")
 
     def _snapshot(self) -> tuple[int, SavedState]:
-        return self._version(), self._state(tuple(self.grouper.peek()))
+        # A crash snapshot: who is told stays as it was until the queues take it.
+        return self._version(), self._state(tuple(self.grouper.peek()), remember=False)
 
 
 def _log_alert(alert: Alert) -> None:

@@ -7,9 +7,10 @@ of a file is reported in one pass.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from fnmatch import fnmatchcase
 
 from probe.config.schema import AlertsConfig, walk
-from probe.contract import CheckConfig
+from probe.contract import CheckConfig, is_glob
 from probe.maintenance import WindowConfig
 
 
@@ -45,7 +46,18 @@ def unknown_check_references(alerts: AlertsConfig, known: dict[str, str]) -> lis
             for name in silence.checks
             if name not in known
         ]
+    for i, notifier in enumerate(alerts.notifiers):
+        for key in ("checks", "exclude_checks"):
+            problems += [
+                f"alerts.notifiers[{i}].{key}: {_no_such_check(pattern)}"
+                for pattern in getattr(notifier, key)
+                if not any(fnmatchcase(name, pattern) for name in known)
+            ]
     return problems
+
+
+def _no_such_check(pattern: str) -> str:
+    return f"no check matches {pattern!r}" if is_glob(pattern) else f"no check named {pattern!r}"
 
 
 def unknown_window_checks(windows: list[WindowConfig], known: dict[str, str]) -> list[str]:

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from probe.contract import CheckConfig, NotifierConfig
-from probe.fields import Duration, StrictModel, TimeZone
+from probe.fields import Duration, StrictModel, TimeZone, is_http_url
 from probe.maintenance import WindowConfig
 from probe.otlp import OtlpConfig
 from probe.redact import heartbeat_secrets, url_secrets
@@ -91,6 +91,9 @@ class AgentConfig(StrictModel):
     # A DSN may hold a password: secret, and its errors never quote it (docs/history.md).
     history: SecretStr = SecretStr(DEFAULT_HISTORY)
     status_page: Literal["public", "token", "off"] = "public"
+    # Where people reach this agent (https://probe.example.com): notifications link to its
+    # /status page. Empty: messages carry no links.
+    public_url: str = ""
     # The /metrics families pushed over OTLP/HTTP (docs/metrics.md); needs `probe[otlp]`.
     otlp: OtlpConfig | None = None
     fleet: FleetConfig | None = None
@@ -115,6 +118,13 @@ class AgentConfig(StrictModel):
         raise ValueError(
             "expected off, sqlite:///path/to/history.db or a postgresql:// DSN" + shown
         )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_http_url(cls, value: str) -> str:
+        if value and not is_http_url(value):
+            raise ValueError("expected an http:// or https:// URL like https://probe.example.com")
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _token_needs_a_token(self) -> AgentConfig:
