@@ -41,6 +41,7 @@ pytest_plugins = [
     "tests.fleet_helpers",
     "tests.ping_helpers",
     "tests.prometheus_helpers",
+    "tests.redirect_server",
 ]
 
 PG_ADMIN_DSN = os.environ.get("PROBE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
