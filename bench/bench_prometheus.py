@@ -29,10 +29,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from probe.checks.factory import build_runner  # noqa: E402
 from probe.checks.prometheus import PrometheusConfig  # noqa: E402
-from probe.contract import AgentServices  # noqa: E402
-from probe.pings import Inbox  # noqa: E402
+from probe.contract.plugin import AgentServices  # noqa: E402
+from probe.engine.factory import build_runner  # noqa: E402
+from probe.engine.pings import Inbox  # noqa: E402
 
 
 def free_port() -> int:

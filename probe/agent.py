@@ -14,25 +14,25 @@ from pathlib import Path
 
 from aiohttp import web
 
-from probe.alerts.service import AlertService
-from probe.checks.factory import build_runner
-from probe.config import Config, ConfigError, load_config, load_or_report
-from probe.contract import AgentServices
-from probe.fleet.wiring import FleetCollector, fleet_of, heartbeat_of, shared_history_paused
-from probe.history.service import History
-from probe.incident_notes import Note
-from probe.maintenance import Window
-from probe.metrics import build_registry
-from probe.model import CheckResult
-from probe.networds import address
-from probe.otlp.push import OtlpPush
-from probe.pings import Inbox
-from probe.redact import Redactor
-from probe.runner import CheckRunner
-from probe.scheduler import Scheduler
-from probe.store import ResultStore
-from probe.tasks import cancel_and_wait
-from probe.times import Clock
+from probe.contract.config import Config, ConfigError, load_config, load_or_report
+from probe.contract.plugin import AgentServices
+from probe.core.incident_notes import Note
+from probe.core.maintenance import Window
+from probe.core.model import CheckResult
+from probe.core.networds import address
+from probe.core.redact import Redactor
+from probe.core.tasks import cancel_and_wait
+from probe.core.times import Clock
+from probe.engine.alerts.service import AlertService
+from probe.engine.factory import build_runner
+from probe.engine.fleet.wiring import FleetCollector, fleet_of, heartbeat_of, shared_history_paused
+from probe.engine.history.service import History
+from probe.engine.metrics import build_registry
+from probe.engine.otlp.push import OtlpPush
+from probe.engine.pings import Inbox
+from probe.engine.runner import CheckRunner
+from probe.engine.scheduler import Scheduler
+from probe.engine.store import ResultStore
 from probe.web.admin import AdminRoutes
 from probe.web.history import HistoryView
 from probe.web.routes import build_app
@@ -261,7 +261,7 @@ class Planning:
 
 def run_agent(config_path: Path, log_format: str) -> int:
     """`probe run`: 0 after a clean stop, 2 on a config error, 1 if it cannot start."""
-    from probe.logs import setup_logging
+    from probe.core.logs import setup_logging
 
     config = load_or_report(config_path)
     if config is None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from probe.alerts.engine import AlertEngine
-from probe.alerts.notification import Alert
-from probe.config import AgentConfig, Config, alerts_from_dict
-from probe.contract import CheckConfig
-from probe.model import CheckResult, Observation, Status, Unit
+from probe.contract.config import AgentConfig, Config, alerts_from_dict
+from probe.contract.notification import Alert
+from probe.contract.plugin import CheckConfig
+from probe.core.model import CheckResult, Observation, Status, Unit
+from probe.engine.alerts.engine import AlertEngine
 from tests.slack_receiver import SlackReceiver
 
 T0 = 1_764_583_200.0  # 2025-12-01T10:00:00Z

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from probe.checks.bullmq import BullMQCheck, BullMQConfig
-from probe.runner import CheckRunner
+from probe.engine.runner import CheckRunner
 from tests.faultproxy import FaultProxy
 
 DB = 12  # only these tests use it; flushed before and after each

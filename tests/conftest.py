@@ -22,9 +22,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from probe.checks.factory import build_runner
-from probe.contract import CheckConfig
-from probe.runner import CheckRunner
+from probe.contract.plugin import CheckConfig
+from probe.engine.factory import build_runner
+from probe.engine.runner import CheckRunner
 from tests.faultproxy import FaultProxy
 
 # Fixture modules shared by several test modules (which import none of them for fixtures):

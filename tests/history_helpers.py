@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from probe.alerts.notification import Alert, Kind, Severity
-from probe.config import Config, load_config
-from probe.history.sqlite import SqliteBackend
-from probe.history.writer import HistoryWriter
-from probe.model import CheckResult, Status
-from probe.times import Clock
+from probe.contract.config import Config, load_config
+from probe.contract.notification import Alert, Kind, Severity
+from probe.core.model import CheckResult, Status
+from probe.core.times import Clock
+from probe.engine.history.sqlite import SqliteBackend
+from probe.engine.history.writer import HistoryWriter
 
 # A fixed "now": 2026-11-30 12:30 UTC.
 DAY0 = int(datetime(2026, 11, 30, tzinfo=UTC).timestamp())

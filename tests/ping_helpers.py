@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from probe.agent import Agent
-from probe.config import load_config
+from probe.contract.config import load_config
 
 
 def agent_yaml(state_file: Path, token: str = "") -> str:

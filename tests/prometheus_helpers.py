@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from probe.checks.factory import build_runner
 from probe.checks.prometheus import PrometheusConfig
-from probe.contract import AgentServices
-from probe.model import CheckResult
-from probe.pings import Inbox
-from probe.redact import Redactor
-from probe.runner import CheckRunner
+from probe.contract.plugin import AgentServices
+from probe.core.model import CheckResult
+from probe.core.redact import Redactor
+from probe.engine.factory import build_runner
+from probe.engine.pings import Inbox
+from probe.engine.runner import CheckRunner
 from tests.support import HandClock
 
 T0 = 1_800_000_000.0

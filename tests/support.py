@@ -15,8 +15,8 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from probe import health
-from probe.store import ResultStore
+from probe.engine import health
+from probe.engine.store import ResultStore
 from probe.web.routes import Route, build_app, routes
 from probe.web.settings import LiveSettings, WebSettings
 

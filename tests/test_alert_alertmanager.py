@@ -7,11 +7,11 @@ import logging
 
 import pytest
 
-from probe.alerts.alert_test import send_test
-from probe.alerts.alertmanager import build_alerts
-from probe.alerts.notification import Alert, Kind, Notification, Severity
-from probe.alerts.service import AlertService
-from probe.times import rfc3339_millis
+from probe.contract.notification import Alert, Kind, Notification, Severity
+from probe.core.times import rfc3339_millis
+from probe.engine.alerts.alert_test import send_test
+from probe.engine.alerts.service import AlertService
+from probe.notifiers.alertmanager import build_alerts
 from tests.alert_helpers import HEALTHY, REFUSED, T0, make_config, no_workers
 from tests.alertmanager_server import am_alerts, wait_for_alerts
 from tests.conftest import free_port

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from probe.agent import Agent
-from probe.alerts.notification import Kind, Notification, Severity, plain_text
-from probe.config import load_config
-from probe.model import Status
+from probe.contract.config import load_config
+from probe.contract.notification import Kind, Notification, Severity, plain_text
+from probe.core.model import Status
 from tests.alert_helpers import REFUSED, T0, backlog, engine_for, feed, obs, result
 from tests.app_workers import QUEUES, Workers
 from tests.node_bullmq import run_node

@@ -13,11 +13,11 @@ import pytest
 import yaml
 
 from probe.agent import Agent
-from probe.alerts.engine import AlertEngine
-from probe.alerts.notification import Kind
-from probe.config import ConfigError, alerts_from_dict, load_config
-from probe.config.source import DEFAULT_CONFIG_PATH
-from probe.model import Status
+from probe.contract.config import ConfigError, alerts_from_dict, load_config
+from probe.contract.config.source import DEFAULT_CONFIG_PATH
+from probe.contract.notification import Kind
+from probe.core.model import Status
+from probe.engine.alerts.engine import AlertEngine
 from tests.alert_helpers import HEALTHY, REFUSED, T0, no_workers, result
 from tests.app_workers import Workers
 from tests.faultproxy import FaultProxy, Mode

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from probe.agent import Agent
-from probe.config import load_config
+from probe.contract.config import load_config
 from tests.alert_helpers import texts
 from tests.alertmanager_server import am_alerts
 from tests.faultproxy import FaultProxy, Mode

@@ -21,10 +21,10 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from probe.alerts.alert_test import send_test
-from probe.alerts.delivery import Backoff
-from probe.alerts.service import AlertService
-from probe.model import Status
+from probe.core.model import Status
+from probe.engine.alerts.alert_test import send_test
+from probe.engine.alerts.delivery import Backoff
+from probe.engine.alerts.service import AlertService
 from tests.alert_helpers import T0, make_config, obs, result
 from tests.conftest import free_port
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from probe.alerts.engine import AlertEngine, Grouper, Phase, verdicts
-from probe.alerts.notification import Alert, Kind, Severity, alert_line
-from probe.contract import Check, CheckConfig, CheckFailed, Report
-from probe.model import CheckResult, Status, Unit
-from probe.runner import CheckRunner
+from probe.contract.notification import Alert, Kind, Severity, alert_line
+from probe.contract.plugin import Check, CheckConfig, CheckFailed, Report
+from probe.core.model import CheckResult, Status, Unit
+from probe.engine.alerts.engine import AlertEngine, Grouper, Phase, verdicts
+from probe.engine.runner import CheckRunner
 from tests.alert_helpers import (
     HEALTHY,
     REFUSED,

@@ -7,10 +7,10 @@ import asyncio
 import json
 from pathlib import Path
 
-from probe.alerts.delivery import Backoff
-from probe.alerts.service import AlertService
-from probe.alerts.state import load_state
-from probe.model import Status
+from probe.core.model import Status
+from probe.engine.alerts.delivery import Backoff
+from probe.engine.alerts.service import AlertService
+from probe.engine.alerts.state import load_state
 from tests.alert_helpers import HEALTHY, REFUSED, T0, make_config, no_workers, obs, result
 from tests.slack_receiver import SlackReceiver
 from tests.support import HandClock

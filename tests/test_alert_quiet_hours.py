@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from probe.alerts.delivery import Backoff
-from probe.alerts.engine import AlertEngine
-from probe.alerts.notification import Kind, Notification, plain_text
-from probe.alerts.service import AlertService
-from probe.config import ConfigError, alerts_from_dict, load_config
-from probe.config.schema import QuietHours
+from probe.contract.config import ConfigError, alerts_from_dict, load_config
+from probe.contract.config.schema import QuietHours
+from probe.contract.notification import Kind, Notification, plain_text
+from probe.engine.alerts.delivery import Backoff
+from probe.engine.alerts.engine import AlertEngine
+from probe.engine.alerts.service import AlertService
 from tests.alert_helpers import REFUSED, backlog, make_config
 from tests.slack_receiver import SlackReceiver
 from tests.support import HandClock

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from probe.alerts.alert_test import send_test
-from probe.alerts.delivery import Backoff
-from probe.alerts.service import AlertService
-from probe.contract import CheckConfig
-from probe.model import Status
+from probe.contract.plugin import CheckConfig
+from probe.core.model import Status
+from probe.engine.alerts.alert_test import send_test
+from probe.engine.alerts.delivery import Backoff
+from probe.engine.alerts.service import AlertService
 from tests.alert_helpers import T0, GroupConfig, backlog, make_config, obs, result
 from tests.conftest import free_port
 from tests.saas_standins import SaaS, notifier_for

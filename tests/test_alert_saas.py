@@ -11,14 +11,15 @@ from typing import Any
 
 import pytest
 
-from probe.alerts.alert_test import send_test
-from probe.alerts.delivery import Backoff, DeliveryError
-from probe.alerts.notification import Alert, Kind, Notification, Severity
-from probe.alerts.service import AlertService
-from probe.alerts.session import notifier_session
-from probe.model import Status
-from probe.plugins import build_notifier
-from probe.redact import Redactor
+from probe.contract.notification import Alert, Kind, Notification, Severity
+from probe.contract.plugin import DeliveryError
+from probe.contract.plugins import build_notifier
+from probe.core.model import Status
+from probe.core.redact import Redactor
+from probe.engine.alerts.alert_test import send_test
+from probe.engine.alerts.delivery import Backoff
+from probe.engine.alerts.service import AlertService
+from probe.engine.alerts.session import notifier_session
 from tests.alert_helpers import T0, make_config, obs, result
 from tests.redirect_server import NOT_FOLLOWED, redirecting
 from tests.saas_standins import (

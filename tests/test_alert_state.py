@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from probe.alerts.delivery import Backoff
-from probe.alerts.service import AlertService
-from probe.alerts.state import SavedState, load_state, save_state
-from probe.contract import CheckConfig
+from probe.contract.plugin import CheckConfig
+from probe.engine.alerts.delivery import Backoff
+from probe.engine.alerts.service import AlertService
+from probe.engine.alerts.state import SavedState, load_state, save_state
 from tests.alert_helpers import HEALTHY, REFUSED, T0, make_config, no_workers
 from tests.slack_receiver import SlackReceiver
 from tests.support import HandClock

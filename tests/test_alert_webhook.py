@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from probe.alerts.alert_test import send_test
-from probe.alerts.delivery import Backoff
-from probe.alerts.service import AlertService
-from probe.model import Status
+from probe.core.model import Status
+from probe.engine.alerts.alert_test import send_test
+from probe.engine.alerts.delivery import Backoff
+from probe.engine.alerts.service import AlertService
 from tests.alert_helpers import REFUSED, T0, make_config, obs, result
 from tests.slack_receiver import Answer, SlackReceiver
 

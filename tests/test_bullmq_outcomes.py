@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from probe.model import CheckResult, Observation, Status
+from probe.core.model import CheckResult, Observation, Status
 from tests.bullmq_fixtures import DB, SCHEDULER, bullmq_config, check_runner
 from tests.faultproxy import FaultProxy
 from tests.node_bullmq import run_node, start_node

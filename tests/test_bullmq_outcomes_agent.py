@@ -14,11 +14,11 @@ from prometheus_client import generate_latest
 
 from probe.agent import Agent
 from probe.checks.bullmq import BullMQConfig
-from probe.checks.factory import build_runner
-from probe.config import ConfigError, load_config
-from probe.metrics import build_registry
-from probe.redact import Redactor
-from probe.store import ResultStore
+from probe.contract.config import ConfigError, load_config
+from probe.core.redact import Redactor
+from probe.engine.factory import build_runner
+from probe.engine.metrics import build_registry
+from probe.engine.store import ResultStore
 from tests.alert_helpers import texts
 from tests.bullmq_fixtures import bullmq_config
 from tests.slack_receiver import SlackReceiver

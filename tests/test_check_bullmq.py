@@ -21,10 +21,10 @@ import redis.asyncio as aioredis
 from bullmq import Queue, Worker
 
 from probe.checks.bullmq import JOB_STATES, BullMQCheck, BullMQConfig
-from probe.checks.factory import build_runner
-from probe.config import ConfigError, load_config
-from probe.model import CheckResult, Observation, Status
-from probe.runner import CheckRunner
+from probe.contract.config import ConfigError, load_config
+from probe.core.model import CheckResult, Observation, Status
+from probe.engine.factory import build_runner
+from probe.engine.runner import CheckRunner
 from tests.bullmq_fixtures import bullmq_config, flushed_db
 from tests.conftest import free_port
 from tests.faultproxy import FaultProxy, Mode

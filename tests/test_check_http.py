@@ -17,8 +17,8 @@ from aiohttp.test_utils import TestServer
 
 from probe.checks.http import HttpConfig
 from probe.checks.tls_chain import der_not_after
-from probe.config import ConfigError, load_config
-from probe.model import CheckResult, Status
+from probe.contract.config import ConfigError, load_config
+from probe.core.model import CheckResult, Status
 from tests.conftest import MakeRunner, Runners, free_port
 from tests.faultproxy import FaultProxy, Mode
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from probe.config import ConfigError, load_config
-from probe.model import Status
+from probe.contract.config import ConfigError, load_config
+from probe.core.model import Status
 from tests.node_promclient import PromApp
 from tests.prometheus_helpers import T0, config, notes, values
 from tests.support import HandClock

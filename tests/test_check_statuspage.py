@@ -11,13 +11,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from probe.checks.factory import build_runner
 from probe.checks.http import HttpConfig
 from probe.checks.statuspage import StatuspageConfig
-from probe.config import ConfigError, load_config
-from probe.contract import AgentServices
-from probe.model import CheckResult, Status
-from probe.pings import Inbox
+from probe.contract.config import ConfigError, load_config
+from probe.contract.plugin import AgentServices
+from probe.core.model import CheckResult, Status
+from probe.engine.factory import build_runner
+from probe.engine.pings import Inbox
 from tests.conftest import MakeRunner, Runners
 from tests.statuspage_stand_in import (
     ALL_WELL,

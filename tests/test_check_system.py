@@ -15,11 +15,11 @@ import psutil
 import pytest
 
 from probe.checks import cgroup
-from probe.checks.factory import build_runner
 from probe.checks.system import SystemCheck, SystemConfig, allowed_cores
-from probe.config import ConfigError, load_config
-from probe.contract import Report
-from probe.model import Sample, Status
+from probe.contract.config import ConfigError, load_config
+from probe.contract.plugin import Report
+from probe.core.model import Sample, Status
+from probe.engine.factory import build_runner
 from tests.support import HandClock
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cgroup"

@@ -14,8 +14,8 @@ import asyncpg
 import pytest
 
 from probe.checks.postgres import PostgresConfig
-from probe.model import CheckResult, Observation, Status
-from probe.runner import CheckRunner
+from probe.core.model import CheckResult, Observation, Status
+from probe.engine.runner import CheckRunner
 from tests.conftest import MakeRunner, Runners
 from tests.deep_servers import APP, MONITOR, PLAIN, DeepCluster
 from tests.faultproxy import FaultProxy

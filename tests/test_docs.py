@@ -14,11 +14,11 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from probe.config import AgentConfig, AlertsConfig, Config
-from probe.contract import CheckConfig
-from probe.metrics import build_registry
-from probe.plugins import CHECK_TYPES, NOTIFIER_TYPES, check_config_model, metric_families
-from probe.store import ResultStore
+from probe.contract.config import AgentConfig, AlertsConfig, Config
+from probe.contract.plugin import CheckConfig
+from probe.contract.plugins import CHECK_TYPES, NOTIFIER_TYPES, check_config_model, metric_families
+from probe.engine.metrics import build_registry
+from probe.engine.store import ResultStore
 from tests.support import route_table
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from probe.agent import Agent
-from probe.config import load_config
+from probe.contract.config import load_config
 from tests.alert_helpers import texts
 from tests.slack_receiver import SlackReceiver
 from tests.statuspage_stand_in import MAJOR, serve, stand_in

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from probe.fleet.backend import BackendError
-from probe.fleet.stores import open_backend
+from probe.engine.fleet.backend import BackendError
+from probe.engine.fleet.stores import open_backend
 
 pytest_plugins = ["tests.deep_servers"]
 

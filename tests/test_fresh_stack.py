@@ -23,7 +23,7 @@ import yaml
 from aiohttp import web
 
 from probe.agent import Agent
-from probe.config import load_config
+from probe.contract.config import load_config
 from tests.app_workers import Workers
 from tests.conftest import free_port
 from tests.deep_servers import RedisServers

@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from probe.checks.factory import build_runner
 from probe.checks.heartbeat import HeartbeatConfig
-from probe.config import ConfigError, load_config
-from probe.contract import AgentServices
-from probe.model import CheckResult, Status
-from probe.pings import Inbox
-from probe.runner import CheckRunner
+from probe.contract.config import ConfigError, load_config
+from probe.contract.plugin import AgentServices
+from probe.core.model import CheckResult, Status
+from probe.engine.factory import build_runner
+from probe.engine.pings import Inbox
+from probe.engine.runner import CheckRunner
 from tests.support import HandClock
 
 T0 = 1_800_000_000.0  # 2027-01-15 08:00 UTC

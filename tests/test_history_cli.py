@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from probe.alerts.notification import Kind, Severity
-from probe.model import Status
+from probe.contract.notification import Kind, Severity
+from probe.core.model import Status
 from tests.cli_helpers import run_cli
 from tests.history_helpers import alert, feed, sqlite_writer
 from tests.support import HandClock

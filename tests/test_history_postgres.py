@@ -12,11 +12,11 @@ import asyncpg
 import pytest
 
 from probe.agent import Agent
-from probe.alerts.notification import Kind, Severity
-from probe.history.codec import decode_chunk
-from probe.history.postgres import PostgresBackend
-from probe.history.writer import HistoryWriter
-from probe.model import Status
+from probe.contract.notification import Kind, Severity
+from probe.core.model import Status
+from probe.engine.history.codec import decode_chunk
+from probe.engine.history.postgres import PostgresBackend
+from probe.engine.history.writer import HistoryWriter
 from tests.history_helpers import NOW, alert, feed
 from tests.pg_cluster import Cluster
 from tests.status_helpers import agent_yaml, fetch, listening, start, until

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from probe.history.codec import decode_chunk, decode_day, encode_chunk, encode_day
-from probe.history.model import DAY, HOUR, Chunk, Rollup
-from probe.history.rollup import combine, percentile, rollup_chunk
-from probe.model import Status
-from probe.store import ResultStore
+from probe.core.model import Status
+from probe.engine.history.codec import decode_chunk, decode_day, encode_chunk, encode_day
+from probe.engine.history.model import DAY, HOUR, Chunk, Rollup
+from probe.engine.history.rollup import combine, percentile, rollup_chunk
+from probe.engine.store import ResultStore
 from probe.web.history import HistoryView
 from probe.web.settings import LiveSettings
 from tests.history_helpers import DAY0, NOW, config_for, feed, sqlite_writer

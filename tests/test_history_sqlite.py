@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from probe.alerts.notification import Kind, Severity
-from probe.history.codec import decode_chunk
-from probe.history.sqlite import SqliteBackend
-from probe.history.writer import HistoryWriter
-from probe.model import Status
+from probe.contract.notification import Kind, Severity
+from probe.core.model import Status
+from probe.engine.history.codec import decode_chunk
+from probe.engine.history.sqlite import SqliteBackend
+from probe.engine.history.writer import HistoryWriter
 from tests.history_helpers import NOW, alert, feed, result, sqlite_writer
 from tests.support import HandClock
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from probe.alerts.alert_test import send_test
+from probe.engine.alerts.alert_test import send_test
 from tests.alert_helpers import make_config
 from tests.alertmanager_server import am_alerts
 from tests.cli_helpers import arun_cli

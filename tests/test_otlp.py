@@ -21,8 +21,8 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, M
 from prometheus_client.parser import text_string_to_metric_families
 
 from probe.agent import Agent
-from probe.config import ConfigError, load_config
-from probe.model import Status
+from probe.contract.config import ConfigError, load_config
+from probe.core.model import Status
 from tests.cli_helpers import REPO, cli_env
 from tests.conftest import free_port
 from tests.otlp_receiver import Answer, OtlpReceiver
@@ -321,7 +321,7 @@ def test_without_the_extra_agent_otlp_says_what_to_install(tmp_path: Path) -> No
     # The exporter cannot be imported, as in an install without probe[otlp].
     script = (
         "import sys; sys.modules['opentelemetry.exporter.otlp.proto.http.metric_exporter'] = None;"
-        "from probe.cli import main; sys.exit(main(['validate', '-c', sys.argv[1]]))"
+        "from probe.cli.main import main; sys.exit(main(['validate', '-c', sys.argv[1]]))"
     )
     done = subprocess.run(
         [sys.executable, "-c", script, str(path)],

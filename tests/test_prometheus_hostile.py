@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from probe.checks.promql import CounterWindow
-from probe.model import CheckResult, Status
+from probe.core.model import CheckResult, Status
 from tests.prometheus_helpers import config, notes, values
 from tests.support import HandClock
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from probe import health
-from probe.config import Config, load_config
-from probe.model import CheckResult, Observation, Status, Unit
-from probe.store import RENDER_BURST, RENDERS_PER_SECOND, ResultStore
+from probe.contract.config import Config, load_config
+from probe.core.model import CheckResult, Observation, Status, Unit
+from probe.engine import health
+from probe.engine.store import RENDER_BURST, RENDERS_PER_SECOND, ResultStore
 from tests.support import HandClock, Renders
 
 CONFIG = """

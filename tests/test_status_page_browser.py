@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from probe.agent import Agent
-from probe.alerts.notification import Kind, Severity
-from probe.model import Status
+from probe.contract.notification import Kind, Severity
+from probe.core.model import Status
 from tests import chromium
 from tests.history_helpers import alert, feed, sqlite_writer
 from tests.status_helpers import agent_yaml, listening, start, until

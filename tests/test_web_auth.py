@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from probe.agent import Agent
-from probe.config import load_config
+from probe.contract.config import load_config
 from tests.support import route_table
 
 AUTH = "agent-token-8812"

@@ -21,7 +21,6 @@ from pydantic import Field, field_validator, model_validator
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoPermissionError, NoScriptError, RedisError, ResponseError
 
-from probe import limits
 from probe.checks import redis_client
 from probe.checks.bullmq_events import (
     SCRIPT,
@@ -40,7 +39,8 @@ from probe.checks.bullmq_outcomes import (
     unknown_outcome_samples,
 )
 from probe.checks.errors import failure
-from probe.contract import (
+from probe.contract import limits
+from probe.contract.plugin import (
     Check,
     CheckConfig,
     CheckContext,
@@ -49,11 +49,11 @@ from probe.contract import (
     MetricPoint,
     Report,
 )
-from probe.fields import Duration, Limits, StrictModel
-from probe.model import Sample, Unit
-from probe.networds import first_line
-from probe.redact import Redactor, redact_url, url_secrets
-from probe.units import Limit, format_duration
+from probe.core.fields import Duration, Limits, StrictModel
+from probe.core.model import Sample, Unit
+from probe.core.networds import first_line
+from probe.core.redact import Redactor, redact_url, url_secrets
+from probe.core.units import Limit, format_duration
 
 # The states of `Queue.getJobCounts()`, spelled as BullMQ spells them; each is also the
 # measure name and the `state` label of `probe_queue_jobs`.

@@ -19,13 +19,14 @@ from urllib.parse import urlsplit
 import aiohttp
 from pydantic import field_validator
 
-from probe import __version__, limits
+from probe import __version__
 from probe.checks.errors import failure
 from probe.checks.http import HttpResolver, read_limited
-from probe.contract import Check, CheckConfig, CheckContext, CheckFailed, Report
-from probe.model import Sample, Unit
-from probe.networds import address, network_words, url_port
-from probe.redact import redact_url
+from probe.contract import limits
+from probe.contract.plugin import Check, CheckConfig, CheckContext, CheckFailed, Report
+from probe.core.model import Sample, Unit
+from probe.core.networds import address, network_words, url_port
+from probe.core.redact import redact_url
 
 IANA_BOOTSTRAP = "https://data.iana.org/rdap/dns.json"
 ASK_EVERY = 12 * 3600.0  # an expiry date moves once a year: no registry wants more

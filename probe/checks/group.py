@@ -8,10 +8,10 @@ from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
-from probe.contract import Check, CheckConfig, CheckContext, Report
-from probe.fields import StrictModel
-from probe.model import CheckResult, Status, worst
-from probe.units import format_duration
+from probe.contract.plugin import Check, CheckConfig, CheckContext, Report
+from probe.core.fields import StrictModel
+from probe.core.model import CheckResult, Status, worst
+from probe.core.units import format_duration
 
 
 class FailWhen(StrictModel):

@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import field_validator, model_validator
 
-from probe.contract import Check, CheckConfig, MetricFamily, MetricPoint, Report
-from probe.fields import Duration, TimeZone
-from probe.heartbeat_state import HeartbeatState
-from probe.model import Sample, Unit
-from probe.units import Limit, format_duration
+from probe.contract.heartbeat_state import HeartbeatState
+from probe.contract.plugin import Check, CheckConfig, MetricFamily, MetricPoint, Report
+from probe.core.fields import Duration, TimeZone
+from probe.core.model import Sample, Unit
+from probe.core.units import Limit, format_duration
 
 MESSAGE_SHOWN = 200  # characters of the last message in a one-line output
 

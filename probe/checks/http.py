@@ -30,12 +30,13 @@ from pydantic import (
     model_validator,
 )
 
-from probe import __version__, limits
+from probe import __version__
 from probe.checks import tls_chain
 from probe.checks.errors import failure
 from probe.checks.http_expect import Expect, judge
 from probe.checks.http_phases import PHASE_FAMILY, PHASES, PhaseTimer
-from probe.contract import (
+from probe.contract import limits
+from probe.contract.plugin import (
     Check,
     CheckConfig,
     CheckContext,
@@ -44,10 +45,10 @@ from probe.contract import (
     MetricPoint,
     Report,
 )
-from probe.model import CheckResult, Sample, Status, Unit
-from probe.networds import address, network_words, url_port
-from probe.redact import is_sensitive_header, redact_url, url_secrets
-from probe.units import timed_out_after
+from probe.core.model import CheckResult, Sample, Status, Unit
+from probe.core.networds import address, network_words, url_port
+from probe.core.redact import is_sensitive_header, redact_url, url_secrets
+from probe.core.units import timed_out_after
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 MAX_BODY = 1024 * 1024  # enough for any health endpoint; a huge page must not eat memory

@@ -6,5 +6,5 @@ listening socket.
 Handlers read narrow, read-only views (`views`: rendered bodies, current states, history
 rollups, the ping inbox) and the settings a reload swaps in (`settings`), never the
 config or the store as a whole, and they do no I/O. The web may import the engine and
-everything under it; nothing below the agent imports the web.
+everything under it, never the CLI or the agent; nothing below it imports the web.
 """

@@ -20,10 +20,10 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from probe import health
-from probe.model import Health, Observation, Status
-from probe.store import Rendered, Snapshot
-from probe.times import rfc3339_seconds
+from probe.core.model import Health, Observation, Status
+from probe.core.times import rfc3339_seconds
+from probe.engine import health
+from probe.engine.store import Rendered, Snapshot
 from probe.web import responses
 from probe.web.auth import authorized
 from probe.web.responses import HEALTH_JSON

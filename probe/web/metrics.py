@@ -1,4 +1,4 @@
-"""/metrics: the agent's registry (`probe.metrics`) served as Prometheus text or OpenMetrics."""
+"""/metrics: the agent's registry (`probe.engine.metrics`) as Prometheus text or OpenMetrics."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from probe.metrics import ProbeRegistry
+from probe.engine.metrics import ProbeRegistry
 
 # Bytes younger than this are served again while nothing changed: process_* figures and
 # staleness move with time alone, and a second is finer than any scrape interval.
