@@ -19,6 +19,7 @@ from probe.engine import health
 from probe.engine.store import ResultStore
 from probe.web.routes import Route, build_app, routes
 from probe.web.settings import LiveSettings, WebSettings
+from tests.conftest import free_port
 
 
 def web_app(store: ResultStore, registry: CollectorRegistry | None = None) -> web.Application:
@@ -84,3 +85,34 @@ async def until(predicate: Callable[[], Any], timeout: float = 10.0, every: floa
             return last
         await asyncio.sleep(every)
     raise AssertionError(f"not within {timeout}s; last: {last!r}")
+
+
+class LocalSite:
+    """A stand-in's app on one local port that a test can close (`refuse`) and open again
+    (`accept`), as a receiver that goes down and comes back. Subclasses are dataclasses
+    with `port`, `_runner` and `_site` fields."""
+
+    port: int
+    _runner: web.AppRunner | None
+    _site: web.TCPSite | None
+
+    async def serve(self, app: web.Application) -> None:
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        self.port = self.port or free_port()
+        await self.accept()
+
+    async def accept(self) -> None:
+        assert self._runner is not None
+        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        await self._site.start()
+
+    async def refuse(self) -> None:
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
+
+    async def stop_serving(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

@@ -24,16 +24,8 @@ import aiohttp
 import aiosmtplib
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from probe.contract.notification import (
-    Alert,
-    Kind,
-    Notification,
-    event_words,
-    headline,
-    plain_text,
-    shown,
-    status_word,
-)
+from probe.contract import notification as words
+from probe.contract.notification import Alert, Kind, Notification
 from probe.contract.plugin import DeliveryError, Notifier, NotifierConfig
 from probe.core.networds import address, causes, network_words
 from probe.core.redact import Redactor
@@ -56,18 +48,18 @@ def thread_id(agent: str, alert: Alert, domain: str) -> str:
 
 def _html(notification: Notification, status_url: str) -> str:
     rows = []
-    for alert in shown(notification):
-        word = status_word(alert)
+    for alert in words.shown(notification):
+        word = words.status_word(alert)
         rows.append(
             f'<tr><td style="border-left:6px solid {COLOURS[word]};padding:6px 10px">'
             f"<b>{word}</b> <code>{html.escape(alert.key)}</code><br>"
             f"{html.escape(alert.summary)}<br>"
-            f'<span style="color:#666">{html.escape(event_words(alert))}</span></td></tr>'
+            f'<span style="color:#666">{html.escape(words.event_words(alert))}</span></td></tr>'
         )
     link = f'<p><a href="{html.escape(status_url)}">Status page</a></p>' if status_url else ""
     return (
         "<!DOCTYPE html><html><body>"
-        f"<h3>{html.escape(headline(notification))}</h3>"
+        f"<h3>{html.escape(words.headline(notification))}</h3>"
         f'<table cellspacing="0" cellpadding="0">{"".join(rows)}</table>{link}'
         "</body></html>"
     )
@@ -88,7 +80,7 @@ def build_message(
     threads = [thread_id(agent, a, domain) for a in notification.alerts if a.kind is not Kind.TEST]
     fired = [a for a in notification.alerts if a.kind is Kind.FIRING and not a.previous_summary]
     message = EmailMessage()
-    message["Subject"] = headline(notification)
+    message["Subject"] = words.headline(notification)
     message["From"] = sender
     message["To"] = ", ".join(to)
     message["Date"] = formatdate(notification.created, usegmt=True)
@@ -109,7 +101,7 @@ def build_message(
     references = [r for r in references if r != message["Message-ID"]]
     if references:
         message["References"] = " ".join(references)
-    text = plain_text(notification) + (f"\n\nStatus page: {status_url}" if status_url else "")
+    text = words.plain_text(notification) + (f"\n\nStatus page: {status_url}" if status_url else "")
     message.set_content(text)
     message.add_alternative(_html(notification, status_url), subtype="html")
     return message

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from probe.core.networds import first_line, network_words
 from probe.core.redact import redact_url
 from probe.engine.fleet.backend import BackendError
+from probe.engine.postgres_words import postgres_words
 
 LEASE_TABLE = "probe_fleet_lease"
 RECORD_TABLE = "probe_fleet_alerts"
@@ -76,14 +76,7 @@ class PostgresLease:
         self._created = False
 
     def _words(self, exc: BaseException) -> str:
-        if isinstance(exc, TimeoutError):
-            return f"timed out ({self._where})"
-        found = network_words(exc, self._host, self._where)
-        if found:
-            return found
-        if isinstance(exc, asyncpg.InvalidPasswordError):
-            return f"password authentication failed ({self._where})"
-        return f"{first_line(exc)} ({self._where})"
+        return postgres_words(exc, self._host, self._where)
 
     async def _connection(self) -> Any:
         if self._conn is None or self._conn.is_closed():

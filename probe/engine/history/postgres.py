@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from probe.core.networds import first_line, network_words
 from probe.engine.history.model import Incident, Rollup
 from probe.engine.history.retention import Cutoffs
 from probe.engine.history.store import Batch, ChunkKey, HistoryError, Snapshot, describe
+from probe.engine.postgres_words import postgres_words
 
 T = TypeVar("T")
 
@@ -56,14 +56,7 @@ class PostgresBackend:
         self._pool: Any = None
 
     def _words(self, exc: BaseException) -> str:
-        if isinstance(exc, TimeoutError):
-            return f"timed out ({self._where})"
-        found = network_words(exc, self._host, self._where)
-        if found:
-            return found
-        if isinstance(exc, asyncpg.InvalidPasswordError):
-            return f"password authentication failed ({self._where})"
-        return f"{first_line(exc)} ({self._where})"
+        return postgres_words(exc, self._host, self._where)
 
     async def _run(self, fn: Callable[[Any], Awaitable[T]]) -> T:
         try:
