@@ -16,25 +16,26 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from probe.alerts.service import AlertService
-from probe.checks.factory import build_runner
-from probe.config import Config, ConfigError, load_config, load_or_report
-from probe.fleet.backend import BackendError
-from probe.fleet.wiring import FleetCollector, fleet_of, heartbeat_of, shared_history_paused
-from probe.history.service import History
-from probe.incident_notes import Note, new_note
-from probe.maintenance import Window, new_window
-from probe.metrics import build_registry
-from probe.model import CheckResult
-from probe.networds import address
-from probe.otlp.push import OtlpPush
-from probe.pings import Inbox
-from probe.redact import Redactor
-from probe.runner import CheckRunner
-from probe.scheduler import Scheduler
-from probe.store import ResultStore
-from probe.tasks import cancel_and_wait
-from probe.times import Clock
+from probe.contract.config import Config, ConfigError, load_config, load_or_report
+from probe.contract.plugin import AgentServices
+from probe.core.incident_notes import Note, new_note
+from probe.core.maintenance import Window, new_window
+from probe.core.model import CheckResult
+from probe.core.networds import address
+from probe.core.redact import Redactor
+from probe.core.tasks import cancel_and_wait
+from probe.core.times import Clock
+from probe.engine.alerts.service import AlertService
+from probe.engine.factory import build_runner
+from probe.engine.fleet.backend import BackendError
+from probe.engine.fleet.wiring import FleetCollector, fleet_of, heartbeat_of, shared_history_paused
+from probe.engine.history.service import History
+from probe.engine.metrics import build_registry
+from probe.engine.otlp.push import OtlpPush
+from probe.engine.pings import Inbox
+from probe.engine.runner import CheckRunner
+from probe.engine.scheduler import Scheduler
+from probe.engine.store import ResultStore
 from probe.web.admin import AdminRoutes
 from probe.web.history import HistoryView
 from probe.web.routes import build_app
@@ -89,7 +90,8 @@ class Agent:
         self.registry = build_registry(self.store, self)
         # Heartbeat pings: a file of their own next to the alert state (docs/checks/heartbeat.md).
         self.inbox = Inbox(Inbox.path_for(config.agent.state_file), clock)
-        self.inbox.configure(c.name for c in config.all_checks() if c.type == "heartbeat")
+        self.inbox.configure(c.name for c in config.all_checks() if c.receives_pings)
+        self.services = AgentServices(pings=self.inbox, results=self._latest)
         self.history.register_metrics(self.registry)
         self.otlp = OtlpPush(self.registry, config.agent, clock)
         if self.fleet is not None:
@@ -114,10 +116,7 @@ class Agent:
         return self.alerts.notification_counts()
 
     def _runners(self, config: Config) -> list[CheckRunner]:
-        return [
-            build_runner(c, self.redactor, self.clock, self.inbox, self._latest)
-            for c in config.checks
-        ]
+        return [build_runner(c, self.redactor, self.clock, self.services) for c in config.checks]
 
     def _latest(self, name: str) -> CheckResult | None:
         """Another check's latest result, for checks that read one (`vendor:`)."""
@@ -202,7 +201,7 @@ class Agent:
         self.settings.swap(WebSettings.of(config.agent))
         self.store.reconfigure(config)
         self.history.reconfigure(config)
-        self.inbox.configure(c.name for c in config.all_checks() if c.type == "heartbeat")
+        self.inbox.configure(c.name for c in config.all_checks() if c.receives_pings)
         # Alerts first: results of runs that finish while the checks are swapped must
         # reach a running alert service, not the stopped one.
         old_alerts = self.alerts
@@ -302,7 +301,7 @@ class Planning:
 
 def run_agent(config_path: Path, log_format: str) -> int:
     """`probe run`: 0 after a clean stop, 2 on a config error, 1 if it cannot start."""
-    from probe.logs import setup_logging
+    from probe.core.logs import setup_logging
 
     config = load_or_report(config_path)
     if config is None:

@@ -17,14 +17,18 @@ from typing import Any
 import pytest
 
 from tests.cli_helpers import arun_cli
-from tests.fleet_helpers import Replica, ThrowAwayRedis, leader_among
+from tests.fleet_helpers import (
+    LEASE,
+    QUIET,
+    Replica,
+    ThrowAwayRedis,
+    fleet_config,
+    kinds,
+    leader_among,
+)
 from tests.slack_receiver import SlackReceiver
-from tests.test_fleet import LEASE, QUIET, backend, checked_redis, fleet_config, kinds
 
 pytest_plugins = ["tests.deep_servers"]
-# The fixtures: the fleet store (Redis, PostgreSQL, PostgreSQL through PgBouncer in
-# transaction mode) and the Redis the `cache` check watches.
-__all__ = ["backend", "checked_redis"]
 
 ADMIN = "fleet-admin-token-1"
 ROUND = LEASE / 3

@@ -10,15 +10,13 @@ import uuid
 
 import pytest
 
-from probe.fleet.backend import BackendError, LeaseBackend
-from probe.fleet.plans import SharedPlans
-from probe.fleet.stores import open_backend
-from probe.incident_notes import MAX_NOTES, new_note
-from probe.maintenance import DAY, KEEP_ENDED, MAX_RUNTIME_WINDOWS, Window, new_window
-from tests.test_fleet import backend
+from probe.core.incident_notes import MAX_NOTES, new_note
+from probe.core.maintenance import DAY, KEEP_ENDED, MAX_RUNTIME_WINDOWS, Window, new_window
+from probe.engine.fleet.backend import BackendError, LeaseBackend
+from probe.engine.fleet.plans import SharedPlans
+from probe.engine.fleet.stores import open_backend
 
 pytest_plugins = ["tests.deep_servers"]
-__all__ = ["backend"]  # the fixture: Redis, PostgreSQL, PostgreSQL through PgBouncer
 
 T0 = 1_800_000_000.0
 

@@ -29,7 +29,7 @@ import pytest
 from bullmq import Queue, Worker
 
 from probe.agent import Agent
-from probe.config import load_config
+from probe.contract.config import load_config
 from tests.cli_helpers import REPO
 from tests.conftest import free_port, wait_for_port
 from tests.slack_receiver import SlackReceiver

@@ -10,11 +10,12 @@ from aiohttp.test_utils import TestClient
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from probe.config import AgentConfig, AlertsConfig, Config
-from probe.contract import CheckConfig
-from probe.metrics import CachedExposition, build_registry
-from probe.model import CheckResult, Status
-from probe.store import ResultStore
+from probe.contract.config import AgentConfig, AlertsConfig, Config
+from probe.contract.plugin import CheckConfig
+from probe.core.model import CheckResult, Status
+from probe.engine.metrics import build_registry
+from probe.engine.store import ResultStore
+from probe.web.metrics import CachedExposition
 from tests.support import web_app
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"

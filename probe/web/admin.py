@@ -16,11 +16,11 @@ from typing import Any
 
 from aiohttp import web
 
-from probe.history.model import Incident
-from probe.incident_notes import MAX_TEXT, clean_text
-from probe.maintenance import MAX_DURATION, MAX_REASON, Window
-from probe.times import Clock, rfc3339_seconds
-from probe.units import parse_duration
+from probe.core.incident_notes import MAX_TEXT, clean_text
+from probe.core.maintenance import MAX_DURATION, MAX_REASON, Window
+from probe.core.times import Clock, rfc3339_seconds
+from probe.core.units import parse_duration
+from probe.engine.history.model import Incident
 from probe.web import responses
 from probe.web.auth import bearer, token_matches
 from probe.web.settings import LiveSettings

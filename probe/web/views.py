@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Protocol
 
-from probe.health import Entry
-from probe.history.model import Incident, Rollup
-from probe.incident_notes import Note
-from probe.maintenance import Window
-from probe.model import Health
-from probe.store import Rendered, Snapshot
+from probe.core.incident_notes import Note
+from probe.core.maintenance import Window
+from probe.core.model import Health
+from probe.engine.health import Entry
+from probe.engine.history.model import Incident, Rollup
+from probe.engine.store import Rendered, Snapshot
 
 
 class HealthBodies(Protocol):
