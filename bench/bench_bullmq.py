@@ -43,7 +43,7 @@ from redis.asyncio.client import Pipeline
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from probe.checks.bullmq import BullMQCheck, BullMQConfig
-from probe.runner import CheckRunner
+from probe.engine.runner import CheckRunner
 from tests.node_bullmq import start_node
 
 APP_QUEUES = [

@@ -23,9 +23,9 @@ PROBE_SERVER = """
 import asyncio, sys
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from probe.config import load_config
-from probe.model import CheckResult, Status
-from probe.store import ResultStore
+from probe.contract.config import load_config
+from probe.core.model import CheckResult, Status
+from probe.engine.store import ResultStore
 from probe.web.routes import build_app
 from probe.web.settings import LiveSettings
 

@@ -25,13 +25,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from probe.alerts.notification import Alert, Kind, Severity  # noqa: E402
-from probe.config import load_config  # noqa: E402
-from probe.history.model import DAY, HOUR, Rollup  # noqa: E402
-from probe.history.sqlite import SqliteBackend  # noqa: E402
-from probe.history.writer import HistoryWriter  # noqa: E402
-from probe.model import CheckResult, Status  # noqa: E402
-from probe.store import ResultStore  # noqa: E402
+from probe.contract.config import load_config  # noqa: E402
+from probe.contract.notification import Alert, Kind, Severity  # noqa: E402
+from probe.core.model import CheckResult, Status  # noqa: E402
+from probe.engine.history.model import DAY, HOUR, Rollup  # noqa: E402
+from probe.engine.history.sqlite import SqliteBackend  # noqa: E402
+from probe.engine.history.writer import HistoryWriter  # noqa: E402
+from probe.engine.store import ResultStore  # noqa: E402
 from probe.web.history import HistoryView  # noqa: E402
 from probe.web.settings import LiveSettings  # noqa: E402
 from probe.web.status import StatusSite, render_page  # noqa: E402

@@ -27,11 +27,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from probe.checks.bullmq import JOB_STATES as QUEUE_STATES
-from probe.config import AgentConfig, AlertsConfig, Config
-from probe.contract import CheckConfig
-from probe.metrics import build_registry
-from probe.model import CheckResult, Observation, Status, Unit
-from probe.store import ResultStore
+from probe.contract.config import AgentConfig, AlertsConfig, Config
+from probe.contract.plugin import CheckConfig
+from probe.core.model import CheckResult, Observation, Status, Unit
+from probe.engine.metrics import build_registry
+from probe.engine.store import ResultStore
 from probe.web.routes import build_app
 from probe.web.settings import LiveSettings
 

@@ -29,9 +29,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from probe.checks.factory import build_runner  # noqa: E402
 from probe.checks.prometheus import PrometheusConfig  # noqa: E402
-from probe.pings import Inbox  # noqa: E402
+from probe.contract.plugin import AgentServices  # noqa: E402
+from probe.engine.factory import build_runner  # noqa: E402
+from probe.engine.pings import Inbox  # noqa: E402
 
 
 def free_port() -> int:
@@ -89,7 +90,9 @@ async def cpu_per_run(url: str, runs: int) -> float:
         }
     )
     now = [1_800_000_000.0]
-    runner = build_runner(cfg, clock=lambda: now[0], inbox=Inbox(clock=lambda: now[0]))
+    runner = build_runner(
+        cfg, clock=lambda: now[0], agent=AgentServices(Inbox(clock=lambda: now[0]))
+    )
     try:
         for _ in range(5):  # warm: connection, imports, first windows
             await runner.run()

@@ -40,7 +40,7 @@ OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 # separates its cost, which grows with checks x days shown, from the core path's).
 ISOLATED = (
     "import sys; import probe.web.status as page; page.StatusSite.refresh = lambda self: None; "
-    "from probe.cli import main; sys.argv[0] = 'probe'; sys.exit(main())"
+    "from probe.cli.main import main; sys.argv[0] = 'probe'; sys.exit(main())"
 )
 
 TARGET = r"""

@@ -10,36 +10,43 @@ import gc
 import logging
 import signal
 import time
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 from aiohttp import web
 
-from probe.alerts.service import AlertService
-from probe.checks.factory import build_runner
-from probe.config import Config, ConfigError, load_config, load_or_report
-from probe.fleet.wiring import FleetCollector, fleet_of, heartbeat_of, shared_history_paused
-from probe.history.service import History
-from probe.incident_notes import Note
-from probe.maintenance import Window
-from probe.metrics import build_registry
-from probe.model import CheckResult
-from probe.networds import address
-from probe.otlp.push import OtlpPush
-from probe.pings import Inbox
-from probe.redact import Redactor
-from probe.runner import CheckRunner
-from probe.scheduler import Scheduler
-from probe.store import ResultStore
-from probe.tasks import cancel_and_wait
-from probe.times import Clock
+from probe.contract.config import Config, ConfigError, load_config, load_or_report
+from probe.contract.plugin import AgentServices
+from probe.core.incident_notes import Note, new_note
+from probe.core.maintenance import Window, new_window
+from probe.core.model import CheckResult
+from probe.core.networds import address
+from probe.core.redact import Redactor
+from probe.core.tasks import cancel_and_wait
+from probe.core.times import Clock
+from probe.engine.alerts.service import AlertService
+from probe.engine.factory import build_runner
+from probe.engine.fleet.backend import BackendError
+from probe.engine.fleet.wiring import FleetCollector, fleet_of, heartbeat_of, shared_history_paused
+from probe.engine.history.service import History
+from probe.engine.metrics import build_registry
+from probe.engine.otlp.push import OtlpPush
+from probe.engine.pings import Inbox
+from probe.engine.runner import CheckRunner
+from probe.engine.scheduler import Scheduler
+from probe.engine.store import ResultStore
 from probe.web.admin import AdminRoutes
 from probe.web.history import HistoryView
 from probe.web.routes import build_app
 from probe.web.server import serve
 from probe.web.settings import LiveSettings, WebSettings
 from probe.web.status import StatusSite
+from probe.web.views import Unavailable
 
 log = logging.getLogger("probe.agent")
+
+T = TypeVar("T")
 
 # Together well inside Docker's 10 s stop grace period.
 SHUTDOWN_CHECK_WAIT = 2.0  # seconds running checks get to finish on SIGTERM
@@ -72,6 +79,8 @@ class Agent:
         # What the web reads: settings swapped on reload, and the status site's bodies.
         self.settings = LiveSettings.of(config.agent)
         self.planning = Planning(self)
+        if self.fleet is not None:
+            self.fleet.plans_sink = self.planning.adopt
         self.site = StatusSite(
             HistoryView(self.store, self.history.writer, self.settings, clock, self.planning),
             self.settings,
@@ -81,7 +90,8 @@ class Agent:
         self.registry = build_registry(self.store, self)
         # Heartbeat pings: a file of their own next to the alert state (docs/checks/heartbeat.md).
         self.inbox = Inbox(Inbox.path_for(config.agent.state_file), clock)
-        self.inbox.configure(c.name for c in config.all_checks() if c.type == "heartbeat")
+        self.inbox.configure(c.name for c in config.all_checks() if c.receives_pings)
+        self.services = AgentServices(pings=self.inbox, results=self._latest)
         self.history.register_metrics(self.registry)
         self.otlp = OtlpPush(self.registry, config.agent, clock)
         if self.fleet is not None:
@@ -106,10 +116,7 @@ class Agent:
         return self.alerts.notification_counts()
 
     def _runners(self, config: Config) -> list[CheckRunner]:
-        return [
-            build_runner(c, self.redactor, self.clock, self.inbox, self._latest)
-            for c in config.checks
-        ]
+        return [build_runner(c, self.redactor, self.clock, self.services) for c in config.checks]
 
     def _latest(self, name: str) -> CheckResult | None:
         """Another check's latest result, for checks that read one (`vendor:`)."""
@@ -194,7 +201,7 @@ class Agent:
         self.settings.swap(WebSettings.of(config.agent))
         self.store.reconfigure(config)
         self.history.reconfigure(config)
-        self.inbox.configure(c.name for c in config.all_checks() if c.type == "heartbeat")
+        self.inbox.configure(c.name for c in config.all_checks() if c.receives_pings)
         # Alerts first: results of runs that finish while the checks are swapped must
         # reach a running alert service, not the stopped one.
         old_alerts = self.alerts
@@ -226,7 +233,9 @@ class Agent:
 
 class Planning:
     """Windows and notes for the web: kept by the alert service in force (a reload
-    replaces it and hands them on), shown on the status page as soon as they change."""
+    replaces it and hands them on), shown on the status page as soon as they change.
+    In a fleet a write goes to the shared store first, and every round each replica
+    takes the store's copy (`probe.fleet.plans`)."""
 
     def __init__(self, agent: Agent) -> None:
         self._agent = agent
@@ -237,23 +246,53 @@ class Planning:
     def applies(self, window: Window, check: str) -> bool:
         return self._agent.alerts.maintenance.applies(window, check)
 
-    def open_window(self, checks: list[str], duration: float, reason: str) -> Window:
-        window = self._agent.alerts.open_window(checks, duration, reason)
+    async def open_window(self, checks: list[str], duration: float, reason: str) -> Window:
+        fleet = self._agent.fleet
+        if fleet is None:
+            window = self._agent.alerts.open_window(checks, duration, reason)
+        else:
+            window = new_window(checks, duration, reason, self._agent.clock())
+            await self._shared(fleet.plans.put_window(window))
+            self._agent.alerts.put_window(window)
         self._changed()
         return window
 
-    def close_window(self, window_id: str) -> Window | None:
-        window = self._agent.alerts.close_window(window_id)
+    async def close_window(self, window_id: str) -> Window | None:
+        fleet = self._agent.fleet
+        if fleet is None:
+            window = self._agent.alerts.close_window(window_id)
+        else:
+            now = self._agent.clock()
+            window = await self._shared(fleet.plans.close_window(window_id, now))
+            if window is not None:
+                self._agent.alerts.put_window(window)
         self._changed()
         return window
 
     def notes(self) -> list[Note]:
         return list(self._agent.alerts.notes.notes)
 
-    def add_note(self, incident: str, text: str) -> Note:
-        note = self._agent.alerts.add_note(incident, text)
+    async def add_note(self, incident: str, text: str) -> Note:
+        fleet = self._agent.fleet
+        if fleet is None:
+            note = self._agent.alerts.add_note(incident, text)
+        else:
+            note = new_note(incident, text, self._agent.clock())
+            await self._shared(fleet.plans.add_note(note))
+            self._agent.alerts.put_note(note)
         self._changed()
         return note
+
+    def adopt(self, windows: list[Window], notes: list[Note]) -> None:
+        """The fleet store's copy, each round."""
+        if self._agent.alerts.adopt_plans(windows, notes):
+            self._changed()
+
+    async def _shared(self, write: Awaitable[T]) -> T:
+        try:
+            return await write
+        except BackendError as exc:
+            raise Unavailable(f"fleet store unreachable ({exc}); nothing changed") from None
 
     def _changed(self) -> None:
         self._agent.site.mark_stale()
@@ -262,7 +301,7 @@ class Planning:
 
 def run_agent(config_path: Path, log_format: str) -> int:
     """`probe run`: 0 after a clean stop, 2 on a config error, 1 if it cannot start."""
-    from probe.logs import setup_logging
+    from probe.core.logs import setup_logging
 
     config = load_or_report(config_path)
     if config is None:

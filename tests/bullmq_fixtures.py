@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from probe.checks.bullmq import BullMQCheck, BullMQConfig
-from probe.runner import CheckRunner
+from probe.engine.runner import CheckRunner
 from tests.faultproxy import FaultProxy
 
 DB = 12  # only these tests use it; flushed before and after each
@@ -53,3 +53,25 @@ async def counting_proxy(redis_server: tuple[str, int]) -> AsyncIterator[FaultPr
     proxy = await FaultProxy(*redis_server).start()
     yield proxy
     await proxy.close()
+
+
+# A job scheduler whose worker runs it twice, then stops: its next run goes overdue.
+SCHEDULER = r"""
+const { Queue, Worker } = require("bullmq");
+const IORedis = require("ioredis");
+const connection = new IORedis(process.env.REDIS_URL, { maxRetriesPerRequest: null });
+(async () => {
+  const q = new Queue("billing", { connection });
+  await q.upsertJobScheduler("usage-aggregation", { every: 1000 }, { name: "aggregate" });
+  let completed = 0;
+  const w = new Worker("billing", async () => "summed", { connection });
+  w.on("completed", () => { completed += 1; });
+  const deadline = Date.now() + 10000;
+  while (completed < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await w.close();  // the worker stops: nothing promotes the next iteration any more
+  const next = await connection.zscore("bull:billing:repeat", "usage-aggregation");
+  console.log(JSON.stringify({ completed, next: Number(next) }));
+  await q.close();
+  await connection.quit();
+})();
+"""

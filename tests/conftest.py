@@ -22,19 +22,26 @@ from typing import Any
 import asyncpg
 import pytest
 
-from probe.checks.factory import build_runner
-from probe.contract import CheckConfig
-from probe.runner import CheckRunner
+from probe.contract.plugin import CheckConfig
+from probe.engine.factory import build_runner
+from probe.engine.runner import CheckRunner
 from tests.faultproxy import FaultProxy
 
-# Fixtures that live with the stand-ins they start (`receiver`: tests/slack_receiver.py,
-# `otlp_receiver`: tests/otlp_receiver.py; `libfaketime`: tests/libfaketime.py; `saas`:
-# tests/saas_standins.py).
+# Fixture modules shared by several test modules (which import none of them for fixtures):
+# `receiver` (tests/slack_receiver.py), `otlp_receiver` (tests/otlp_receiver.py),
+# `libfaketime` (tests/libfaketime.py), `saas` (tests/saas_standins.py), ...
 pytest_plugins = [
     "tests.slack_receiver",
     "tests.otlp_receiver",
     "tests.libfaketime",
     "tests.saas_standins",
+    "tests.alertmanager_server",
+    "tests.app_workers",
+    "tests.bullmq_fixtures",
+    "tests.fleet_helpers",
+    "tests.ping_helpers",
+    "tests.prometheus_helpers",
+    "tests.redirect_server",
 ]
 
 PG_ADMIN_DSN = os.environ.get("PROBE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

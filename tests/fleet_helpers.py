@@ -12,11 +12,17 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.cli_helpers import REPO, cli_env
 from tests.conftest import free_port, wait_for_port
+from tests.deep_servers import DeepCluster
+from tests.slack_receiver import SlackReceiver
 
 
 class ThrowAwayRedis:
@@ -123,3 +129,58 @@ async def leader_among(replicas: list[Replica], timeout: float = 20.0) -> Replic
             return leaders[0]
         await asyncio.sleep(0.1)
     raise AssertionError(f"no single leader within {timeout}s: {seen}")
+
+
+@pytest.fixture(params=["redis", "postgres", "pgbouncer"])
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "redis":
+        url: str = request.getfixturevalue("redis_url")
+        return url
+    dsn: str = request.getfixturevalue("pg_dsn")
+    if request.param == "postgres":
+        return dsn
+    cluster: DeepCluster = request.getfixturevalue("deep_pg")
+    bouncer: int = request.getfixturevalue("pgbouncer")  # transaction mode
+    return cluster.dsn("postgres", port=bouncer)
+
+
+LEASE = 3.0
+QUIET = 3.0  # seconds to keep listening for a duplicate
+
+
+@pytest.fixture
+def checked_redis() -> Iterator[ThrowAwayRedis]:
+    server = ThrowAwayRedis()
+    server.start()
+    yield server
+    server.close()
+
+
+def fleet_config(tmp_path: Path, backend: str, redis_port: int, receiver_port: int) -> Path:
+    path = tmp_path / "probe.yaml"
+    path.write_text(
+        f"""
+agent:
+  name: replica
+  listen: 127.0.0.1:${{PROBE_PORT}}
+  history: "off"
+  fleet: {{name: "fleet-{uuid.uuid4().hex[:8]}", backend: "{backend}", lease: {LEASE:g}s}}
+defaults: {{interval: 1s, timeout: 500ms}}
+checks:
+  # The outage restarts Redis: its `restarts` warning is another story than the fleet's.
+  - {{name: cache, type: redis, url: "redis://127.0.0.1:{redis_port}/0", critical: true,
+      warn: {{restarts: "off"}}}}
+alerts:
+  for: {{warn: 1s, fail: 1s}}
+  resolve_after: 2
+  group_wait: 0s
+  repeat: 0
+  notifiers:
+    - {{type: webhook, url: "http://127.0.0.1:{receiver_port}/services/fleet-hook"}}
+"""
+    )
+    return path
+
+
+def kinds(receiver: SlackReceiver) -> list[str]:
+    return [body["kind"] for body in receiver.delivered]

@@ -5,24 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from probe.alerts.notification import Alert, Kind, Severity
-from probe.config import Config, load_config
-from probe.history.sqlite import SqliteBackend
-from probe.history.writer import HistoryWriter
-from probe.model import CheckResult, Status
-from probe.times import Clock
+from probe.contract.config import Config, load_config
+from probe.contract.notification import Alert, Kind, Severity
+from probe.core.model import CheckResult, Status
+from probe.core.times import Clock
+from probe.engine.history.sqlite import SqliteBackend
+from probe.engine.history.writer import HistoryWriter
 
 # A fixed "now": 2026-11-30 12:30 UTC.
 DAY0 = int(datetime(2026, 11, 30, tzinfo=UTC).timestamp())
 NOW = DAY0 + 12 * 3600 + 30 * 60
-
-
-class FakeClock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def result(status: Status, at: float, response_time: float = 0.01) -> CheckResult:

@@ -24,7 +24,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric
 
-from tests.conftest import free_port
+from tests.support import LocalSite
 
 PROTOBUF = "application/x-protobuf"
 # HTTP status -> the google.rpc.Code an OTLP server puts in the Status body.
@@ -58,7 +58,7 @@ class Received:
 
 
 @dataclass
-class OtlpReceiver:
+class OtlpReceiver(LocalSite):
     port: int = 0
     api_key: str | None = None  # the whole Authorization header value it accepts
     received: list[Received] = field(default_factory=list)
@@ -81,26 +81,12 @@ class OtlpReceiver:
     async def start(self) -> OtlpReceiver:
         app = web.Application()
         app.router.add_post("/v1/metrics", self._metrics)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        self.port = self.port or free_port()
-        await self.accept()
+        await self.serve(app)
         return self
-
-    async def accept(self) -> None:
-        assert self._runner is not None
-        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
-        await self._site.start()
-
-    async def refuse(self) -> None:
-        if self._site is not None:
-            await self._site.stop()
-            self._site = None
 
     async def close(self) -> None:
         self._release.set()  # hung requests end, so the runner can stop
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self.stop_serving()
 
     async def _metrics(self, request: web.Request) -> web.StreamResponse:
         if request.content_type != PROTOBUF:

@@ -627,3 +627,26 @@ async def saas() -> AsyncIterator[SaaS]:
     stand_in = await SaaS().start()
     yield stand_in
     await stand_in.close()
+
+
+def notifier_for(service: str, saas: SaaS, **extra: Any) -> dict[str, Any]:
+    """The config entry of one SaaS notifier pointed at the stand-in."""
+    base = saas.base
+    entries: dict[str, dict[str, Any]] = {
+        "pagerduty": {"routing_key": ROUTING_KEY, "url": f"{base}/v2/enqueue"},
+        "opsgenie": {"api_key": OPSGENIE_KEY, "region": "eu", "url": base},
+        "teams": {
+            "webhook_url": f"{base}/workflows/4f1c/triggers/manual/paths/invoke"
+            f"?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={TEAMS_SIG}"
+        },
+        "discord": {"webhook_url": f"{base}/api/webhooks/1234567890/{DISCORD_TOKEN}"},
+        "telegram": {"bot_token": BOT_TOKEN, "chat_id": -1001234567890, "url": base},
+        "pushover": {
+            "token": PUSHOVER_TOKEN,
+            "user": PUSHOVER_USER,
+            "url": f"{base}/1/messages.json",
+        },
+        "ntfy": {"url": f"{base}/ntfy/probe-alerts", "token": NTFY_TOKEN},
+        "apprise": {"urls": [f"json://127.0.0.1:{saas.port}/apprise"]},
+    }
+    return {"type": service, **entries[service], **extra}

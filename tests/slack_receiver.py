@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.conftest import free_port
+from tests.support import LocalSite
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,7 @@ class Received:
 
 
 @dataclass
-class SlackReceiver:
+class SlackReceiver(LocalSite):
     port: int = 0
     received: list[Received] = field(default_factory=list)
     _plan: list[Answer] = field(default_factory=list)
@@ -64,27 +64,12 @@ class SlackReceiver:
         app = web.Application()
         app.router.add_post("/services/{path:.*}", self._webhook)
         app.router.add_post("/api/chat.postMessage", self._post_message)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
         self._arrived = asyncio.Condition()
-        self.port = self.port or free_port()
-        await self.accept()
+        await self.serve(app)
         return self
 
-    async def accept(self) -> None:
-        assert self._runner is not None
-        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
-        await self._site.start()
-
-    async def refuse(self) -> None:
-        if self._site is not None:
-            await self._site.stop()
-            self._site = None
-
     async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self.stop_serving()
 
     async def wait_for(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Wait until `count` messages were delivered (answered 200)."""

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 
 from probe.agent import Agent
-from probe.config import load_config
+from probe.contract.config import load_config
 
 
 @asynccontextmanager

@@ -1,17 +1,25 @@
-"""Helpers shared by the tests: a hand-moved clock and the agent's app over a store."""
+"""What tests share: a hand-moved clock, polling, and the agent's app over a store.
+
+Test modules import from here (and the other helper modules of tests/), never from one
+another."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from probe import health
-from probe.store import ResultStore
-from probe.web.routes import build_app
-from probe.web.settings import LiveSettings
+from probe.engine import health
+from probe.engine.store import ResultStore
+from probe.web.routes import Route, build_app, routes
+from probe.web.settings import LiveSettings, WebSettings
+from tests.conftest import free_port
 
 
 def web_app(store: ResultStore, registry: CollectorRegistry | None = None) -> web.Application:
@@ -38,3 +46,73 @@ class Renders:
 
         monkeypatch.setattr(store, "render", counted_render)
         monkeypatch.setattr(health, "health_body", counted_body)
+
+
+def route_table() -> list[Route]:
+    """Every route of the agent, read from the one table (handlers built but never called)."""
+
+    class Unused:
+        def __getattr__(self, name: str) -> Any:
+            return lambda *args, **kwargs: None
+
+    unused: Any = Unused()
+    return routes(unused, LiveSettings(WebSettings()), CollectorRegistry(), unused, unused, unused)
+
+
+class HandClock:
+    """A clock that moves only when the test moves it: `clock.now += 60`, `clock.advance(60)`."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 10.0, every: float = 0.1) -> Any:
+    """Poll `predicate` (plain, or returning an awaitable) until its value is truthy; that
+    value, or an AssertionError with the last one after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if inspect.isawaitable(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(every)
+    raise AssertionError(f"not within {timeout}s; last: {last!r}")
+
+
+class LocalSite:
+    """A stand-in's app on one local port that a test can close (`refuse`) and open again
+    (`accept`), as a receiver that goes down and comes back. Subclasses are dataclasses
+    with `port`, `_runner` and `_site` fields."""
+
+    port: int
+    _runner: web.AppRunner | None
+    _site: web.TCPSite | None
+
+    async def serve(self, app: web.Application) -> None:
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        self.port = self.port or free_port()
+        await self.accept()
+
+    async def accept(self) -> None:
+        assert self._runner is not None
+        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        await self._site.start()
+
+    async def refuse(self) -> None:
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
+
+    async def stop_serving(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from probe.agent import Agent
-from probe.config import load_config
+from probe.contract.config import load_config
 from tests.conftest import free_port
 from tests.faultproxy import FaultProxy, Mode
 from tests.pg_cluster import Cluster

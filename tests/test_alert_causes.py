@@ -9,30 +9,17 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from probe.agent import Agent
-from probe.alerts.notification import Kind, Notification, Severity, plain_text
-from probe.config import load_config
-from probe.model import Status
-from tests.node_bullmq import run_node, start_node
+from probe.contract.config import load_config
+from probe.contract.notification import Kind, Notification, Severity, plain_text
+from probe.core.model import Status
+from tests.alert_helpers import REFUSED, T0, backlog, engine_for, feed, obs, result
+from tests.app_workers import QUEUES, Workers
+from tests.node_bullmq import run_node
 from tests.slack_receiver import SlackReceiver
-from tests.test_alert_engine import (
-    REFUSED,
-    T0,
-    backlog,
-    engine_for,
-    feed,
-    obs,
-    result,
-)
-
-QUEUES = ["billing", "email", "whatsapp", "ai-assistant", "receipt-ocr", "analytics", "webhooks"]
 
 
 def queue_run(workers: dict[str, int], backlogs: dict[str, int] | None = None) -> Any:
@@ -131,17 +118,6 @@ def test_severity_and_changes_read_in_the_first_line() -> None:
 
 # ---------------------------------------------------------------- end to end, real BullMQ
 
-WORKERS = r"""
-const { Worker } = require("bullmq");
-const queues = JSON.parse(process.env.QUEUES);
-const slow = process.env.SLOW || "";
-const workers = queues.map((name) => new Worker(name, async () => {
-  if (name === slow) await new Promise((done) => setTimeout(done, 120000));
-}, { connection: { url: process.env.REDIS_URL, maxRetriesPerRequest: null } }));
-Promise.all(workers.map((w) => w.waitUntilReady()))
-  .then(() => console.log(JSON.stringify({ ready: workers.length })));
-"""
-
 FLOOD = r"""
 const { Queue } = require("bullmq");
 const queue = new Queue(process.env.QUEUE, { connection: { url: process.env.REDIS_URL } });
@@ -184,38 +160,6 @@ alerts:
   notifiers:
     - {{ type: slack, webhook_url: "{hook}" }}
 """
-
-
-class Workers:
-    """The app's worker processes: started, killed (SIGKILL, as an OOM kill does)."""
-
-    def __init__(self, redis_url: str) -> None:
-        self.redis_url = redis_url
-        self.procs: list[subprocess.Popen[str]] = []
-
-    async def start(self, slow: str = "") -> None:
-        env = {"QUEUES": json.dumps(QUEUES), "SLOW": slow}
-        proc = start_node(WORKERS, self.redis_url, env=env)
-        self.procs.append(proc)
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 15)
-        assert json.loads(line) == {"ready": len(QUEUES)}, proc.stderr
-
-    def kill(self) -> None:
-        for proc in self.procs:
-            proc.kill()
-            proc.wait(5)
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
-        self.procs.clear()
-
-
-@pytest.fixture
-def workers(redis_url: str) -> Iterator[Workers]:
-    found = Workers(redis_url)
-    yield found
-    found.kill()
 
 
 def lines(body: dict[str, Any]) -> list[str]:

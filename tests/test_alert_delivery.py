@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from probe.alerts.alert_test import _try_send
-from probe.alerts.delivery import RETRY_AFTER_CAP, Backoff, parse_retry_after
-from probe.alerts.notification import Notification
-from probe.alerts.service import AlertService
-from probe.redact import Redactor
+from probe.contract.notification import Notification
+from probe.core.redact import Redactor
+from probe.engine.alerts.alert_test import _try_send
+from probe.engine.alerts.delivery import RETRY_AFTER_CAP, Backoff
+from probe.engine.alerts.service import AlertService
+from probe.notifiers.errors import parse_retry_after
+from tests.alert_helpers import REFUSED, make_config
 from tests.slack_receiver import Answer, SlackReceiver
-from tests.test_alert_engine import REFUSED, make_config
 
 FAST = Backoff(initial=0.05, maximum=0.2)
 

@@ -13,15 +13,15 @@ import pytest
 import yaml
 
 from probe.agent import Agent
-from probe.alerts.engine import AlertEngine
-from probe.alerts.notification import Kind
-from probe.config import ConfigError, alerts_from_dict, load_config
-from probe.config.source import DEFAULT_CONFIG_PATH
-from probe.model import Status
+from probe.contract.config import ConfigError, alerts_from_dict, load_config
+from probe.contract.config.source import DEFAULT_CONFIG_PATH
+from probe.contract.notification import Kind
+from probe.core.model import Status
+from probe.engine.alerts.engine import AlertEngine
+from tests.alert_helpers import HEALTHY, REFUSED, T0, no_workers, result
+from tests.app_workers import Workers
 from tests.faultproxy import FaultProxy, Mode
 from tests.slack_receiver import SlackReceiver
-from tests.test_alert_causes import Workers, workers  # noqa: F401 - fixtures
-from tests.test_alert_engine import HEALTHY, REFUSED, T0, no_workers, result
 
 DEPENDS = {"queues": ["redis"], "redis": ["network"]}
 
@@ -169,7 +169,7 @@ async def test_a_redis_outage_is_one_slack_message_and_queues_show_blocked_by(
     redis_proxy: FaultProxy,
     redis_url: str,
     receiver: SlackReceiver,
-    workers: Workers,  # noqa: F811
+    workers: Workers,
 ) -> None:
     config = {
         "agent": {"name": "botflow-probe", "listen": "127.0.0.1:0"},

@@ -4,18 +4,18 @@ its checks, and the Slack stand-in and a real Alertmanager receive what a person
 from __future__ import annotations
 
 import asyncio
-import inspect
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from probe.agent import Agent
-from probe.config import load_config
+from probe.contract.config import load_config
+from tests.alert_helpers import texts
+from tests.alertmanager_server import am_alerts
 from tests.faultproxy import FaultProxy, Mode
 from tests.slack_receiver import SlackReceiver
-from tests.test_alert_alertmanager import alertmanager, am_alerts  # noqa: F401 - fixture
+from tests.support import until
 
 CONFIG = """
 agent: {{ name: e2e-probe, listen: "127.0.0.1:0", state_file: "{state}" }}
@@ -32,23 +32,6 @@ alerts:
 """
 
 
-async def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
-    """Poll a function (sync, or returning an awaitable) until its value is truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
-def texts(receiver: SlackReceiver) -> list[str]:
-    return [str(body["text"]) for body in receiver.delivered]
-
-
 async def run_agent(config: Path) -> Agent:
     agent = Agent(load_config(config), config)
     await agent.start()
@@ -61,7 +44,7 @@ def config_file(
     tmp_path: Path,
     redis_proxy: FaultProxy,
     receiver: SlackReceiver,
-    alertmanager: str,  # noqa: F811 - the fixture imported above
+    alertmanager: str,
 ) -> Path:
     path: Path = write_config(
         CONFIG.format(
@@ -78,29 +61,29 @@ async def test_outage_fires_to_slack_and_alertmanager_then_resolves(
     config_file: Path,
     redis_proxy: FaultProxy,
     receiver: SlackReceiver,
-    alertmanager: str,  # noqa: F811
+    alertmanager: str,
 ) -> None:
     agent = await run_agent(config_file)
     try:
         redis_proxy.set(Mode.REFUSE)
-        fired = await wait_for(lambda: [t for t in texts(receiver) if "CRITICAL redis:" in t])
+        fired = await until(lambda: [t for t in texts(receiver) if "CRITICAL redis:" in t])
         assert fired[0].startswith("[e2e-probe: 1 critical]")
         assert "connection" in fired[0]
         colours = [a["color"] for b in receiver.delivered for a in b.get("attachments", [])]
         assert colours[0] == "#E01E5A"
-        [alert] = await wait_for(lambda: am_alerts(alertmanager, "redis"))
+        [alert] = await until(lambda: am_alerts(alertmanager, "redis"))
         assert alert["labels"]["severity"] == "critical"
         assert alert["labels"]["agent"] == "e2e-probe"
         assert alert["status"]["state"] == "active"
 
         redis_proxy.set(Mode.FORWARD)
-        resolved = await wait_for(lambda: [t for t in texts(receiver) if "RESOLVED redis:" in t])
+        resolved = await until(lambda: [t for t in texts(receiver) if "RESOLVED redis:" in t])
         assert "lasted" in resolved[0]
 
         async def gone_from_alertmanager() -> bool:
             return not await am_alerts(alertmanager, "redis")
 
-        await wait_for(gone_from_alertmanager)
+        await until(gone_from_alertmanager)
     finally:
         await agent.stop()
 
@@ -111,7 +94,7 @@ async def test_restart_neither_repeats_nor_forgets_to_resolve(
     redis_proxy.set(Mode.REFUSE)
     agent = await run_agent(config_file)
     try:
-        await wait_for(lambda: [t for t in texts(receiver) if "CRITICAL redis:" in t])
+        await until(lambda: [t for t in texts(receiver) if "CRITICAL redis:" in t])
     finally:
         await agent.stop()
 
@@ -119,7 +102,7 @@ async def test_restart_neither_repeats_nor_forgets_to_resolve(
     sent_before = len(receiver.delivered)
     agent = await run_agent(config_file)
     try:
-        await wait_for(lambda: agent.store.latest("redis") is not None, timeout=5)
+        await until(lambda: agent.store.latest("redis") is not None, timeout=5)
         await asyncio.sleep(2.5)  # several runs and group_waits
         assert len(receiver.delivered) == sent_before
         assert agent.firing() == {"warning": 0, "critical": 1}
@@ -130,7 +113,7 @@ async def test_restart_neither_repeats_nor_forgets_to_resolve(
     redis_proxy.set(Mode.FORWARD)
     agent = await run_agent(config_file)
     try:
-        resolved = await wait_for(lambda: [t for t in texts(receiver) if "RESOLVED redis:" in t])
+        resolved = await until(lambda: [t for t in texts(receiver) if "RESOLVED redis:" in t])
         assert len(resolved) == 1
     finally:
         await agent.stop()

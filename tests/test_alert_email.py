@@ -21,12 +21,12 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from probe.alerts.alert_test import send_test
-from probe.alerts.delivery import Backoff
-from probe.alerts.service import AlertService
-from probe.model import Status
+from probe.core.model import Status
+from probe.engine.alerts.alert_test import send_test
+from probe.engine.alerts.delivery import Backoff
+from probe.engine.alerts.service import AlertService
+from tests.alert_helpers import T0, make_config, obs, result
 from tests.conftest import free_port
-from tests.test_alert_engine import T0, make_config, obs, result
 
 USER = "probe@example.com"
 PASSWORD = "smtpCanaryPassw0rd"
@@ -148,11 +148,7 @@ async def test_a_resolve_threads_under_its_firing(
         for _ in range(5):
             service.observe("database", result(Status.FAIL, output=FAILURE))
             now[0] += 15
-        await _wait(lambda: len(smtp.mailbox.messages) >= 1)
-        for _ in range(2):
-            service.observe("database", result(Status.PASS, obs("", "response_time", 0.002)))
-            now[0] += 15
-        await _wait(lambda: len(smtp.mailbox.messages) >= 2)
+        await _database_recovers(service, now, smtp)
     finally:
         await service.stop()
 
@@ -172,6 +168,15 @@ async def test_a_resolve_threads_under_its_firing(
     mail_from, rcpt, tls, authenticated = smtp.mailbox.envelopes[0]
     assert (mail_from, rcpt) == (USER, ["oncall@example.com", "cto@example.com"])
     assert tls == (security != "none") and authenticated
+
+
+async def _database_recovers(service: AlertService, now: list[float], smtp: Smtp) -> None:
+    """After the firing mail: the database passes twice, and its resolve is mailed."""
+    await _wait(lambda: len(smtp.mailbox.messages) >= 1)
+    for _ in range(2):
+        service.observe("database", result(Status.PASS, obs("", "response_time", 0.002)))
+        now[0] += 15
+    await _wait(lambda: len(smtp.mailbox.messages) >= 2)
 
 
 async def _wait(condition: Any, timeout: float = 10.0) -> None:
@@ -196,11 +201,7 @@ async def test_a_grouped_notification_is_one_message_and_resolves_reply_to_it(
             service.observe("database", result(Status.FAIL, output="connection refused"))
             service.observe("redis", result(Status.FAIL, output="timed out after 2s"))
             now[0] += 15
-        await _wait(lambda: len(smtp.mailbox.messages) >= 1)
-        for _ in range(2):
-            service.observe("database", result(Status.PASS, obs("", "response_time", 0.002)))
-            now[0] += 15
-        await _wait(lambda: len(smtp.mailbox.messages) >= 2)
+        await _database_recovers(service, now, smtp)
     finally:
         await service.stop()
     grouped, resolved = smtp.mailbox.messages

@@ -7,12 +7,13 @@ import asyncio
 import json
 from pathlib import Path
 
-from probe.alerts.delivery import Backoff
-from probe.alerts.service import AlertService
-from probe.alerts.state import load_state
-from probe.model import Status
+from probe.core.model import Status
+from probe.engine.alerts.delivery import Backoff
+from probe.engine.alerts.service import AlertService
+from probe.engine.alerts.state import load_state
+from tests.alert_helpers import HEALTHY, REFUSED, T0, make_config, no_workers, obs, result
 from tests.slack_receiver import SlackReceiver
-from tests.test_alert_engine import HEALTHY, REFUSED, T0, make_config, no_workers, obs, result
+from tests.support import HandClock
 
 # Written by release 7c5e357 (AlertEngine.export + SavedState.to_json) for two firing,
 # notified alerts: a database that refused connections and a queue without workers.
@@ -73,15 +74,7 @@ VERSION_1 = {
 }
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0 + 60
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def service(receiver: SlackReceiver, state_file: Path, clock: Clock) -> AlertService:
+def service(receiver: SlackReceiver, state_file: Path, clock: HandClock) -> AlertService:
     config = make_config(
         alerts={
             "for": {"fail": "0s"},
@@ -96,7 +89,7 @@ def service(receiver: SlackReceiver, state_file: Path, clock: Clock) -> AlertSer
 async def test_a_version_1_state_file_keeps_its_firing_alerts_and_resolves_them_once(
     receiver: SlackReceiver, tmp_path: Path
 ) -> None:
-    state_file, clock = tmp_path / "alerts.json", Clock()
+    state_file, clock = tmp_path / "alerts.json", HandClock(T0 + 60)
     state_file.write_text(json.dumps(VERSION_1))
     upgraded = service(receiver, state_file, clock)
     await upgraded.start()
@@ -142,7 +135,7 @@ async def test_a_version_1_key_resolves_when_its_component_is_healthy(
     receiver: SlackReceiver, tmp_path: Path
 ) -> None:
     """Fixed while probe was being upgraded: the first healthy runs send the resolves."""
-    state_file, clock = tmp_path / "alerts.json", Clock()
+    state_file, clock = tmp_path / "alerts.json", HandClock(T0 + 60)
     state_file.write_text(json.dumps({**VERSION_1, "outbox": {}}))
     upgraded = service(receiver, state_file, clock)
     await upgraded.start()

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from probe.alerts import discord, ntfy, opsgenie, pagerduty, pushover, teams, telegram
-from probe.alerts.notification import Alert, Kind, Notification, Severity
+from probe.contract.notification import Alert, Kind, Notification, Severity
+from probe.notifiers import discord, ntfy, opsgenie, pagerduty, pushover, teams, telegram
 from tests.saas_standins import (
     PUSHOVER_TOKEN,
     PUSHOVER_USER,

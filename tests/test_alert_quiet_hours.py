@@ -9,14 +9,15 @@ from typing import Any
 
 import pytest
 
-from probe.alerts.delivery import Backoff
-from probe.alerts.engine import AlertEngine
-from probe.alerts.notification import Kind, Notification, plain_text
-from probe.alerts.service import AlertService
-from probe.config import ConfigError, alerts_from_dict, load_config
-from probe.config.schema import QuietHours
+from probe.contract.config import ConfigError, alerts_from_dict, load_config
+from probe.contract.config.schema import QuietHours
+from probe.contract.notification import Kind, Notification, plain_text
+from probe.engine.alerts.delivery import Backoff
+from probe.engine.alerts.engine import AlertEngine
+from probe.engine.alerts.service import AlertService
+from tests.alert_helpers import REFUSED, backlog, make_config
 from tests.slack_receiver import SlackReceiver
-from tests.test_alert_engine import REFUSED, backlog, make_config
+from tests.support import HandClock
 
 WEEKNIGHTS: dict[str, Any] = {
     "days": ["mon-fri"],
@@ -123,15 +124,7 @@ def test_a_digest_at_the_dst_change_goes_out_at_local_seven() -> None:
 # ---------------------------------------------------------------- restart inside the window
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def service(receiver: SlackReceiver, state_file: Path, clock: Clock) -> AlertService:
+def service(receiver: SlackReceiver, state_file: Path, clock: HandClock) -> AlertService:
     config = make_config(
         alerts={
             "for": {"warn": "0s", "fail": "0s"},
@@ -148,7 +141,7 @@ def service(receiver: SlackReceiver, state_file: Path, clock: Clock) -> AlertSer
 async def test_the_digest_survives_a_restart_inside_the_window(
     receiver: SlackReceiver, tmp_path: Path
 ) -> None:
-    state_file, clock = tmp_path / "alerts.json", Clock(utc(2026, 12, 1, 21, 0))
+    state_file, clock = tmp_path / "alerts.json", HandClock(utc(2026, 12, 1, 21, 0))
     first = service(receiver, state_file, clock)
     await first.start()
     first.observe("queues", backlog(1240))

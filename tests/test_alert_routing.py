@@ -15,15 +15,14 @@ from typing import Any
 import pytest
 import yaml
 
-from probe.alerts.alert_test import send_test
-from probe.alerts.delivery import Backoff
-from probe.alerts.service import AlertService
-from probe.contract import CheckConfig
-from probe.model import Status
+from probe.contract.plugin import CheckConfig
+from probe.core.model import Status
+from probe.engine.alerts.alert_test import send_test
+from probe.engine.alerts.delivery import Backoff
+from probe.engine.alerts.service import AlertService
+from tests.alert_helpers import T0, GroupConfig, backlog, make_config, obs, result
 from tests.conftest import free_port
-from tests.saas_standins import SaaS
-from tests.test_alert_engine import T0, GroupConfig, backlog, make_config, obs, result
-from tests.test_alert_saas import notifier_for
+from tests.saas_standins import SaaS, notifier_for
 
 FAST = Backoff(initial=0.05, maximum=0.2)
 REFUSED = result(Status.FAIL, output="connection refused (127.0.0.1:5432)")

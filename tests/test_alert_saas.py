@@ -11,14 +11,17 @@ from typing import Any
 
 import pytest
 
-from probe.alerts.alert_test import send_test
-from probe.alerts.delivery import Backoff, DeliveryError
-from probe.alerts.notification import Alert, Kind, Notification, Severity
-from probe.alerts.service import AlertService
-from probe.alerts.session import notifier_session
-from probe.model import Status
-from probe.plugins import build_notifier
-from probe.redact import Redactor
+from probe.contract.notification import Alert, Kind, Notification, Severity
+from probe.contract.plugin import DeliveryError
+from probe.contract.plugins import build_notifier
+from probe.core.model import Status
+from probe.core.redact import Redactor
+from probe.engine.alerts.alert_test import send_test
+from probe.engine.alerts.delivery import Backoff
+from probe.engine.alerts.service import AlertService
+from probe.engine.alerts.session import notifier_session
+from tests.alert_helpers import T0, make_config, obs, result
+from tests.redirect_server import NOT_FOLLOWED, redirecting
 from tests.saas_standins import (
     BOT_TOKEN,
     DISCORD_TOKEN,
@@ -29,9 +32,8 @@ from tests.saas_standins import (
     ROUTING_KEY,
     TEAMS_SIG,
     SaaS,
+    notifier_for,
 )
-from tests.test_alert_engine import T0, make_config, obs, result
-from tests.test_notifier_redirects import NOT_FOLLOWED, redirecting
 
 FAST = Backoff(initial=0.05, maximum=0.2)
 PUBLIC_URL = "https://probe.example.com"
@@ -42,28 +44,6 @@ HEALTHY = result(Status.PASS, obs("", "response_time", 0.002))
 SERVICES = ["pagerduty", "opsgenie", "teams", "discord", "telegram", "pushover", "ntfy", "apprise"]
 SECRETS = [ROUTING_KEY, OPSGENIE_KEY, BOT_TOKEN, DISCORD_TOKEN, TEAMS_SIG, PUSHOVER_TOKEN,
            PUSHOVER_USER, NTFY_TOKEN]  # fmt: skip
-
-
-def notifier_for(service: str, saas: SaaS, **extra: Any) -> dict[str, Any]:
-    base = saas.base
-    entries: dict[str, dict[str, Any]] = {
-        "pagerduty": {"routing_key": ROUTING_KEY, "url": f"{base}/v2/enqueue"},
-        "opsgenie": {"api_key": OPSGENIE_KEY, "region": "eu", "url": base},
-        "teams": {
-            "webhook_url": f"{base}/workflows/4f1c/triggers/manual/paths/invoke"
-            f"?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={TEAMS_SIG}"
-        },
-        "discord": {"webhook_url": f"{base}/api/webhooks/1234567890/{DISCORD_TOKEN}"},
-        "telegram": {"bot_token": BOT_TOKEN, "chat_id": -1001234567890, "url": base},
-        "pushover": {
-            "token": PUSHOVER_TOKEN,
-            "user": PUSHOVER_USER,
-            "url": f"{base}/1/messages.json",
-        },
-        "ntfy": {"url": f"{base}/ntfy/probe-alerts", "token": NTFY_TOKEN},
-        "apprise": {"urls": [f"json://127.0.0.1:{saas.port}/apprise"]},
-    }
-    return {"type": service, **entries[service], **extra}
 
 
 def service_for(notifiers: list[dict[str, Any]], now: list[float]) -> AlertService:

@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from probe.alerts.alert_test import send_test
-from probe.alerts.delivery import Backoff
-from probe.alerts.notification import Alert, Kind, Notification, Severity
-from probe.alerts.service import AlertService
-from probe.alerts.slack import build_payload
-from probe.model import CheckResult, Status
+from probe.contract.notification import Alert, Kind, Notification, Severity
+from probe.core.model import CheckResult, Status
+from probe.engine.alerts.alert_test import send_test
+from probe.engine.alerts.delivery import Backoff
+from probe.engine.alerts.service import AlertService
+from probe.notifiers.slack import build_payload
+from tests.alert_helpers import REFUSED, T0, backlog, make_config, obs, result
 from tests.cli_helpers import arun_cli
 from tests.conftest import free_port
 from tests.slack_receiver import Answer, SlackReceiver
-from tests.test_alert_engine import REFUSED, T0, backlog, make_config, obs, result
 
 QUEUES = ["billing", "email", "whatsapp", "ai-assistant", "receipt-ocr", "analytics", "webhooks"]
 

@@ -10,26 +10,19 @@ from typing import Any
 
 import pytest
 
-from probe.alerts.delivery import Backoff
-from probe.alerts.service import AlertService
-from probe.alerts.state import SavedState, load_state, save_state
-from probe.contract import CheckConfig
+from probe.contract.plugin import CheckConfig
+from probe.engine.alerts.delivery import Backoff
+from probe.engine.alerts.service import AlertService
+from probe.engine.alerts.state import SavedState, load_state, save_state
+from tests.alert_helpers import HEALTHY, REFUSED, T0, make_config, no_workers
 from tests.slack_receiver import SlackReceiver
-from tests.test_alert_engine import HEALTHY, REFUSED, T0, make_config, no_workers
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import HandClock
 
 
 def service_for(
     receiver: SlackReceiver,
     state_file: Path | None,
-    clock: Clock,
+    clock: HandClock,
     checks: list[CheckConfig] | None = None,
     **kwargs: Any,
 ) -> AlertService:
@@ -45,21 +38,26 @@ def service_for(
     return AlertService(config, clock=clock, backoff=Backoff(0.05, 0.2), **kwargs)
 
 
-async def fire_database(service: AlertService, clock: Clock) -> None:
+async def fire_database(service: AlertService, clock: HandClock) -> None:
     for _ in range(3):
         service.observe("database", REFUSED)
         clock.now += 15
 
 
-async def test_restart_while_firing_sends_no_repeat(
-    receiver: SlackReceiver, tmp_path: Path
-) -> None:
-    state_file, clock = tmp_path / "alerts.json", Clock()
+async def fired_and_stopped(receiver: SlackReceiver, state_file: Path, clock: HandClock) -> None:
+    """An agent that saw the database fail, told Slack, and stopped."""
     first = service_for(receiver, state_file, clock)
     await first.start()
     await fire_database(first, clock)
     await receiver.wait_for(1)
     await first.stop()
+
+
+async def test_restart_while_firing_sends_no_repeat(
+    receiver: SlackReceiver, tmp_path: Path
+) -> None:
+    state_file, clock = tmp_path / "alerts.json", HandClock(T0)
+    await fired_and_stopped(receiver, state_file, clock)
 
     second = service_for(receiver, state_file, clock)
     await second.start()
@@ -80,12 +78,8 @@ async def test_restart_while_firing_sends_no_repeat(
 async def test_restart_then_healthy_sends_the_resolve(
     receiver: SlackReceiver, tmp_path: Path
 ) -> None:
-    state_file, clock = tmp_path / "alerts.json", Clock()
-    first = service_for(receiver, state_file, clock)
-    await first.start()
-    await fire_database(first, clock)
-    await receiver.wait_for(1)
-    await first.stop()
+    state_file, clock = tmp_path / "alerts.json", HandClock(T0)
+    await fired_and_stopped(receiver, state_file, clock)
 
     clock.now += 600  # the agent was down ten minutes; the database recovered meanwhile
     second = service_for(receiver, state_file, clock)
@@ -105,7 +99,7 @@ async def test_restart_then_healthy_sends_the_resolve(
 async def test_a_notification_not_delivered_before_stop_is_sent_after_start(
     receiver: SlackReceiver, tmp_path: Path
 ) -> None:
-    state_file, clock = tmp_path / "alerts.json", Clock()
+    state_file, clock = tmp_path / "alerts.json", HandClock(T0)
     await receiver.refuse()
     first = service_for(receiver, state_file, clock)
     await first.start()
@@ -126,7 +120,7 @@ async def test_a_notification_not_delivered_before_stop_is_sent_after_start(
 async def test_reload_carries_state_in_memory_without_a_state_file(
     receiver: SlackReceiver,
 ) -> None:
-    clock = Clock()
+    clock = HandClock(T0)
     old = service_for(receiver, None, clock)
     await old.start()
     await fire_database(old, clock)
@@ -146,7 +140,7 @@ async def test_reload_carries_state_in_memory_without_a_state_file(
 
 
 async def test_a_check_removed_by_reload_gets_its_resolve(receiver: SlackReceiver) -> None:
-    clock = Clock()
+    clock = HandClock(T0)
     old = service_for(receiver, None, clock)
     await old.start()
     await fire_database(old, clock)
@@ -170,7 +164,7 @@ async def test_a_check_removed_by_reload_gets_its_resolve(receiver: SlackReceive
 async def test_a_corrupt_state_file_is_logged_and_ignored(
     receiver: SlackReceiver, tmp_path: Path, caplog: pytest.LogCaptureFixture, content: bytes
 ) -> None:
-    state_file, clock = tmp_path / "alerts.json", Clock()
+    state_file, clock = tmp_path / "alerts.json", HandClock(T0)
     state_file.write_bytes(content)
     service = service_for(receiver, state_file, clock)
     await service.start()
@@ -215,7 +209,7 @@ async def test_an_unwritable_state_file_is_logged_once_per_error_and_retried_cal
 ) -> None:
     blocker = tmp_path / "state"
     blocker.write_text("")  # a file where the state directory should be
-    state_file, clock = blocker / "alerts.json", Clock()
+    state_file, clock = blocker / "alerts.json", HandClock(T0)
     await receiver.refuse()  # deliveries keep failing and retrying meanwhile
     service = service_for(receiver, state_file, clock, tick_interval=0.01, state_retry_interval=0.5)
     with caplog.at_level(logging.INFO, logger="probe.alerts"):
@@ -253,7 +247,7 @@ async def test_an_unwritable_state_file_is_logged_once_per_error_and_retried_cal
 async def test_state_file_lists_firing_keys_and_last_notified(
     receiver: SlackReceiver, tmp_path: Path
 ) -> None:
-    state_file, clock = tmp_path / "alerts.json", Clock()
+    state_file, clock = tmp_path / "alerts.json", HandClock(T0)
     service = service_for(receiver, state_file, clock)
     await service.start()
     try:
@@ -274,7 +268,7 @@ async def test_a_reload_says_queued_notifications_go_on_not_that_they_are_lost(
     receiver: SlackReceiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    clock = Clock()
+    clock = HandClock(T0)
     await receiver.refuse()  # the firing notification stays queued
     old = service_for(receiver, None, clock)
     await old.start()

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from probe.alerts.alert_test import send_test
-from probe.alerts.delivery import Backoff
-from probe.alerts.service import AlertService
-from probe.model import Status
+from probe.core.model import Status
+from probe.engine.alerts.alert_test import send_test
+from probe.engine.alerts.delivery import Backoff
+from probe.engine.alerts.service import AlertService
+from tests.alert_helpers import REFUSED, T0, make_config, obs, result
 from tests.slack_receiver import Answer, SlackReceiver
-from tests.test_alert_engine import REFUSED, T0, make_config, obs, result
 
 FAST = Backoff(initial=0.05, maximum=0.2)
 HOOK_TOKEN = "hooktoken-7f3a9c"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from probe.model import CheckResult, Observation, Status
+from probe.core.model import CheckResult, Observation, Status
 from tests.bullmq_fixtures import (  # noqa: F401 - fixtures
     bullmq_config,
     check_runner,

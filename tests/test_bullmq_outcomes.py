@@ -1,5 +1,5 @@
-"""Job outcomes (DESIGN 5.2) from queues the real BullMQ for Node runs: failures, retries,
-UnrecoverableError, removeOnComplete/removeOnFail, stalls, schedulers, trimming.
+"""Job outcomes (docs/checks/bullmq.md) from queues the real BullMQ for Node runs: failures,
+retries, UnrecoverableError, removeOnComplete/removeOnFail, stalls, schedulers, trimming.
 
 Each test lets the check start its window first (a fresh window counts nothing that
 happened before), then has Node do things, then compares what the check says with what
@@ -16,14 +16,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from probe.model import CheckResult, Observation, Status
-from tests.bullmq_fixtures import (  # noqa: F401 - fixtures
-    DB,
-    bullmq_config,
-    check_runner,
-    counting_proxy,
-    outcome_url,
-)
+from probe.core.model import CheckResult, Observation, Status
+from tests.bullmq_fixtures import DB, SCHEDULER, bullmq_config, check_runner
 from tests.faultproxy import FaultProxy
 from tests.node_bullmq import run_node, start_node
 
@@ -100,7 +94,7 @@ const remove = process.env.REMOVE === "1";
 
 @pytest.mark.parametrize("remove", [False, True], ids=["kept", "removed"])
 async def test_failures_retries_and_unrecoverable_are_final_outcomes(
-    outcome_url: str,  # noqa: F811
+    outcome_url: str,
     remove: bool,
 ) -> None:
     config = bullmq_config(
@@ -133,7 +127,7 @@ async def test_failures_retries_and_unrecoverable_are_final_outcomes(
     assert result.output == f"whatsapp failure_ratio 50% > 25% (7 of 14 in 5m; {reasons})"
 
 
-async def test_failure_ratio_has_no_verdict_below_min_jobs(outcome_url: str) -> None:  # noqa: F811
+async def test_failure_ratio_has_no_verdict_below_min_jobs(outcome_url: str) -> None:
     config = bullmq_config(outcome_url, ["whatsapp"], fail={"failure_ratio": "25%"}, min_jobs=20)
     async with check_runner(config) as runner:
         await runner.run()
@@ -146,7 +140,7 @@ async def test_failure_ratio_has_no_verdict_below_min_jobs(outcome_url: str) -> 
     assert result.status is Status.PASS
 
 
-async def test_a_new_check_object_starts_a_fresh_window(outcome_url: str) -> None:  # noqa: F811
+async def test_a_new_check_object_starts_a_fresh_window(outcome_url: str) -> None:
     """A restart neither replays old failures nor counts any twice."""
     config = bullmq_config(outcome_url, ["whatsapp"])
     async with check_runner(config) as before:
@@ -199,7 +193,7 @@ const connection = new IORedis(process.env.REDIS_URL, { maxRetriesPerRequest: nu
 """
 
 
-async def test_a_worker_killed_mid_job_is_one_stall(outcome_url: str) -> None:  # noqa: F811
+async def test_a_worker_killed_mid_job_is_one_stall(outcome_url: str) -> None:
     config = bullmq_config(outcome_url, ["receipt-ocr"], warn={"stalled_rate": 0})
     async with check_runner(config) as runner:
         await runner.run()
@@ -256,7 +250,7 @@ async def xinfo(url: str, key: str) -> dict[str, Any]:
         await client.aclose()
 
 
-async def test_a_trimmed_stream_reports_events_lost(outcome_url: str) -> None:  # noqa: F811
+async def test_a_trimmed_stream_reports_events_lost(outcome_url: str) -> None:
     config = bullmq_config(outcome_url, ["analytics"], warn={"events_lost": 0})
     # The stream exists before the window starts, so the count of what was added since is known.
     await asyncio.to_thread(
@@ -284,29 +278,9 @@ async def test_a_trimmed_stream_reports_events_lost(outcome_url: str) -> None:  
 
 # ---------------------------------------------------------------- schedulers
 
-SCHEDULER = r"""
-const { Queue, Worker } = require("bullmq");
-const IORedis = require("ioredis");
-const connection = new IORedis(process.env.REDIS_URL, { maxRetriesPerRequest: null });
-(async () => {
-  const q = new Queue("billing", { connection });
-  await q.upsertJobScheduler("usage-aggregation", { every: 1000 }, { name: "aggregate" });
-  let completed = 0;
-  const w = new Worker("billing", async () => "summed", { connection });
-  w.on("completed", () => { completed += 1; });
-  const deadline = Date.now() + 10000;
-  while (completed < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  await w.close();  // the worker stops: nothing promotes the next iteration any more
-  const next = await connection.zscore("bull:billing:repeat", "usage-aggregation");
-  console.log(JSON.stringify({ completed, next: Number(next) }));
-  await q.close();
-  await connection.quit();
-})();
-"""
-
 
 async def test_a_scheduler_whose_worker_stopped_is_late_then_fails_expectations(
-    outcome_url: str,  # noqa: F811
+    outcome_url: str,
 ) -> None:
     node = await asyncio.to_thread(run_node, SCHEDULER, outcome_url, 20)
     stopped_at = time.time()
@@ -375,8 +349,8 @@ BYTES_PER_RUN = 16 * 1024  # counts, the script's small reply and CLIENT LIST
 
 
 async def test_large_return_values_are_never_read_and_rates_stay_right(
-    outcome_url: str,  # noqa: F811
-    counting_proxy: FaultProxy,  # noqa: F811
+    outcome_url: str,
+    counting_proxy: FaultProxy,
 ) -> None:
     url = f"redis://127.0.0.1:{counting_proxy.port}/{DB}"
     config = bullmq_config(url, ["ai-assistant"])
@@ -421,7 +395,7 @@ const connection = new IORedis(process.env.REDIS_URL, { maxRetriesPerRequest: nu
 
 
 async def test_a_schedule_that_reached_its_limit_is_finished_not_late(
-    outcome_url: str,  # noqa: F811
+    outcome_url: str,
 ) -> None:
     node = await asyncio.to_thread(run_node, FINISHED_SCHEDULE, outcome_url, 20)
     await asyncio.sleep(max(0.0, node["score"] / 1000 + 0.6 - time.time()))

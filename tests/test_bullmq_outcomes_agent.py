@@ -14,14 +14,15 @@ from prometheus_client import generate_latest
 
 from probe.agent import Agent
 from probe.checks.bullmq import BullMQConfig
-from probe.checks.factory import build_runner
-from probe.config import ConfigError, load_config
-from probe.metrics import build_registry
-from probe.redact import Redactor
-from probe.store import ResultStore
-from tests.bullmq_fixtures import bullmq_config, outcome_url  # noqa: F401 - fixture
+from probe.contract.config import ConfigError, load_config
+from probe.core.redact import Redactor
+from probe.engine.factory import build_runner
+from probe.engine.metrics import build_registry
+from probe.engine.store import ResultStore
+from tests.alert_helpers import texts
+from tests.bullmq_fixtures import bullmq_config
 from tests.slack_receiver import SlackReceiver
-from tests.test_alert_e2e import texts, wait_for
+from tests.support import until
 
 PROMTOOL = "/usr/bin/promtool"
 
@@ -61,7 +62,7 @@ async def fail_jobs(url: str, reasons: list[str]) -> None:
             async def all_failed() -> bool:
                 return bool((await queue.getJobCounts("failed"))["failed"] == len(reasons))
 
-            await wait_for(all_failed, timeout=15)
+            await until(all_failed, timeout=15)
         finally:
             await worker.close()
     finally:
@@ -71,7 +72,7 @@ async def fail_jobs(url: str, reasons: list[str]) -> None:
 async def test_twenty_failed_whatsapp_jobs_send_one_slack_message(
     write_config: Callable[[str], Path],
     tmp_path: Path,
-    outcome_url: str,  # noqa: F811
+    outcome_url: str,
     receiver: SlackReceiver,
 ) -> None:
     path = write_config(
@@ -80,10 +81,10 @@ async def test_twenty_failed_whatsapp_jobs_send_one_slack_message(
     agent = Agent(load_config(path), path)
     await agent.start()
     try:
-        await wait_for(lambda: agent.store.latest("queues"), timeout=5)  # the window starts
+        await until(lambda: agent.store.latest("queues"), timeout=5)  # the window starts
         reasons = ["131047 re-engagement message window closed"] * 12 + ["timed out"] * 8
         await fail_jobs(outcome_url, reasons)
-        [message] = await wait_for(lambda: [t for t in texts(receiver) if "whatsapp" in t])
+        [message] = await until(lambda: [t for t in texts(receiver) if "whatsapp" in t])
         await asyncio.sleep(2.5)  # more runs and group waits: still one message
     finally:
         await agent.stop()
@@ -110,7 +111,7 @@ checks:
 
 async def test_outcome_series_exist_from_the_first_scrape_and_pass_promtool(
     write_config: Callable[[str], Path],
-    outcome_url: str,  # noqa: F811
+    outcome_url: str,
 ) -> None:
     config = load_config(write_config(CONFIG.format(url=outcome_url)), environ={})
     store = ResultStore(config)
@@ -187,7 +188,7 @@ def test_outcome_config_problems_name_the_key(
 
 
 async def test_reasons_are_redacted_cut_and_whole_characters(
-    outcome_url: str,  # noqa: F811
+    outcome_url: str,
 ) -> None:
     secret_url = outcome_url.replace("redis://", "redis://:config-secret-77@")
     long_reason = "é" * 300  # 600 bytes: the server-side cut falls inside a character

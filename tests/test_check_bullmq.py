@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
@@ -20,10 +21,10 @@ import redis.asyncio as aioredis
 from bullmq import Queue, Worker
 
 from probe.checks.bullmq import JOB_STATES, BullMQCheck, BullMQConfig
-from probe.checks.factory import build_runner
-from probe.config import ConfigError, load_config
-from probe.model import CheckResult, Observation, Status
-from probe.runner import CheckRunner
+from probe.contract.config import ConfigError, load_config
+from probe.core.model import CheckResult, Observation, Status
+from probe.engine.factory import build_runner
+from probe.engine.runner import CheckRunner
 from tests.bullmq_fixtures import bullmq_config, flushed_db
 from tests.conftest import free_port
 from tests.faultproxy import FaultProxy, Mode
@@ -330,16 +331,29 @@ async def test_no_worker_fails_with_the_queue_named(bull_url: str, stack: AsyncE
     assert result.output == "billing workers 0 < 1"
 
 
-@pytest.fixture
-def acl_user_without_client(redis_server: tuple[str, int]) -> Iterator[tuple[str, str]]:
+@contextlib.contextmanager
+def acl_user(
+    redis_server: tuple[str, int], user: str, password: str, rule: str, flush_scripts: bool = False
+) -> Iterator[tuple[str, str]]:
+    """A Redis user allowed everything but `rule`: its URL (database DB) and password."""
     host, port = redis_server
     admin = redis.Redis(host=host, port=port)
     admin.execute_command(  # type: ignore[no-untyped-call]
-        "ACL", "SETUSER", "probe", "on", ">s3cret-pw", "~*", "+@all", "-client"
+        "ACL", "SETUSER", user, "on", f">{password}", "~*", "+@all", rule
     )
-    yield "probe", "s3cret-pw"
-    admin.execute_command("ACL", "DELUSER", "probe")  # type: ignore[no-untyped-call]
-    admin.close()
+    if flush_scripts:
+        admin.script_flush()
+    try:
+        yield f"redis://{user}:{password}@{host}:{port}/{DB}", password
+    finally:
+        admin.execute_command("ACL", "DELUSER", user)  # type: ignore[no-untyped-call]
+        admin.close()
+
+
+@pytest.fixture
+def acl_user_without_client(redis_server: tuple[str, int]) -> Iterator[tuple[str, str]]:
+    with acl_user(redis_server, "probe", "s3cret-pw", "-client") as found:
+        yield found
 
 
 async def test_refused_client_list_is_reported_never_as_zero(
@@ -348,9 +362,7 @@ async def test_refused_client_list_is_reported_never_as_zero(
     stack: AsyncExitStack,
     acl_user_without_client: tuple[str, str],
 ) -> None:
-    user, password = acl_user_without_client
-    host, port = redis_server
-    url = f"redis://{user}:{password}@{host}:{port}/{DB}"
+    url, password = acl_user_without_client
     queue = await open_queue(stack, bull_url, "email")
     await queue.add("x", {})
 
@@ -367,14 +379,8 @@ async def test_refused_client_list_is_reported_never_as_zero(
 
 @pytest.fixture
 def acl_user_without_scripts(redis_server: tuple[str, int]) -> Iterator[tuple[str, str]]:
-    host, port = redis_server
-    admin = redis.Redis(host=host, port=port)
-    admin.execute_command(  # type: ignore[no-untyped-call]
-        "ACL", "SETUSER", "noscript", "on", ">s3cret-pw2", "~*", "+@all", "-@scripting"
-    )
-    yield "noscript", "s3cret-pw2"
-    admin.execute_command("ACL", "DELUSER", "noscript")  # type: ignore[no-untyped-call]
-    admin.close()
+    with acl_user(redis_server, "noscript", "s3cret-pw2", "-@scripting") as found:
+        yield found
 
 
 async def test_refused_scripts_make_outcomes_unknown_never_zero(
@@ -382,9 +388,7 @@ async def test_refused_scripts_make_outcomes_unknown_never_zero(
     stack: AsyncExitStack,
     acl_user_without_scripts: tuple[str, str],
 ) -> None:
-    user, password = acl_user_without_scripts
-    host, port = redis_server
-    url = f"redis://{user}:{password}@{host}:{port}/{DB}"
+    url, password = acl_user_without_scripts
 
     result = await run_check(stack, bullmq_config(url, ["email"], warn={"failure_ratio": "10%"}))
 
@@ -425,9 +429,7 @@ async def test_refused_client_list_without_a_workers_limit_passes(
     stack: AsyncExitStack,
     acl_user_without_client: tuple[str, str],
 ) -> None:
-    user, password = acl_user_without_client
-    host, port = redis_server
-    url = f"redis://{user}:{password}@{host}:{port}/{DB}"
+    url, _ = acl_user_without_client
 
     result = await run_check(stack, bullmq_config(url, ["email"]))
 
@@ -646,15 +648,10 @@ def test_url_must_be_a_redis_url_with_a_port_that_is_a_number(
 
 @pytest.fixture
 def acl_user_without_script_load(redis_server: tuple[str, int]) -> Iterator[tuple[str, str]]:
-    host, port = redis_server
-    admin = redis.Redis(host=host, port=port)
-    admin.execute_command(  # type: ignore[no-untyped-call]
-        "ACL", "SETUSER", "noload", "on", ">s3cret-pw3", "~*", "+@all", "-script|load"
-    )
-    admin.script_flush()
-    yield "noload", "s3cret-pw3"
-    admin.execute_command("ACL", "DELUSER", "noload")  # type: ignore[no-untyped-call]
-    admin.close()
+    with acl_user(
+        redis_server, "noload", "s3cret-pw3", "-script|load", flush_scripts=True
+    ) as found:
+        yield found
 
 
 async def test_a_refused_script_load_makes_outcomes_unknown_and_counts_go_on(
@@ -663,9 +660,7 @@ async def test_a_refused_script_load_makes_outcomes_unknown_and_counts_go_on(
     stack: AsyncExitStack,
     acl_user_without_script_load: tuple[str, str],
 ) -> None:
-    user, password = acl_user_without_script_load
-    host, port = redis_server
-    url = f"redis://{user}:{password}@{host}:{port}/{DB}"
+    url, _ = acl_user_without_script_load
     queue = await open_queue(stack, bull_url, "email")
     await queue.add("x", {})
 

@@ -17,8 +17,8 @@ import dns.rcode
 import pytest
 
 from probe.checks.dns import DnsConfig
-from probe.config import ConfigError, load_config
-from probe.model import CheckResult, Status
+from probe.contract.config import ConfigError, load_config
+from probe.core.model import CheckResult, Status
 from tests.conftest import MakeRunner, Runners, free_port
 
 ZONE = "probe.test"

@@ -12,8 +12,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from probe.checks.domain import DomainConfig, rdap_base
-from probe.config import ConfigError, load_config
-from probe.model import CheckResult, Status
+from probe.contract.config import ConfigError, load_config
+from probe.core.model import CheckResult, Status
 from tests.conftest import MakeRunner, Runners
 
 ServerFactory = Callable[..., Awaitable[TestServer]]

@@ -13,9 +13,9 @@ import redis as redis_sync
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from probe.config import ConfigError, load_config
-from probe.model import Status
-from probe.runner import CheckRunner
+from probe.contract.config import ConfigError, load_config
+from probe.core.model import Status
+from probe.engine.runner import CheckRunner
 from tests.conftest import Runners, free_port
 from tests.faultproxy import FaultProxy, Mode
 

@@ -17,8 +17,8 @@ from aiohttp.test_utils import TestServer
 
 from probe.checks.http import HttpConfig
 from probe.checks.tls_chain import der_not_after
-from probe.config import ConfigError, load_config
-from probe.model import CheckResult, Status
+from probe.contract.config import ConfigError, load_config
+from probe.core.model import CheckResult, Status
 from tests.conftest import MakeRunner, Runners, free_port
 from tests.faultproxy import FaultProxy, Mode
 
@@ -55,7 +55,7 @@ def make_app() -> web.Application:
             peers.add(peer[1])
         seen.append(
             {"method": request.method, "headers": dict(request.headers),
-             "body": await request.text()}
+             "body": await request.text(), "peer": peer[1] if peer else None}
         )  # fmt: skip
         return web.json_response({"token": request.headers.get("Authorization", "")})
 
@@ -551,10 +551,30 @@ def test_target_and_secrets_hide_credentials() -> None:
 
 
 async def test_concurrent_checks_share_nothing(make_runner: MakeRunner, server: TestServer) -> None:
-    runners = [make_runner(name=f"api-{i}", url=url(server, "/text")) for i in range(5)]
-    results = await asyncio.gather(*(r.run() for r in runners))
+    """Two checks of one type, run at the same moments, keep their own state: headers,
+    verdicts, error-rate windows and connections."""
+    limits = {"warn": {"error_rate": "50%"}}
+    passing = make_runner(
+        name="api-a", url=url(server, "/echo"), headers={"Authorization": "Bearer a"}, **limits
+    )
+    failing = make_runner(
+        name="api-b", url=url(server, "/echo"), headers={"Authorization": "Bearer b"},
+        expect={"status": [201]}, **limits,
+    )  # fmt: skip
+    rounds = [await asyncio.gather(passing.run(), failing.run()) for _ in range(4)]
 
-    assert [r.status for r in results] == [Status.PASS] * 5
+    assert [(a.status, b.status) for a, b in rounds] == [(Status.PASS, Status.FAIL)] * 4
+    assert {b.output for _, b in rounds} == {"HTTP 200 (expected 201); error_rate 100% > 50%"}
+    assert [observed(a)["error_rate"] for a, _ in rounds] == [0.0] * 4
+    assert [observed(b)["error_rate"] for _, b in rounds] == [1.0] * 4
+    seen = server.app[SEEN]
+    by_token = {
+        token: [r for r in seen if r["headers"]["Authorization"] == token]
+        for token in ("Bearer a", "Bearer b")
+    }
+    assert [len(found) for found in by_token.values()] == [4, 4]
+    ports = {token: {r["peer"] for r in found} for token, found in by_token.items()}
+    assert ports["Bearer a"].isdisjoint(ports["Bearer b"])  # no connection is shared
 
 
 def test_credentials_in_both_url_and_authorization_header_is_a_config_error(

@@ -24,10 +24,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from probe.checks.http import HttpConfig
 from probe.checks.http_client import CONNECTORS
 from probe.checks.tls_chain import earliest, subject_name
-from probe.config import AgentConfig, AlertsConfig, Config
-from probe.metrics import build_registry
-from probe.model import CheckResult, Observation, Status
-from probe.store import ResultStore
+from probe.contract.config import AgentConfig, AlertsConfig, Config
+from probe.core.model import CheckResult, Observation, Status
+from probe.engine.metrics import build_registry
+from probe.engine.store import ResultStore
 from tests.conftest import MakeRunner, Runners
 
 ServerFactory = Callable[..., Awaitable[TestServer]]

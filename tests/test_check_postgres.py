@@ -18,8 +18,8 @@ import asyncpg
 import pytest
 
 from probe.checks.postgres import PostgresConfig
-from probe.config import ConfigError, load_config
-from probe.model import CheckResult, Status
+from probe.contract.config import ConfigError, load_config
+from probe.core.model import CheckResult, Status
 from tests.conftest import MakeRunner, Runners, free_port
 from tests.faultproxy import FaultProxy, Mode
 

@@ -5,54 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from aiohttp import web
 
-from probe.checks.factory import build_runner
-from probe.checks.prometheus import PrometheusConfig
-from probe.config import ConfigError, load_config
-from probe.model import CheckResult, Status
-from probe.pings import Inbox
-from probe.redact import Redactor
-from probe.runner import CheckRunner
+from probe.contract.config import ConfigError, load_config
+from probe.core.model import Status
 from tests.node_promclient import PromApp
+from tests.prometheus_helpers import T0, config, notes, values
+from tests.support import HandClock
 
 CANARY = "canary-Pw-8821"
-
-
-class HandClock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def config(url: str, **extra: Any) -> PrometheusConfig:
-    fields: dict[str, Any] = {
-        "name": "api_errors",
-        "type": "prometheus",
-        "url": url,
-        "window": "5m",
-        "interval": "15s",
-        "timeout": "2s",
-        "series": {
-            "errors": 'http_requests_total{status=~"5.."}',
-            "requests": "http_requests_total",
-        },
-        "measures": {
-            "error_ratio": {"ratio": ["errors", "requests"]},
-            "error_rate": {"rate": "errors", "per": "1m"},
-            "error_spike": {"spike": "errors", "baseline": "15m"},
-        },
-        "warn": {"error_ratio": "2%", "error_spike": 3},
-        "fail": {"error_ratio": "10%"},
-        **extra,
-    }
-    return PrometheusConfig.model_validate(fields)
 
 
 @pytest.fixture
@@ -61,32 +26,8 @@ def app() -> Iterator[PromApp]:
         yield running
 
 
-@pytest.fixture
-async def make() -> AsyncIterator[Any]:
-    made: list[CheckRunner] = []
-
-    def build(cfg: PrometheusConfig, clock: HandClock, agent: bool = True) -> CheckRunner:
-        runner = build_runner(
-            cfg, Redactor(cfg.secrets()), clock, Inbox(clock=clock) if agent else None
-        )
-        made.append(runner)
-        return runner
-
-    yield build
-    for runner in made:
-        await runner.close()
-
-
-def values(result: CheckResult) -> dict[str, float | None]:
-    return {o.measure: o.value for o in result.observations if o.measure != "response_time"}
-
-
-def notes(result: CheckResult) -> dict[str, str]:
-    return {o.measure: o.note for o in result.observations}
-
-
 async def test_ratio_rate_and_spike_equal_the_counts_produced(app: PromApp, make: Any) -> None:
-    clock = HandClock()
+    clock = HandClock(T0)
     runner = make(config(app.url), clock)
     app.hit(200, 1000)  # before the first scrape: history, not part of any window
     first = await runner.run()
@@ -121,7 +62,7 @@ async def test_ratio_rate_and_spike_equal_the_counts_produced(app: PromApp, make
 async def test_a_restart_of_the_app_is_a_counter_reset_not_a_negative_rate(
     app: PromApp, make: Any
 ) -> None:
-    clock = HandClock()
+    clock = HandClock(T0)
     runner = make(config(app.url, window="2m"), clock)
     app.hit(200, 5000)
     app.hit(500, 400)
@@ -142,7 +83,7 @@ async def test_a_restart_of_the_app_is_a_counter_reset_not_a_negative_rate(
 
 
 async def test_below_min_requests_no_ratio_is_judged(app: PromApp, make: Any) -> None:
-    clock = HandClock()
+    clock = HandClock(T0)
     runner = make(config(app.url, window="1m", min_requests=50), clock)
     await runner.run()
     app.hit(500, 9)
@@ -155,7 +96,7 @@ async def test_below_min_requests_no_ratio_is_judged(app: PromApp, make: Any) ->
 
 
 async def test_one_shot_says_rates_need_the_agent(app: PromApp, make: Any) -> None:
-    result = await make(config(app.url), HandClock(), agent=False).run()
+    result = await make(config(app.url), HandClock(T0), agent=False).run()
     assert result.status is Status.PASS
     assert notes(result)["error_ratio"] == "needs the agent: rates are measured over 5m"
 
@@ -168,14 +109,14 @@ async def test_a_gauge_is_read_with_value(app: PromApp, make: Any) -> None:
         warn={"heap": 1},
         fail={},
     )
-    result = await make(cfg, HandClock()).run()
+    result = await make(cfg, HandClock(T0)).run()
     assert values(result)["heap"] is not None and values(result)["heap"] > 1_000_000  # type: ignore[operator]
     assert result.status is Status.WARN
 
 
 async def test_an_absent_series_is_one_clear_line(app: PromApp, make: Any) -> None:
     cfg = config(app.url, series={"errors": "http_errors_total", "requests": "http_requests_total"})
-    result = await make(cfg, HandClock()).run()
+    result = await make(cfg, HandClock(T0)).run()
     assert result.status is Status.FAIL
     assert result.output.startswith("series http_errors_total not found in the scrape (")
     assert result.output.endswith(" series seen)")
@@ -206,7 +147,7 @@ async def test_a_body_over_10_mib_is_refused(make: Any) -> None:
 
     server, url = await serve(huge)
     try:
-        result = await make(config(url, timeout="4s", interval="10s"), HandClock()).run()
+        result = await make(config(url, timeout="4s", interval="10s"), HandClock(T0)).run()
     finally:
         await server.cleanup()
     assert result.status is Status.FAIL
@@ -219,7 +160,7 @@ async def test_a_body_that_is_not_prometheus_text(make: Any) -> None:
 
     server, url = await serve(html)
     try:
-        result = await make(config(url), HandClock()).run()
+        result = await make(config(url), HandClock(T0)).run()
     finally:
         await server.cleanup()
     assert result.status is Status.FAIL
@@ -234,7 +175,7 @@ async def test_a_hung_endpoint_times_out(make: Any) -> None:
 
     server, url = await serve(hang)
     try:
-        result = await make(config(url, timeout="500ms"), HandClock()).run()
+        result = await make(config(url, timeout="500ms"), HandClock(T0)).run()
     finally:
         await server.cleanup()
     assert result.status is Status.FAIL
@@ -253,9 +194,11 @@ async def test_basic_auth_sends_the_password_and_never_shows_it(make: Any) -> No
 
     server, url = await serve(guarded)
     try:
-        good = await make(config(url, username="service_role", password=CANARY), HandClock()).run()
+        good = await make(
+            config(url, username="service_role", password=CANARY), HandClock(T0)
+        ).run()
         bad = await make(
-            config(url, username="service_role", password="wrong-pw"), HandClock()
+            config(url, username="service_role", password="wrong-pw"), HandClock(T0)
         ).run()
     finally:
         await server.cleanup()

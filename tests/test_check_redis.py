@@ -11,8 +11,8 @@ import pytest
 import redis as redis_sync
 
 from probe.checks.redis import RedisConfig
-from probe.config import ConfigError, load_config
-from probe.model import CheckResult, Status
+from probe.contract.config import ConfigError, load_config
+from probe.core.model import CheckResult, Status
 from tests.conftest import MakeRunner, Runners, free_port
 from tests.faultproxy import FaultProxy, Mode
 

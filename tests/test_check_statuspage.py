@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,106 +11,27 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from probe.checks.factory import build_runner
 from probe.checks.http import HttpConfig
 from probe.checks.statuspage import StatuspageConfig
-from probe.config import ConfigError, load_config
-from probe.model import CheckResult, Status
+from probe.contract.config import ConfigError, load_config
+from probe.contract.plugin import AgentServices
+from probe.core.model import CheckResult, Status
+from probe.engine.factory import build_runner
+from probe.engine.pings import Inbox
 from tests.conftest import MakeRunner, Runners
-
-ServerFactory = Callable[..., Awaitable[TestServer]]
-DOCUMENT = web.AppKey("document", dict[str, Any])
-PAGE = {
-    "id": "01JMYB4AKB8EPM2W6RP3QBSC3N",
-    "name": "OpenAI",
-    "url": "https://status.openai.com",
-    "time_zone": "Etc/UTC",
-    "updated_at": "2026-12-06T09:58:12.431Z",
-}
-
-
-def component(cid: str, name: str, status: str = "operational") -> dict[str, Any]:
-    return {
-        "id": cid, "name": name, "status": status, "created_at": "2023-01-10T18:05:53.520Z",
-        "updated_at": "2026-12-06T09:58:12.409Z", "position": 1, "description": None,
-        "showcase": True, "start_date": None, "group_id": None, "page_id": PAGE["id"],
-        "group": False, "only_show_if_degraded": False,
-    }  # fmt: skip
-
-
-def incident(name: str, impact: str, components: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "id": "x1y2z3", "name": name, "status": "investigating",
-        "created_at": "2026-12-06T09:41:00.000Z", "updated_at": "2026-12-06T09:58:12.000Z",
-        "monitoring_at": None, "resolved_at": None, "impact": impact,
-        "shortlink": "https://stspg.io/x1y2z3", "started_at": "2026-12-06T09:41:00.000Z",
-        "page_id": PAGE["id"],
-        "incident_updates": [{
-            "id": "u1", "status": "investigating", "body": "We are investigating.",
-            "incident_id": "x1y2z3", "created_at": "2026-12-06T09:41:00.000Z",
-            "updated_at": "2026-12-06T09:41:00.000Z", "display_at": "2026-12-06T09:41:00.000Z",
-            "affected_components": [
-                {"code": c["id"], "name": c["name"], "old_status": "operational",
-                 "new_status": c["status"]} for c in components
-            ],
-            "deliver_notifications": True, "custom_tweet": None, "tweet_id": None,
-        }],
-        "components": components,
-    }  # fmt: skip
-
-
-def summary(
-    indicator: str, description: str, components: list[dict[str, Any]], incidents: list[Any]
-) -> dict[str, Any]:
-    return {
-        "page": PAGE,
-        "components": components,
-        "incidents": incidents,
-        "scheduled_maintenances": [],
-        "status": {"indicator": indicator, "description": description},
-    }
-
-
-API_DOWN = component("c-api", "API", "partial_outage")
-CHATGPT_SLOW = component("c-chat", "ChatGPT", "degraded_performance")
-SORA = component("c-sora", "Sora")
-ALL_WELL = summary("none", "All Systems Operational", [component("c-api", "API"), SORA], [])
-MINOR = summary(
-    "minor", "Minor Service Outage", [component("c-api", "API"), CHATGPT_SLOW, SORA],
-    [incident("Slow responses in ChatGPT", "minor", [CHATGPT_SLOW])],
-)  # fmt: skip
-MAJOR = summary(
-    "major", "Partial System Outage", [API_DOWN, SORA],
-    [incident("Elevated error rates on the API", "major", [API_DOWN])],
-)  # fmt: skip
-DEGRADED_NO_INCIDENT = summary(
-    "minor", "Minor Service Outage", [component("c-api", "API", "degraded_performance")], []
+from tests.statuspage_stand_in import (
+    ALL_WELL,
+    API_DOWN,
+    DEGRADED_NO_INCIDENT,
+    MAJOR,
+    MINOR,
+    component,
+    serve,
+    stand_in,
+    summary,
 )
 
-
-def stand_in() -> web.Application:
-    """Serves the document set in app[DOCUMENT] where Statuspage serves it; other paths
-    get Statuspage's own 404 shape."""
-
-    async def summary_json(request: web.Request) -> web.Response:
-        assert request.method == "GET"
-        return web.json_response(request.app[DOCUMENT])
-
-    async def missing(request: web.Request) -> web.Response:
-        return web.json_response({"error": "Not found"}, status=404)
-
-    app = web.Application()
-    app[DOCUMENT] = copy.deepcopy(ALL_WELL)
-    app.router.add_get("/api/v2/summary.json", summary_json)
-    app.router.add_route("*", "/{tail:.*}", missing)
-    return app
-
-
-def serve(page: TestServer, document: dict[str, Any]) -> None:
-    """What the stand-in serves from now on (the running app's state is not replaced)."""
-    served = page.app[DOCUMENT]
-    served.clear()
-    served.update(copy.deepcopy(document))
+ServerFactory = Callable[..., Awaitable[TestServer]]
 
 
 @pytest.fixture
@@ -222,8 +142,9 @@ async def test_an_http_failure_names_the_vendors_incident(
         {"name": "openai", "type": "http", "url": str(api_server.make_url("/v1/models")),
          "vendor": "openai_status", "timeout": 2}
     ).linked([status_config])  # fmt: skip
-    vendor = build_runner(status_config, results=latest.get)
-    openai = build_runner(http_config, results=latest.get)
+    agent = AgentServices(pings=Inbox(), results=latest.get)
+    vendor = build_runner(status_config, agent=agent)
+    openai = build_runner(http_config, agent=agent)
     try:
         before = await openai.run()  # the vendor's status not read yet
         serve(page, MAJOR)
@@ -261,7 +182,8 @@ async def test_a_stale_vendor_status_is_not_quoted(
         {"name": "openai", "type": "http", "url": "http://127.0.0.1:9/", "vendor": "openai_status",
          "timeout": 1}
     ).linked([status_config])  # fmt: skip
-    openai = build_runner(http_config, results={"openai_status": old}.get)
+    agent = AgentServices(pings=Inbox(), results={"openai_status": old}.get)
+    openai = build_runner(http_config, agent=agent)
     try:
         stale = await openai.run()
     finally:

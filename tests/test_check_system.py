@@ -15,23 +15,16 @@ import psutil
 import pytest
 
 from probe.checks import cgroup
-from probe.checks.factory import build_runner
 from probe.checks.system import SystemCheck, SystemConfig, allowed_cores
-from probe.config import ConfigError, load_config
-from probe.contract import Report
-from probe.model import Sample, Status
+from probe.contract.config import ConfigError, load_config
+from probe.contract.plugin import Report
+from probe.core.model import Sample, Status
+from probe.engine.factory import build_runner
+from tests.support import HandClock
 
 FIXTURES = Path(__file__).parent / "fixtures" / "cgroup"
 REAL_ROOT = Path("/sys/fs/cgroup")
 WriteConfig = Callable[[str], Path]
-
-
-class FakeClock:
-    def __init__(self, now: float = 100.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def tree(name: str, tmp_path: Path) -> Path:
@@ -42,7 +35,7 @@ def tree(name: str, tmp_path: Path) -> Path:
 
 
 def system_check(
-    root: Path, clock: FakeClock | None = None, disk_paths: tuple[str, ...] = ()
+    root: Path, clock: HandClock | None = None, disk_paths: tuple[str, ...] = ()
 ) -> SystemCheck:
     config = SystemConfig(
         name="system", type="system", cgroup_root=str(root), disk_paths=list(disk_paths)
@@ -69,7 +62,7 @@ def cpus() -> int:
 
 async def test_cgroup_v2_with_limits(tmp_path: Path) -> None:
     root = tree("v2-limited", tmp_path)
-    clock = FakeClock(100.0)
+    clock = HandClock(100.0)
     check = system_check(root, clock)  # first CPU sample: usage_usec 1000000 at t=100
     replace_line(root / "cpu.stat", "usage_usec 1000000", "usage_usec 1250000")
     clock.now = 101.0
@@ -89,7 +82,7 @@ async def test_cgroup_v2_with_limits(tmp_path: Path) -> None:
 
 async def test_cgroup_v2_without_limits_uses_cpus_and_host_memory(tmp_path: Path) -> None:
     root = tree("v2-unlimited", tmp_path)
-    clock = FakeClock(50.0)
+    clock = HandClock(50.0)
     check = system_check(root, clock)
     replace_line(root / "cpu.stat", "usage_usec 5000000", "usage_usec 6000000")
     clock.now = 52.0
@@ -108,7 +101,7 @@ async def test_cgroup_v2_without_limits_uses_cpus_and_host_memory(tmp_path: Path
 
 async def test_cgroup_v1_with_limits(tmp_path: Path) -> None:
     root = tree("v1-limited", tmp_path)
-    clock = FakeClock(10.0)
+    clock = HandClock(10.0)
     check = system_check(root, clock)
     (root / "cpuacct" / "cpuacct.usage").write_text("3250000000\n")
     clock.now = 11.0
@@ -129,7 +122,7 @@ async def test_cgroup_v1_sentinels_mean_no_limit(tmp_path: Path) -> None:
     # Co-mounted `cpu,cpuacct` directory, quota -1, limit 9223372036854771712, older kernel
     # without oom_kill in memory.oom_control.
     root = tree("v1-unlimited", tmp_path)
-    clock = FakeClock(0.0)
+    clock = HandClock(0.0)
     check = system_check(root, clock)
     (root / "cpu,cpuacct" / "cpuacct.usage").write_text("8500000000\n")
     clock.now = 3.0
@@ -200,7 +193,7 @@ async def test_unreadable_file_falls_through_to_the_next_source(tmp_path: Path) 
 
 async def test_cpu_counter_going_backwards_is_unknown_not_negative(tmp_path: Path) -> None:
     root = tree("v2-limited", tmp_path)
-    clock = FakeClock(100.0)
+    clock = HandClock(100.0)
     check = system_check(root, clock)
     replace_line(root / "cpu.stat", "usage_usec 1000000", "usage_usec 10")
     clock.now = 101.0
@@ -338,7 +331,7 @@ async def test_missing_disk_path_fails_and_still_reports_cpu_and_memory(
 
 async def test_run_with_no_time_passed_keeps_the_earlier_baseline(tmp_path: Path) -> None:
     root = tree("v2-limited", tmp_path)
-    clock = FakeClock(100.0)
+    clock = HandClock(100.0)
     check = system_check(root, clock)
 
     stalled = by_key(await check.run())["cpu", "cpu"]

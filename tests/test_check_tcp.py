@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from probe.checks.tcp import TcpConfig
-from probe.config import ConfigError, load_config
-from probe.model import Status
+from probe.contract.config import ConfigError, load_config
+from probe.core.model import Status
 from tests.conftest import MakeRunner, Runners, free_port
 
 

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from probe import oneshot, output
-from probe.config import load_config
-from probe.redact import Redactor
-from probe.store import ResultStore
+from probe.cli import oneshot, output
+from probe.contract.config import load_config
+from probe.core.redact import Redactor
+from probe.engine.store import ResultStore
 from tests.cli_helpers import arun_cli, cli_env, run_cli
 from tests.conftest import free_port
 from tests.faultproxy import FaultProxy, Mode

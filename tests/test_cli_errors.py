@@ -10,7 +10,7 @@ import pytest
 
 from tests.cli_helpers import run_cli
 
-# command -> exit code for a config error (DESIGN.md 2.1)
+# command -> exit code for a config error (docs/cli.md)
 COMMANDS = {"check": 3, "validate": 2, "alert-test": 2}
 
 MakePath = Callable[[Path], Path]

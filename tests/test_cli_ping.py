@@ -124,8 +124,8 @@ async def test_imports_only_the_standard_library(agent_like: str) -> None:
     stdout, stderr = await proc.communicate()
     assert proc.returncode == 0, stderr
     loaded = set(stdout.decode().split())
-    assert "probe.ping" in loaded
-    heavy = {"pydantic", "yaml", "aiohttp", "asyncpg", "redis", "probe.config", "asyncio"}
+    assert "probe.cli.ping" in loaded
+    heavy = {"pydantic", "yaml", "aiohttp", "asyncpg", "redis", "probe.contract.config", "asyncio"}
     assert not heavy & loaded
     # Underscored names are site hooks from .pth files, loaded before any of our code.
     top_level = {m.split(".")[0] for m in loaded if not m.startswith("_")}

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from probe.cli import main
-from probe.plugins import CHECK_TYPES, NOTIFIER_TYPES, check_config_model
+from probe.cli.main import main
+from probe.contract.plugins import CHECK_TYPES, NOTIFIER_TYPES, check_config_model
 from tests.cli_helpers import run_cli
 
 REDIS = 'type: redis, url: "redis://127.0.0.1:6379/0"'

@@ -1,5 +1,5 @@
-"""The postgres check's deep measures (DESIGN 5.6) against a throw-away cluster where each
-condition is made real: open transactions, lock waiters, deadlocks, rollbacks, a logical
+"""The postgres check's deep measures (docs/checks/postgres.md) against a throw-away cluster
+where each condition is made real: open transactions, lock waiters, deadlocks, rollbacks, a logical
 replication slot, a restart, full connection slots, PgBouncer in transaction mode."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import asyncpg
 import pytest
 
 from probe.checks.postgres import PostgresConfig
-from probe.model import CheckResult, Observation, Status
-from probe.runner import CheckRunner
+from probe.core.model import CheckResult, Observation, Status
+from probe.engine.runner import CheckRunner
 from tests.conftest import MakeRunner, Runners
 from tests.deep_servers import APP, MONITOR, PLAIN, DeepCluster
 from tests.faultproxy import FaultProxy

@@ -1,4 +1,4 @@
-"""The redis check's deep measures (DESIGN 5.6), each against a throw-away redis-server
+"""The redis check's deep measures (docs/checks/redis.md), each against a throw-away redis-server
 configured for the case: evicting policies with and without BullMQ on the same Redis,
 CONFIG refused, a replica whose primary died, a failed BGSAVE, maxclients reached."""
 
@@ -15,9 +15,9 @@ import redis.asyncio as aioredis
 
 from probe.checks.bullmq import BullMQConfig
 from probe.checks.redis import RedisConfig
-from probe.config import load_config
-from probe.contract import CheckConfig
-from probe.model import CheckResult, Observation, Status
+from probe.contract.config import load_config
+from probe.contract.plugin import CheckConfig
+from probe.core.model import CheckResult, Observation, Status
 from tests.conftest import Runners
 from tests.deep_servers import RedisServers, wait_until
 from tests.faultproxy import FaultProxy
@@ -148,7 +148,7 @@ async def test_config_refused_reads_the_policy_from_info(
 
 
 def test_linked_flag_is_not_a_config_key(write_config: Any) -> None:
-    from probe.config import ConfigError
+    from probe.contract.config import ConfigError
 
     path = write_config(
         "checks:\n  - { name: r, type: redis, url: 'redis://h/0', _bullmq_checks: [x] }\n"

@@ -5,6 +5,7 @@ anchor rules). No network: links with a scheme (https:, mailto:) are not followe
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -13,11 +14,12 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from probe.config import AgentConfig, AlertsConfig, Config
-from probe.contract import CheckConfig
-from probe.metrics import build_registry
-from probe.plugins import CHECK_TYPES, NOTIFIER_TYPES, check_config_model, metric_families
-from probe.store import ResultStore
+from probe.contract.config import AgentConfig, AlertsConfig, Config
+from probe.contract.plugin import CheckConfig
+from probe.contract.plugins import CHECK_TYPES, NOTIFIER_TYPES, check_config_model, metric_families
+from probe.engine.metrics import build_registry
+from probe.engine.store import ResultStore
+from tests.support import route_table
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -284,3 +286,184 @@ def test_every_check_type_measure_and_metric_is_documented() -> None:
     # Counters are documented with their `_total` sample name or their family name.
     missing += [f"metric {m}" for m in sorted(_metric_names()) if m not in docs]
     assert missing == [], "not in docs/: " + ", ".join(missing)
+
+
+# ---------------------------------------------------------------- lists that cannot go stale
+
+
+def _name_lists(text: str, names: list[str]) -> list[tuple[int, set[str]]]:
+    """Every run of three or more of `names` written as a list (`a, b and c`, with or
+    without backticks or links), with the line it starts on."""
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    item = rf"\[?`?(?:{alternatives})`?(?:\]\([^)]*\))?"
+    sep = r"(?:,\s*(?:and\s+|or\s+)?|\s+and\s+|\s+or\s+)"
+    found = []
+    for match in re.finditer(rf"(?<![\w.-]){item}(?:{sep}{item}){{2,}}(?![\w.-])", text):
+        listed = set(re.findall(rf"(?<![\w-])(?:{alternatives})(?![\w-])", match.group(0)))
+        found.append((text.count("\n", 0, match.start()) + 1, listed))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("what", "registry"), [("check types", CHECK_TYPES), ("notifiers", NOTIFIER_TYPES)]
+)
+def test_every_list_of_names_in_the_docs_is_the_registry(
+    what: str, registry: dict[str, str]
+) -> None:
+    """A list of check types or notifiers in README.md or docs/ names every one of them."""
+    stale = []
+    for path in doc_files():
+        for line, listed in _name_lists(path.read_text(encoding="utf-8"), list(registry)):
+            if listed != set(registry):
+                missing = ", ".join(sorted(set(registry) - listed))
+                stale.append(f"{_shown(path)}:{line}: lists {len(listed)} {what}, not {missing}")
+    assert stale == [], "\n".join(stale)
+
+
+def test_the_list_finder_finds_lists_and_only_lists() -> None:
+    names = ["slack", "webhook", "alertmanager", "pagerduty"]
+    text = (
+        "per notifier type (`slack`, `alertmanager`, `webhook`)\n"
+        "[slack](s.md), [webhook](w.md) and [pagerduty](p.md)\n"
+        "`slack: delivered`, `alertmanager: FAILED`\n"
+        "slack.py, alertmanager.py, webhook.py\n"
+    )
+    assert _name_lists(text, names) == [
+        (1, {"slack", "alertmanager", "webhook"}),
+        (2, {"slack", "webhook", "pagerduty"}),
+    ]
+
+
+def _measure_tables(page: str) -> set[str]:
+    """The backticked names in the first column of the page's `| measure | ...` tables."""
+    listed: set[str] = set()
+    in_table = False
+    for line in page.splitlines():
+        if re.match(r"^\|\s*measure\s*\|", line):
+            in_table = True
+        elif in_table and line.startswith("|") and not line.startswith("|---"):
+            listed.update(re.findall(r"`([a-z_-]+)`", line.split("|")[1]))
+        elif not line.startswith("|"):
+            in_table = False
+    return listed
+
+
+def test_every_measure_table_lists_only_measures_of_its_type() -> None:
+    stale = []
+    for type_name in CHECK_TYPES:
+        model = check_config_model(type_name)
+        page = (DOCS / "checks" / f"{type_name}.md").read_text(encoding="utf-8")
+        stale += [f"{type_name}.md: `{m}`" for m in sorted(_measure_tables(page) - model.measures)]
+    assert stale == [], "measures in docs that the type does not have: " + ", ".join(stale)
+
+
+# ---------------------------------------------------------------- the map of the code
+
+_ENTRY_COLUMN = 16  # entries start left of this column; their continuations to the right
+
+
+def _layout_block() -> list[str]:
+    text = (DOCS / "development.md").read_text(encoding="utf-8")
+    section = text[text.index("## Layout") :]
+    block = section[section.index("```\n") + 4 :]
+    return block[: block.index("```")].splitlines()
+
+
+def layout_names(lines: list[str]) -> set[str]:
+    """Paths under probe/ the map names: the names an entry starts with (`x/` a folder,
+    `y.py` a module), and the `z.py` words of a folder's own description."""
+    named: set[str] = set()
+    folders: list[str] = []  # the folder at each depth, probe/ itself ("") at depth 0
+    describes = ""  # the folder whose description the current line continues, if any
+    inside = False
+    for line in lines:
+        indent = len(line) - len(line.lstrip())
+        if line.strip() == "probe/":
+            inside, folders = True, [""]
+            continue
+        if not inside:
+            continue
+        if indent == 0:
+            break
+        text = line
+        if indent < _ENTRY_COLUMN:
+            head, _, text = line.strip().partition("  ")
+            folders = folders[: indent // 2]
+            describes = ""
+            for name in (n.strip() for n in head.split(",")):
+                if name.endswith("/"):
+                    describes = folders[-1] + name
+                    named.add(describes)
+                else:
+                    named.add(folders[-1] + name)
+            if describes:
+                folders.append(describes)
+        if describes:
+            named.update(describes + m for m in re.findall(r"(?<![\w/])(\w+\.py)\b", text))
+    return named
+
+
+def tree_names(package: Path) -> set[str]:
+    found: set[str] = set()
+    for path in package.rglob("*"):
+        if "__pycache__" in path.parts or path.name == "__init__.py":
+            continue
+        relative = path.relative_to(package).as_posix()
+        if path.is_dir():
+            found.add(relative + "/")
+        elif path.suffix in (".py", ".yaml"):
+            found.add(relative)
+    return found
+
+
+def test_the_layout_in_development_md_is_the_tree() -> None:
+    named, actual = layout_names(_layout_block()), tree_names(ROOT / "probe")
+    assert sorted(actual - named) == [], "in probe/ but not in docs/development.md's Layout"
+    assert sorted(named - actual) == [], "in docs/development.md's Layout but not in probe/"
+
+
+def test_the_layout_reader_reads_entries_and_folders() -> None:
+    block = [
+        "probe/",
+        "  a.py, b.py              two modules",
+        "  box/                    one.py (the first), two.py,",
+        "                          three.py",
+        "    inner/                deep.py",
+        "  c.py                    uses one.py words",
+        "tests/                    not probe",
+    ]
+    assert layout_names(block) == {
+        "a.py", "b.py", "box/", "box/one.py", "box/two.py", "box/three.py",
+        "box/inner/", "box/inner/deep.py", "c.py",
+    }  # fmt: skip
+
+
+def test_every_route_is_on_the_endpoints_page() -> None:
+    """The route table (probe.web.routes) against docs/endpoints.md, `{x}` written `<x>`."""
+    page = (DOCS / "endpoints.md").read_text(encoding="utf-8")
+    paths = {p for route in route_table() for p in route.paths}
+    assert len(paths) > 10  # the table was read
+    written = {p: "`" + re.sub(r"{(\w+)}", r"<\1>", p) + "`" for p in paths}
+    missing = [p for p in sorted(paths) if written[p] not in page]
+    assert missing == [], "routes not on docs/endpoints.md: " + ", ".join(missing)
+
+
+def test_the_project_cites_no_document_outside_it() -> None:
+    """Contracts users depend on are stated in docs/; a citation of a design document or
+    notes kept beside the repository is one a reader cannot follow."""
+    # Spelled in parts, so this test does not cite them itself.
+    outside = re.compile("DESIGN" + r"\.md|" + r"\.\./" + "shared/|" + "shared/" + "notes")
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    found = []
+    for name in tracked:
+        path = ROOT / name
+        if path.suffix not in (".py", ".md", ".toml", ".yaml", ".yml", ".sh", ".txt", ""):
+            continue
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (UnicodeDecodeError, IsADirectoryError, FileNotFoundError):
+            continue
+        found += [f"{name}:{i}" for i, line in enumerate(lines, 1) if outside.search(line)]
+    assert found == [], "cites a document outside the repository: " + ", ".join(found)

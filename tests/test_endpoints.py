@@ -1,4 +1,4 @@
-"""The HTTP contract of DESIGN.md 2.2, asserted on the bytes a client receives."""
+"""The HTTP contract of docs/endpoints.md, asserted on the bytes a client receives."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from probe.config import Config, load_config
-from probe.model import CheckResult, Observation, Status, Unit
-from probe.store import ResultStore
-from tests.support import web_app
+from probe.contract.config import Config, load_config
+from probe.core.model import CheckResult, Observation, Status, Unit
+from probe.engine.store import ResultStore
+from tests.support import HandClock, web_app
 
 CONFIG = """
 agent:
@@ -32,16 +32,8 @@ checks:
 """
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def result(
-    status: Status, clock: Clock, output: str = "", ms: float = 15.0, **kw: Any
+    status: Status, clock: HandClock, output: str = "", ms: float = 15.0, **kw: Any
 ) -> CheckResult:
     return CheckResult(status, ms / 1000, output, clock.now, **kw)
 
@@ -52,12 +44,12 @@ def config(write_config: Any) -> Config:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> HandClock:
+    return HandClock(1_700_000_000.0)
 
 
 @pytest.fixture
-def store(config: Config, clock: Clock) -> ResultStore:
+def store(config: Config, clock: HandClock) -> ResultStore:
     return ResultStore(config, clock=clock)
 
 
@@ -67,7 +59,7 @@ async def client(store: ResultStore, aiohttp_client: Any) -> TestClient[Any, Any
     return client
 
 
-def record_all(store: ResultStore, clock: Clock, status: Status = Status.PASS) -> None:
+def record_all(store: ResultStore, clock: HandClock, status: Status = Status.PASS) -> None:
     paystack = result(status, clock, "" if status is Status.PASS else "HTTP 503 (expected 200)")
     store.record("database", result(Status.PASS, clock, ms=15.4))
     store.record("redis", result(Status.PASS, clock, ms=5))
@@ -87,7 +79,7 @@ async def get_json(client: TestClient[Any, Any], path: str, **kw: Any) -> tuple[
 
 
 async def test_health_body_has_exact_keys_in_order(
-    client: Any, store: ResultStore, clock: Clock
+    client: Any, store: ResultStore, clock: HandClock
 ) -> None:
     clock.now += 3600.7
     record_all(store, clock)
@@ -107,7 +99,7 @@ async def test_health_body_has_exact_keys_in_order(
 
 
 async def test_alias_paths_serve_the_same_bodies(
-    client: Any, store: ResultStore, clock: Clock
+    client: Any, store: ResultStore, clock: HandClock
 ) -> None:
     record_all(store, clock)
     for plain, alias in [
@@ -119,7 +111,7 @@ async def test_alias_paths_serve_the_same_bodies(
 
 
 async def test_non_critical_failure_is_degraded_but_200(
-    client: Any, store: ResultStore, clock: Clock
+    client: Any, store: ResultStore, clock: HandClock
 ) -> None:
     record_all(store, clock, Status.FAIL)
     status, body = await get_json(client, "/health")
@@ -133,7 +125,7 @@ async def test_non_critical_failure_is_degraded_but_200(
 
 
 async def test_critical_failure_is_unhealthy_503_and_not_ready(
-    client: Any, store: ResultStore, clock: Clock
+    client: Any, store: ResultStore, clock: HandClock
 ) -> None:
     record_all(store, clock)
     store.record("database", result(Status.FAIL, clock, "connection refused (127.0.0.1:5433)"))
@@ -148,7 +140,7 @@ async def test_critical_failure_is_unhealthy_503_and_not_ready(
 
 
 async def test_warn_is_degraded_and_still_ready(
-    client: Any, store: ResultStore, clock: Clock
+    client: Any, store: ResultStore, clock: HandClock
 ) -> None:
     record_all(store, clock)
     store.record("redis", result(Status.WARN, clock, "response_time 700ms > 500ms", ms=700))
@@ -173,7 +165,7 @@ async def test_before_first_results_not_ready_and_checks_say_so(client: Any) -> 
     assert body["status"] == "degraded"
 
 
-async def test_stale_result_fails(client: Any, store: ResultStore, clock: Clock) -> None:
+async def test_stale_result_fails(client: Any, store: ResultStore, clock: HandClock) -> None:
     record_all(store, clock)
     clock.now += 3 * 10 + 2 + 1  # older than 3 x interval + timeout
     store.render()
@@ -192,7 +184,7 @@ async def test_live_reports_stalled_scheduler(client: Any, store: ResultStore) -
     assert (status, live["status"]) == (503, "stalled")
 
 
-async def test_head_has_no_body(client: Any, store: ResultStore, clock: Clock) -> None:
+async def test_head_has_no_body(client: Any, store: ResultStore, clock: HandClock) -> None:
     record_all(store, clock)
     response = await client.head("/health")
     assert response.status == 200
@@ -209,7 +201,7 @@ async def test_unknown_path_and_wrong_method_are_json(client: Any) -> None:
 
 
 async def test_verbose_adds_observations_and_members(
-    client: Any, store: ResultStore, clock: Clock
+    client: Any, store: ResultStore, clock: HandClock
 ) -> None:
     record_all(store, clock, Status.FAIL)
     obs = Observation("", "response_time", 0.7, Unit.SECONDS, Status.WARN, "> 500ms")

@@ -15,10 +15,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from probe.agent import Agent
-from probe.config import load_config
+from probe.contract.config import load_config
+from tests.alert_helpers import texts
 from tests.slack_receiver import SlackReceiver
-from tests.test_alert_e2e import texts, wait_for
-from tests.test_check_statuspage import MAJOR, serve, stand_in
+from tests.statuspage_stand_in import MAJOR, serve, stand_in
+from tests.support import until
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
@@ -75,9 +76,9 @@ async def test_vendor_incident_in_the_alert_and_phases_in_verbose_health(
     await agent.start()
     try:
         # The vendor has declared its incident; then the API starts failing.
-        await wait_for(lambda: agent.store.latest("openai_status"))
+        await until(lambda: agent.store.latest("openai_status"))
         down.set()
-        fired = await wait_for(
+        fired = await until(
             lambda: [t for t in texts(receiver) if "openai:" in t and "reports" in t]
         )
         async with aiohttp.ClientSession() as session:

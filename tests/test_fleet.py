@@ -7,69 +7,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.deep_servers import DeepCluster
 from tests.faultproxy import FaultProxy, Mode
-from tests.fleet_helpers import Replica, ThrowAwayRedis, leader_among
+from tests.fleet_helpers import (
+    LEASE,
+    QUIET,
+    Replica,
+    ThrowAwayRedis,
+    fleet_config,
+    kinds,
+    leader_among,
+)
 from tests.slack_receiver import SlackReceiver
 
 pytest_plugins = ["tests.deep_servers"]
-
-LEASE = 3.0
-QUIET = 3.0  # seconds to keep listening for a duplicate
-
-
-@pytest.fixture
-def checked_redis() -> Iterator[ThrowAwayRedis]:
-    server = ThrowAwayRedis()
-    server.start()
-    yield server
-    server.close()
-
-
-@pytest.fixture(params=["redis", "postgres", "pgbouncer"])
-def backend(request: pytest.FixtureRequest) -> str:
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")
-        return url
-    dsn: str = request.getfixturevalue("pg_dsn")
-    if request.param == "postgres":
-        return dsn
-    cluster: DeepCluster = request.getfixturevalue("deep_pg")
-    bouncer: int = request.getfixturevalue("pgbouncer")  # transaction mode
-    return cluster.dsn("postgres", port=bouncer)
-
-
-def fleet_config(tmp_path: Path, backend: str, redis_port: int, receiver_port: int) -> Path:
-    path = tmp_path / "probe.yaml"
-    path.write_text(
-        f"""
-agent:
-  name: replica
-  listen: 127.0.0.1:${{PROBE_PORT}}
-  history: "off"
-  fleet: {{name: "fleet-{uuid.uuid4().hex[:8]}", backend: "{backend}", lease: {LEASE:g}s}}
-defaults: {{interval: 1s, timeout: 500ms}}
-checks:
-  # The outage restarts Redis: its `restarts` warning is another story than the fleet's.
-  - {{name: cache, type: redis, url: "redis://127.0.0.1:{redis_port}/0", critical: true,
-      warn: {{restarts: "off"}}}}
-alerts:
-  for: {{warn: 1s, fail: 1s}}
-  resolve_after: 2
-  group_wait: 0s
-  repeat: 0
-  notifiers:
-    - {{type: webhook, url: "http://127.0.0.1:{receiver_port}/services/fleet-hook"}}
-"""
-    )
-    return path
 
 
 @pytest.fixture
@@ -88,10 +44,6 @@ def leader_gauge(metrics: str) -> str:
     """The value of `probe_fleet_leader{fleet=...}` in a /metrics text."""
     line = next(x for x in metrics.splitlines() if x.startswith("probe_fleet_leader{"))
     return line.rsplit(" ", 1)[1]
-
-
-def kinds(receiver: SlackReceiver) -> list[str]:
-    return [body["kind"] for body in receiver.delivered]
 
 
 @pytest.mark.timeout(90)  # three agents start, an outage comes and goes, then a quiet spell

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from probe.agent import Agent
-from probe.config import load_config
+from probe.contract.config import load_config
 from tests.conftest import free_port
 from tests.fleet_helpers import Replica
 from tests.slack_receiver import SlackReceiver

@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from probe.fleet.backend import BackendError
-from probe.fleet.stores import open_backend
-from tests.test_fleet import backend
+from probe.engine.fleet.backend import BackendError
+from probe.engine.fleet.stores import open_backend
 
 pytest_plugins = ["tests.deep_servers"]
-__all__ = ["backend"]  # the fixture: Redis, PostgreSQL, PostgreSQL through PgBouncer
 
 
 async def test_one_holder_expiry_and_fenced_writes(backend: str) -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from probe.alerts.notification import Alert, Kind, Severity
-from probe.config import ConfigError, load_config
-from probe.fleet.record import Entry, apply, decide
+from probe.contract.config import ConfigError, load_config
+from probe.contract.notification import Alert, Kind, Severity
+from probe.engine.fleet.record import Entry, apply, decide
 from tests.cli_helpers import run_cli
 
 T0 = 1_800_000_000.0

@@ -23,12 +23,12 @@ import yaml
 from aiohttp import web
 
 from probe.agent import Agent
-from probe.config import load_config
+from probe.contract.config import load_config
+from tests.app_workers import Workers
 from tests.conftest import free_port
 from tests.deep_servers import RedisServers
 from tests.pg_cluster import Cluster
 from tests.slack_receiver import SlackReceiver
-from tests.test_alert_causes import Workers
 
 pytest_plugins = ["tests.deep_servers"]
 

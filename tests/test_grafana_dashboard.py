@@ -1,9 +1,10 @@
 """deploy/grafana/probe.json: a Grafana dashboard whose every query returns data.
 
 A real Prometheus (the Debian package) scrapes a real agent every second. The agent checks
-PostgreSQL, a throw-away Redis (with maxmemory, so its memory ratio has a value), BullMQ
-queues that real Python BullMQ workers and a job scheduler keep busy, its own /live over
-HTTP, the container, and a closed port, whose failure fires an alert to a Slack stand-in.
+PostgreSQL, a throw-away Redis (with maxmemory, so its memory ratio has a value; it also
+holds the lease of the agent's one-replica fleet), BullMQ queues that real Python BullMQ
+workers and a job scheduler keep busy, its own /live over HTTP, the container, and a
+closed port, whose failure fires an alert to a Slack stand-in.
 Each panel's PromQL, with the template variables filled in as Grafana fills them, goes
 through Prometheus's HTTP API and must return series with values.
 """
@@ -18,6 +19,7 @@ import re
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ import pytest
 from bullmq import Queue, Worker
 
 from probe.agent import Agent
-from probe.config import load_config
+from probe.contract.config import load_config
 from tests.cli_helpers import REPO
 from tests.conftest import free_port, wait_for_port
 from tests.slack_receiver import SlackReceiver
@@ -173,7 +175,12 @@ async def busy_queues(url: str) -> AsyncIterator[None]:
 
 
 AGENT = """
-agent: {{ name: dashboard, listen: "127.0.0.1:{port}", state_file: "{state}", history: "off" }}
+agent:
+  name: dashboard
+  listen: "127.0.0.1:{port}"
+  state_file: "{state}"
+  history: "off"
+  fleet: {{ name: "{fleet}", backend: "{redis}", lease: 3s }}  # one replica: it leads
 defaults: {{ interval: 1s, timeout: 900ms }}
 checks:
   - {{ name: database, type: postgres, dsn: "{pg}", critical: true }}
@@ -237,6 +244,7 @@ async def test_every_panel_query_returns_data_from_a_real_prometheus(
             redis=throwaway_redis,
             closed=free_port(),
             hook=receiver.webhook_url,
+            fleet=f"dashboard-{uuid.uuid4().hex[:8]}",
         )
     )
     prom_config = tmp_path / "prometheus.yml"

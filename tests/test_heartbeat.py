@@ -9,25 +9,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from probe.checks.factory import build_runner
 from probe.checks.heartbeat import HeartbeatConfig
-from probe.config import ConfigError, load_config
-from probe.model import CheckResult, Status
-from probe.pings import Inbox
-from probe.runner import CheckRunner
+from probe.contract.config import ConfigError, load_config
+from probe.contract.plugin import AgentServices
+from probe.core.model import CheckResult, Status
+from probe.engine.factory import build_runner
+from probe.engine.pings import Inbox
+from probe.engine.runner import CheckRunner
+from tests.support import HandClock
 
 T0 = 1_800_000_000.0  # 2027-01-15 08:00 UTC
-
-
-class HandClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def heartbeat(
@@ -38,7 +29,7 @@ def heartbeat(
     )
     inbox = inbox or Inbox(clock=clock)
     inbox.configure(["billing"])
-    return build_runner(cfg, clock=clock, inbox=inbox), inbox
+    return build_runner(cfg, clock=clock, agent=AgentServices(inbox)), inbox
 
 
 async def run(runner: CheckRunner) -> CheckResult:
@@ -46,7 +37,7 @@ async def run(runner: CheckRunner) -> CheckResult:
 
 
 async def test_on_time_passes_and_late_past_grace_fails() -> None:
-    clock = HandClock()
+    clock = HandClock(T0)
     runner, inbox = heartbeat(clock, every="1h", grace="15m")
     inbox.record("billing", "success", None, "", "")
     clock.advance(3600 + 14 * 60)
@@ -61,7 +52,7 @@ async def test_on_time_passes_and_late_past_grace_fails() -> None:
 
 
 async def test_never_pinged_counts_from_when_the_agent_began_watching() -> None:
-    clock = HandClock()
+    clock = HandClock(T0)
     runner, _ = heartbeat(clock, every="10m", grace="1m")
     clock.advance(10 * 60 + 30)
     assert (await run(runner)).status is Status.PASS
@@ -71,7 +62,7 @@ async def test_never_pinged_counts_from_when_the_agent_began_watching() -> None:
 
 
 async def test_start_without_end_fails_after_start_grace() -> None:
-    clock = HandClock()
+    clock = HandClock(T0)
     runner, inbox = heartbeat(clock, every="1h", grace="5m", start_grace="30m")
     inbox.record("billing", "start", None, "", "")
     clock.advance(29 * 60)
@@ -94,7 +85,7 @@ async def test_start_without_end_fails_after_start_grace() -> None:
     ],
 )
 async def test_fail_and_exit_codes(kind: str, code: int | None, words: str) -> None:
-    clock = HandClock()
+    clock = HandClock(T0)
     runner, inbox = heartbeat(clock, every="1h")
     inbox.record("billing", kind, code, "", "card processor\nanswered 502\n")
     result = await run(runner)
@@ -105,7 +96,7 @@ async def test_fail_and_exit_codes(kind: str, code: int | None, words: str) -> N
 
 
 async def test_too_fast_warns_under_min_duration() -> None:
-    clock = HandClock()
+    clock = HandClock(T0)
     runner, inbox = heartbeat(clock, every="1d", min_duration="1m")
     inbox.record("billing", "start", None, "", "")
     clock.advance(2)
@@ -116,7 +107,7 @@ async def test_too_fast_warns_under_min_duration() -> None:
 
 
 async def test_overlapping_runs_are_paired_by_rid() -> None:
-    clock = HandClock()
+    clock = HandClock(T0)
     runner, inbox = heartbeat(clock, every="1h", start_grace="10m", max_duration="9m")
     inbox.record("billing", "start", None, "a", "")
     clock.advance(60)
@@ -134,7 +125,7 @@ async def test_overlapping_runs_are_paired_by_rid() -> None:
 
 
 async def test_a_later_good_run_clears_a_run_that_died() -> None:
-    clock = HandClock()
+    clock = HandClock(T0)
     runner, inbox = heartbeat(clock, every="1h", start_grace="10m")
     inbox.record("billing", "start", None, "died", "")
     clock.advance(11 * 60)
@@ -180,7 +171,7 @@ async def test_cron_on_a_day_the_time_does_not_exist() -> None:
 
 
 async def test_agent_restart_mid_run_keeps_the_start(tmp_path: Any) -> None:
-    clock = HandClock()
+    clock = HandClock(T0)
     path = str(tmp_path / "state.json.heartbeats.json")
     first = Inbox(path, clock)
     first.configure(["billing"])

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.agent import Agent
-from probe.config import load_config
+from probe.contract.config import load_config
 from tests.slack_receiver import SlackReceiver
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from probe.alerts.notification import Kind, Severity
-from probe.model import Status
+from probe.contract.notification import Kind, Severity
+from probe.core.model import Status
 from tests.cli_helpers import run_cli
-from tests.history_helpers import FakeClock, alert, feed, sqlite_writer
+from tests.history_helpers import alert, feed, sqlite_writer
+from tests.support import HandClock
 
 P, F = Status.PASS, Status.FAIL
 
@@ -26,7 +27,7 @@ def config(tmp_path: Path, history: str, extra: str = "") -> Path:
 
 
 async def seed(path: Path) -> None:
-    clock = FakeClock(time.time())
+    clock = HandClock(time.time())
     writer = sqlite_writer(path, clock, ["api", "db"])
     feed(writer, "api", clock.now - 1800, [P] * 9 + [F])  # 90% in the last hour
     feed(writer, "db", clock.now - 3 * 86400, [P] * 4)

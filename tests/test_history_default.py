@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from probe.config.schema import DEFAULT_HISTORY
-from probe.history.service import build_writer
+from probe.contract.config.schema import DEFAULT_HISTORY
+from probe.engine.history.service import build_writer
 from tests.history_helpers import config_for
 
 

@@ -12,25 +12,26 @@ import asyncpg
 import pytest
 
 from probe.agent import Agent
-from probe.alerts.notification import Kind, Severity
-from probe.history.codec import decode_chunk
-from probe.history.postgres import PostgresBackend
-from probe.history.writer import HistoryWriter
-from probe.model import Status
-from tests.history_helpers import NOW, FakeClock, alert, feed
+from probe.contract.notification import Kind, Severity
+from probe.core.model import Status
+from probe.engine.history.codec import decode_chunk
+from probe.engine.history.postgres import PostgresBackend
+from probe.engine.history.writer import HistoryWriter
+from tests.history_helpers import NOW, alert, feed
 from tests.pg_cluster import Cluster
 from tests.status_helpers import agent_yaml, fetch, listening, start, until
+from tests.support import HandClock
 
 P, W, F = Status.PASS, Status.WARN, Status.FAIL
 
 
-def pg_writer(dsn: str, clock: FakeClock, source: str, checks: list[str]) -> HistoryWriter:
+def pg_writer(dsn: str, clock: HandClock, source: str, checks: list[str]) -> HistoryWriter:
     return HistoryWriter(PostgresBackend(dsn), source, checks, clock=clock)
 
 
 async def test_history_round_trips_through_the_machines_postgres(pg_dsn: str) -> None:
     source = f"test-{uuid.uuid4().hex[:8]}"
-    clock = FakeClock()
+    clock = HandClock(NOW)
     first = pg_writer(pg_dsn, clock, source, ["api"])
     feed(first, "api", NOW - 30 * 60, [P] * 27 + [F] * 3)
     feed(first, "api", NOW - 3 * 86400, [W] * 10 + [F] * 10)
@@ -80,7 +81,7 @@ async def test_tables_are_made_by_a_role_that_is_no_superuser(cluster: Cluster) 
         f"CREATE ROLE {role} LOGIN PASSWORD 'pw' NOSUPERUSER NOCREATEDB NOCREATEROLE",
         f"CREATE SCHEMA {role} AUTHORIZATION {role}",
     )
-    writer = pg_writer(cluster.dsn(role, "pw"), FakeClock(), "a", ["api"])
+    writer = pg_writer(cluster.dsn(role, "pw"), HandClock(NOW), "a", ["api"])
     feed(writer, "api", NOW - 60, [P])
     await writer.flush()
     await writer.stop()

@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from probe.history.codec import decode_chunk, decode_day, encode_chunk, encode_day
-from probe.history.model import DAY, HOUR, Chunk, Rollup
-from probe.history.rollup import combine, percentile, rollup_chunk
-from probe.model import Status
-from probe.store import ResultStore
+from probe.core.model import Status
+from probe.engine.history.codec import decode_chunk, decode_day, encode_chunk, encode_day
+from probe.engine.history.model import DAY, HOUR, Chunk, Rollup
+from probe.engine.history.rollup import combine, percentile, rollup_chunk
+from probe.engine.store import ResultStore
 from probe.web.history import HistoryView
 from probe.web.settings import LiveSettings
-from tests.history_helpers import DAY0, NOW, FakeClock, config_for, feed, sqlite_writer
+from tests.history_helpers import DAY0, NOW, config_for, feed, sqlite_writer
+from tests.support import HandClock
 
 P, W, F = Status.PASS, Status.WARN, Status.FAIL
 
@@ -51,8 +52,8 @@ def test_an_hour_rolls_up_to_counts_time_and_latency() -> None:
     assert combine([rollup, Rollup()]) == rollup
 
 
-async def _scenario(path: Path) -> FakeClock:
-    clock = FakeClock()
+async def _scenario(path: Path) -> HandClock:
+    clock = HandClock(NOW)
     writer = sqlite_writer(path, clock, ["api"])
     # Today: 27 of 30 up in the current hour, 20 of 20 up (half of them warn) at 02:00.
     feed(writer, "api", NOW - 30 * 60, [P] * 27 + [F] * 3)
@@ -70,7 +71,7 @@ async def _scenario(path: Path) -> FakeClock:
 EXPECTED = {"24h": 47 / 50, "7d": 47 / 90, "30d": 107 / 150, "90d": 107 / 210}
 
 
-async def _view(path: Path, tmp_path: Path, clock: FakeClock) -> HistoryView:
+async def _view(path: Path, tmp_path: Path, clock: HandClock) -> HistoryView:
     writer = sqlite_writer(path, clock, ["api"])
     await writer.flush()  # a fresh writer: everything it knows comes from the file
     await writer.stop()

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from probe.alerts.notification import Kind, Severity
-from probe.history.codec import decode_chunk
-from probe.history.sqlite import SqliteBackend
-from probe.history.writer import HistoryWriter
-from probe.model import Status
-from tests.history_helpers import NOW, FakeClock, alert, feed, result, sqlite_writer
+from probe.contract.notification import Kind, Severity
+from probe.core.model import Status
+from probe.engine.history.codec import decode_chunk
+from probe.engine.history.sqlite import SqliteBackend
+from probe.engine.history.writer import HistoryWriter
+from tests.history_helpers import NOW, alert, feed, result, sqlite_writer
+from tests.support import HandClock
 
 P, F = Status.PASS, Status.FAIL
 
@@ -56,7 +57,7 @@ async def test_results_reach_the_file_in_a_batch_about_a_second_later(tmp_path: 
 
 async def test_history_and_incidents_survive_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "history.db"
-    clock = FakeClock()
+    clock = HandClock(NOW)
     first = sqlite_writer(path, clock, ["api"])
     feed(first, "api", NOW - 20 * 60, [P] * 10 + [F] * 10)
     since = NOW - 10 * 60
@@ -90,7 +91,7 @@ async def test_a_corrupt_file_is_moved_aside_with_one_line_and_a_fresh_one_start
 ) -> None:
     path = tmp_path / "history.db"
     path.write_bytes(b"this is not an SQLite database, just bytes " * 200)
-    writer = sqlite_writer(path, FakeClock(), ["api"])
+    writer = sqlite_writer(path, HandClock(NOW), ["api"])
     feed(writer, "api", NOW - 60, [P])
     with caplog.at_level(logging.INFO, logger="probe.history"):
         await writer.flush()
@@ -126,7 +127,7 @@ async def test_a_full_disk_costs_a_line_and_a_metric_then_writes_resume_with_not
     small_tmpfs: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = small_tmpfs / "history.db"
-    clock = FakeClock()
+    clock = HandClock(NOW)
     writer = sqlite_writer(path, clock, ["api"])
     await writer.flush()
     assert writer.available
@@ -173,7 +174,7 @@ async def test_a_read_only_path_is_reported_and_retried(
     if done.returncode != 0:
         pytest.skip(f"cannot mount a read-only tmpfs here: {done.stderr.decode().strip()}")
     try:
-        writer = sqlite_writer(mount / "history.db", FakeClock(), ["api"])
+        writer = sqlite_writer(mount / "history.db", HandClock(NOW), ["api"])
         feed(writer, "api", NOW - 60, [P, P])
         with caplog.at_level(logging.INFO, logger="probe.history"):
             await writer.flush()

@@ -153,9 +153,9 @@ class SteppedClocks:
 async def test_staleness_and_uptime_follow_elapsed_time_not_the_wall_clock(
     tmp_path: Path, aiohttp_client: Any
 ) -> None:
-    from probe.config import load_config
-    from probe.model import CheckResult, Status
-    from probe.store import ResultStore
+    from probe.contract.config import load_config
+    from probe.core.model import CheckResult, Status
+    from probe.engine.store import ResultStore
     from tests.support import web_app
 
     config = tmp_path / "probe.yaml"
@@ -194,7 +194,7 @@ async def test_runs_keep_their_nominal_interval_and_first_runs_are_spread(
     from aiohttp import web
 
     from probe.agent import Agent
-    from probe.config import load_config
+    from probe.contract.config import load_config
 
     arrivals: dict[str, list[float]] = {}
 

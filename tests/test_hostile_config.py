@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from probe.alerts.state import load_state
-from probe.config import ConfigError, load_config
+from probe.contract.config import ConfigError, load_config
+from probe.engine.alerts.state import load_state
 from tests.cli_helpers import cli_env, run_cli
 from tests.conftest import free_port
 

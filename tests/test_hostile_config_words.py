@@ -43,7 +43,7 @@ def test_a_broken_installation_is_not_blamed_on_the_file(tmp_path: Path) -> None
     path.write_text("checks:\n  - { name: cache, type: redis, url: 'redis://127.0.0.1:1' }\n")
     # What running probe under an interpreter without its dependencies looks like.
     code = (
-        "import sys; sys.modules['redis.asyncio'] = None; from probe.cli import main; "
+        "import sys; sys.modules['redis.asyncio'] = None; from probe.cli.main import main; "
         f"sys.argv = ['probe', 'validate', '-c', {str(path)!r}]; sys.exit(main())"
     )
     done = subprocess.run(

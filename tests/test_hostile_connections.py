@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from probe.agent import Agent
-from probe.config import load_config
+from probe.contract.config import load_config
 from tests.conftest import free_port
 from tests.hostile import AgentProcess, Poll, held_report, hold_connections
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiohttp
 
-from probe.history.codec import decode_chunk
+from probe.engine.history.codec import decode_chunk
 from tests.conftest import free_port
 from tests.hostile import AgentProcess
 from tests.libfaketime import faked_env

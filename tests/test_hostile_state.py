@@ -18,9 +18,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from probe import statefile
-from probe.alerts.state import load_state
-from probe.pings import Inbox
+from probe.core import statefile
+from probe.engine.alerts.state import load_state
+from probe.engine.pings import Inbox
 from tests.conftest import free_port
 from tests.hostile import AgentProcess, probe_get
 

@@ -2,7 +2,7 @@
 
 No Docker engine or registry is reachable on the project's machines, so the image is built
 with podman + runc on a stand-in `python:3.11-slim` made from Debian's own packages
-(bookworm's Python is 3.11): ../shared/notes/container-build.md is the recipe. The test
+(bookworm's Python is 3.11), by `_ensure_base` below. The test
 installs podman, runc and debootstrap when missing and keeps the stand-in base in podman's
 image store between runs. It runs the image read-only as its non-root user, runs its
 HEALTHCHECK and stops it with SIGTERM, as `docker stop` and the kubelet do.

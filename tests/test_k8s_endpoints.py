@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from probe.config import Config, load_config
-from probe.model import CheckResult, Observation, Status, Unit
-from probe.store import ResultStore
+from probe.contract.config import Config, load_config
+from probe.core.model import CheckResult, Observation, Status, Unit
+from probe.engine.store import ResultStore
 from tests.support import Renders, web_app
 
 CONFIG = """

@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from probe.alerts.engine import AlertEngine
-from probe.alerts.notification import Alert, Kind
-from probe.config import alerts_from_dict
-from probe.history.model import HOUR, Chunk
-from probe.history.rollup import combine, rollup_chunk, uptime
-from probe.maintenance import Maintenance, WindowConfig, occurrences
-from probe.model import CheckResult, Status
+from probe.contract.config import alerts_from_dict
+from probe.contract.notification import Alert, Kind
+from probe.core.maintenance import Maintenance, WindowConfig, occurrences
+from probe.core.model import CheckResult, Status
+from probe.engine.alerts.engine import AlertEngine
+from probe.engine.history.model import HOUR, Chunk
+from probe.engine.history.rollup import combine, rollup_chunk, uptime
 
 T0 = 1_764_583_200.0  # 2025-12-01T10:00:00Z
 REFUSED = CheckResult(Status.FAIL, 0.01, "connection refused (127.0.0.1:3000)", T0, ())

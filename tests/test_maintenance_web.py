@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from probe.agent import Agent
-from probe.alerts.notification import Kind, Severity
+from probe.contract.notification import Kind, Severity
 from tests import chromium
 from tests.cli_helpers import arun_cli
 from tests.history_helpers import alert, sqlite_writer

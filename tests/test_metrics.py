@@ -25,12 +25,12 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.parser import text_string_to_metric_families
 
 from probe.checks.bullmq import JOB_STATES as QUEUE_STATES
-from probe.checks.factory import build_runner
-from probe.config import Config, load_config
-from probe.metrics import ProbeRegistry, build_registry
-from probe.plugins import metric_families
-from probe.runner import CheckRunner
-from probe.store import DURATION_BUCKETS, ResultStore
+from probe.contract.config import Config, load_config
+from probe.contract.plugins import metric_families
+from probe.engine.factory import build_runner
+from probe.engine.metrics import ProbeRegistry, build_registry
+from probe.engine.runner import CheckRunner
+from probe.engine.store import DURATION_BUCKETS, ResultStore
 from tests.conftest import free_port
 from tests.support import web_app
 
@@ -41,7 +41,7 @@ PG_PASSWORD = "pg-secret-9c1d"  # ignored by trust auth; must never reach /metri
 CHECKS = ["database", "cache", "queues", "system", "partners", "cache_port", "closed_port"]
 QUEUES = ["email", "billing"]
 
-# name -> (type, label names); the contract table of DESIGN.md 2.4.
+# name -> (type, label names); the table of docs/metrics.md.
 FROM_LAST_RUN = "Values come from the last scheduled run, not from the scrape."
 CONTRACT = {
     "probe_check_up": ("gauge", {"check"}),

@@ -8,72 +8,19 @@ the other host answers 200, so the alert would count as delivered without being 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiohttp import web
 
-from probe.alerts.alert_test import send_test
+from probe.engine.alerts.alert_test import send_test
+from tests.alert_helpers import make_config
+from tests.alertmanager_server import am_alerts
 from tests.cli_helpers import arun_cli
-from tests.conftest import free_port
+from tests.redirect_server import NOT_FOLLOWED, Server, redirecting
 from tests.slack_receiver import Answer, SlackReceiver
-from tests.test_alert_alertmanager import alertmanager, am_alerts  # noqa: F401 (fixture)
-from tests.test_alert_engine import make_config
 
 API_KEY = "RedirKeyCNRY32"
 HOOK_TOKEN = "hooktok-9d41c7e2"
-NOT_FOLLOWED = "notifiers do not follow redirects; use the final URL"
-
-
-@dataclass
-class Server:
-    """A local HTTP server on a free port: `redirect` answers every request with
-    `status` and a Location; without it, every request is recorded and answered 200."""
-
-    status: int = 0
-    location: str = ""
-    port: int = 0
-    seen: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
-    _runner: web.AppRunner | None = None
-
-    async def start(self) -> Server:
-        app = web.Application()
-        app.router.add_route("*", "/{path:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        self.port = free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-        return self
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        self.seen.append((request.method, request.path_qs, dict(request.headers), body))
-        if self.status:
-            location = self.location or str(request.url)
-            return web.Response(status=self.status, headers={"Location": location})
-        return web.Response(text="ok")
-
-
-@pytest.fixture
-async def other_host() -> AsyncIterator[Server]:
-    """Where the redirects point: must receive nothing."""
-    server = await Server().start()
-    yield server
-    await server.close()
-
-
-async def redirecting(status: int, location: str) -> Server:
-    return await Server(status=status, location=location).start()
 
 
 def hook(server: Server, **extra: Any) -> dict[str, Any]:
@@ -180,7 +127,7 @@ async def test_slack_webhook_and_web_api_do_not_follow_redirects(
 
 
 async def test_alertmanager_behind_a_302_is_not_delivered(
-    alertmanager: str,  # noqa: F811 (the fixture)
+    alertmanager: str,
 ) -> None:
     # The 302 points at a real Alertmanager's alert list, which answers a GET with 200.
     server = await redirecting(302, f"{alertmanager}/api/v2/alerts")

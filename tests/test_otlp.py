@@ -21,12 +21,12 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, M
 from prometheus_client.parser import text_string_to_metric_families
 
 from probe.agent import Agent
-from probe.config import ConfigError, load_config
-from probe.model import Status
+from probe.contract.config import ConfigError, load_config
+from probe.core.model import Status
 from tests.cli_helpers import REPO, cli_env
 from tests.conftest import free_port
 from tests.otlp_receiver import Answer, OtlpReceiver
-from tests.test_alert_e2e import wait_for
+from tests.support import until
 
 CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
 API_KEY = "glc_otlp-secret-4d2b9e"  # a vendor's key; must never be printed
@@ -97,9 +97,9 @@ async def test_a_push_carries_the_families_and_values_of_metrics(
     # Checks that run once: nothing moves between the push and the scrape but process_*.
     agent = await started(agent_config(tmp_path, otlp_receiver.endpoint, redis_url, "1h"))
     try:
-        await wait_for(lambda: all(agent.store.latest(c) for c in ("cache", "closed", "system")))
+        await until(lambda: all(agent.store.latest(c) for c in ("cache", "closed", "system")))
         seen = len(otlp_receiver.received)
-        await wait_for(lambda: len(otlp_receiver.received) >= seen + 2, timeout=5)
+        await until(lambda: len(otlp_receiver.received) >= seen + 2, timeout=5)
         first, pushed = otlp_receiver.received[-2:]
         async with (
             aiohttp.ClientSession() as http,
@@ -204,9 +204,9 @@ async def test_a_refused_endpoint_is_one_line_until_it_recovers(
     await otlp_receiver.refuse()
     agent = await started(agent_config(tmp_path, otlp_receiver.endpoint, redis_url))
     try:
-        await wait_for(lambda: agent.otlp.counts["failed"] >= 3, timeout=8)
+        await until(lambda: agent.otlp.counts["failed"] >= 3, timeout=8)
         await otlp_receiver.accept()
-        await wait_for(lambda: agent.otlp.counts["ok"] >= 1, timeout=5)
+        await until(lambda: agent.otlp.counts["ok"] >= 1, timeout=5)
         runs = sum(agent.store.stats("cache").runs.values())
     finally:
         await agent.stop()
@@ -231,7 +231,7 @@ async def test_a_hanging_endpoint_delays_no_check_and_no_endpoint(
     agent = await started(agent_config(tmp_path, otlp_receiver.endpoint, redis_url))
     slowest = 0.0
     try:
-        await wait_for(lambda: otlp_receiver.received, timeout=5)  # a push is hanging now
+        await until(lambda: otlp_receiver.received, timeout=5)  # a push is hanging now
         runs_before = sum(agent.store.stats("cache").runs.values())
         async with aiohttp.ClientSession() as http:
             for _ in range(20):  # 2 s of hung pushes
@@ -241,7 +241,7 @@ async def test_a_hanging_endpoint_delays_no_check_and_no_endpoint(
                 slowest = max(slowest, time.monotonic() - began)
                 await asyncio.sleep(0.1)
         runs_during = sum(agent.store.stats("cache").runs.values()) - runs_before
-        await wait_for(lambda: agent.otlp.counts["ok"] >= 1, timeout=8)
+        await until(lambda: agent.otlp.counts["ok"] >= 1, timeout=8)
         counts = dict(agent.otlp.counts)
     finally:
         await agent.stop()
@@ -263,8 +263,8 @@ async def test_503_and_429_answers_are_one_outage(
     otlp_receiver.plan(*[Answer(503)] * 3, *[Answer(429, retry_after="1")] * 3, *[Answer(503)] * 2)
     agent = await started(agent_config(tmp_path, otlp_receiver.endpoint, redis_url))
     try:
-        await wait_for(lambda: otlp_receiver.accepted, timeout=15)
-        await wait_for(lambda: agent.otlp.counts["ok"] >= 1, timeout=5)
+        await until(lambda: otlp_receiver.accepted, timeout=15)
+        await until(lambda: agent.otlp.counts["ok"] >= 1, timeout=5)
     finally:
         await agent.stop()
 
@@ -299,7 +299,7 @@ def test_the_api_key_is_sent_and_never_printed(tmp_path: Path, redis_url: str) -
                 cwd=REPO,
                 env=cli_env(),
             )
-            await wait_for(lambda: len(receiver.received) >= 3, timeout=15)
+            await until(lambda: len(receiver.received) >= 3, timeout=15)
             proc.send_signal(signal.SIGTERM)
             _, stderr = await asyncio.wait_for(proc.communicate(), 15)
             return receiver, stderr.decode()
@@ -321,7 +321,7 @@ def test_without_the_extra_agent_otlp_says_what_to_install(tmp_path: Path) -> No
     # The exporter cannot be imported, as in an install without probe[otlp].
     script = (
         "import sys; sys.modules['opentelemetry.exporter.otlp.proto.http.metric_exporter'] = None;"
-        "from probe.cli import main; sys.exit(main(['validate', '-c', sys.argv[1]]))"
+        "from probe.cli.main import main; sys.exit(main(['validate', '-c', sys.argv[1]]))"
     )
     done = subprocess.run(
         [sys.executable, "-c", script, str(path)],
@@ -346,10 +346,10 @@ async def test_a_reload_moves_the_push_to_the_new_endpoint_and_can_stop_it(
     agent = await started(path)
     second = await OtlpReceiver().start()
     try:
-        await wait_for(lambda: otlp_receiver.accepted, timeout=5)
+        await until(lambda: otlp_receiver.accepted, timeout=5)
         path.write_text(path.read_text().replace(otlp_receiver.endpoint, second.endpoint))
         assert await agent.reload()
-        await wait_for(lambda: second.accepted, timeout=5)
+        await until(lambda: second.accepted, timeout=5)
         before = len(otlp_receiver.received)
         await asyncio.sleep(1.5)
         assert len(otlp_receiver.received) == before  # the old endpoint hears no more

@@ -30,7 +30,7 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 import probe
-from probe.config import load_config
+from probe.contract.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "probe" / "default.yaml"

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.test_pings import agent_yaml, call, health, session, started  # noqa: F401
+from tests.ping_helpers import agent_yaml, call, health, started
 
 UNKNOWN = "expected /ping/<check>, /start, /fail or an exit code 0-255"
 
@@ -21,7 +21,7 @@ async def test_unicode_digits_are_an_unknown_action(
     suffix: str,
     write_config: Any,
     tmp_path: Path,
-    session: Any,  # noqa: F811 (the fixture)
+    session: Any,
 ) -> None:
     agent = await started(write_config, agent_yaml(tmp_path / "state.json"))
     base = f"http://127.0.0.1:{agent.port}/ping/billing"

@@ -13,8 +13,9 @@ import pytest
 from aiohttp import web
 
 from probe.checks.promql import CounterWindow
-from probe.model import CheckResult, Status
-from tests.test_check_prometheus import HandClock, config, make, notes, values  # noqa: F401
+from probe.core.model import CheckResult, Status
+from tests.prometheus_helpers import config, notes, values
+from tests.support import HandClock
 
 LIMIT = 10_000  # the documented number of series followed per selector
 
@@ -85,7 +86,7 @@ def ratio_config(url: str, **extra: Any) -> Any:
 
 async def test_fresh_series_on_every_scrape_keep_the_state_bounded(
     hostile: HostileMetrics,
-    make: Any,  # noqa: F811 (the fixture)
+    make: Any,
 ) -> None:
     clock = HandClock()
     runner = make(ratio_config(hostile.url), clock)
@@ -126,7 +127,7 @@ async def test_fresh_series_on_every_scrape_keep_the_state_bounded(
 
 async def test_a_nan_and_inf_scrape_does_not_poison_the_window(
     hostile: HostileMetrics,
-    make: Any,  # noqa: F811 (the fixture)
+    make: Any,
 ) -> None:
     clock = HandClock()
     runner = make(ratio_config(hostile.url), clock)
@@ -155,7 +156,7 @@ async def test_a_nan_and_inf_scrape_does_not_poison_the_window(
 
 async def test_runs_that_time_out_never_pile_up_parses(
     hostile: HostileMetrics,
-    make: Any,  # noqa: F811 (the fixture)
+    make: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # 50,000 fresh series (3 MB) take seconds to parse; every run times out after 200ms

@@ -6,9 +6,9 @@ import asyncio
 from typing import Any, ClassVar
 
 from probe.checks.tcp import TcpConfig
-from probe.contract import Check, CheckFailed, Report
-from probe.model import Sample, Status, Unit
-from probe.runner import CheckRunner
+from probe.contract.plugin import Check, CheckFailed, Report
+from probe.core.model import Sample, Status, Unit
+from probe.engine.runner import CheckRunner
 
 
 class ScriptedConfig(TcpConfig):

@@ -17,11 +17,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from probe.checks.http import HttpConfig
 from probe.checks.http_phases import PHASES
-from probe.config import AgentConfig, AlertsConfig, Config
-from probe.contract import CheckConfig
-from probe.metrics import EXPOSITION_MAX_AGE, CachedExposition, build_registry
-from probe.model import CheckResult, Observation, Status, Unit
-from probe.store import ResultStore
+from probe.contract.config import AgentConfig, AlertsConfig, Config
+from probe.contract.plugin import CheckConfig
+from probe.core.model import CheckResult, Observation, Status, Unit
+from probe.engine.metrics import build_registry
+from probe.engine.store import ResultStore
+from probe.web.metrics import EXPOSITION_MAX_AGE, CachedExposition
 from tests.support import web_app
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from probe import health
-from probe.config import Config, load_config
-from probe.model import CheckResult, Observation, Status, Unit
-from probe.store import RENDER_BURST, RENDERS_PER_SECOND, ResultStore
-from tests.support import Renders
+from probe.contract.config import Config, load_config
+from probe.core.model import CheckResult, Observation, Status, Unit
+from probe.engine import health
+from probe.engine.store import RENDER_BURST, RENDERS_PER_SECOND, ResultStore
+from tests.support import HandClock, Renders
 
 CONFIG = """
 agent: { name: scale, version: 3.1.4 }
@@ -32,14 +32,6 @@ checks:
 START = 1_750_000_000.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def config(write_config: Any) -> Config:
     path: Path = write_config(CONFIG)
@@ -47,27 +39,29 @@ def config(write_config: Any) -> Config:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> HandClock:
+    return HandClock(START)
 
 
 @pytest.fixture
-def store(config: Config, clock: Clock) -> ResultStore:
+def store(config: Config, clock: HandClock) -> ResultStore:
     return ResultStore(config, clock=clock)
 
 
-def run(status: Status, clock: Clock, output: str = "", ms: float = 12.0, **kw: Any) -> CheckResult:
+def run(
+    status: Status, clock: HandClock, output: str = "", ms: float = 12.0, **kw: Any
+) -> CheckResult:
     return CheckResult(status, ms / 1000, output, clock.now, **kw)
 
 
-def eager(store: ResultStore, clock: Clock, verbose: bool = False) -> bytes:
-    """The bodies as DESIGN.md 2.2 defines them, built in one go from the same entries."""
+def eager(store: ResultStore, clock: HandClock, verbose: bool = False) -> bytes:
+    """The bodies as docs/endpoints.md defines them, built in one go from the same entries."""
     entries = store.entries(clock.now)
     body = health.health_body(entries, "3.1.4", START, clock.now, verbose=verbose)
     return health.dumps(body)
 
 
-def feed_mixed(store: ResultStore, clock: Clock) -> None:
+def feed_mixed(store: ResultStore, clock: HandClock) -> None:
     slow = Observation("", "response_time", 0.7, Unit.SECONDS, Status.WARN, "> 500ms")
     store.record("database", run(Status.PASS, clock, ms=15.4))
     store.record("redis", run(Status.FAIL, clock, "connection refused (127.0.0.1:2)"))
@@ -87,7 +81,7 @@ def feed_mixed(store: ResultStore, clock: Clock) -> None:
     )
 
 
-def test_bodies_are_byte_for_byte_the_eager_ones(store: ResultStore, clock: Clock) -> None:
+def test_bodies_are_byte_for_byte_the_eager_ones(store: ResultStore, clock: HandClock) -> None:
     # Before any result, with a mix of statuses, then with a stale one.
     assert store.health.body == eager(store, clock)
     feed_mixed(store, clock)
@@ -103,7 +97,7 @@ def test_bodies_are_byte_for_byte_the_eager_ones(store: ResultStore, clock: Cloc
 
 
 def test_verbose_is_rendered_only_when_asked_and_equals_the_eager_one(
-    store: ResultStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    store: ResultStore, clock: HandClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     renders = Renders(store, monkeypatch)
     feed_mixed(store, clock)
@@ -125,7 +119,7 @@ def test_verbose_is_rendered_only_when_asked_and_equals_the_eager_one(
 
 
 def test_a_burst_of_results_renders_a_bounded_number_of_times(
-    store: ResultStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    store: ResultStore, clock: HandClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     renders = Renders(store, monkeypatch)
     before = renders.plain
@@ -147,7 +141,7 @@ def test_a_burst_of_results_renders_a_bounded_number_of_times(
 
 
 def test_results_with_no_reader_cost_no_render(
-    store: ResultStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    store: ResultStore, clock: HandClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     renders = Renders(store, monkeypatch)
     before = renders.plain
@@ -160,7 +154,7 @@ def test_results_with_no_reader_cost_no_render(
 
 
 def test_heartbeat_keeps_live_current_without_rendering_checks(
-    store: ResultStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    store: ResultStore, clock: HandClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     renders = Renders(store, monkeypatch)
     before = renders.plain
@@ -171,7 +165,7 @@ def test_heartbeat_keeps_live_current_without_rendering_checks(
 
 
 def test_reload_renders_changed_criticality(
-    store: ResultStore, clock: Clock, config: Config, write_config: Any
+    store: ResultStore, clock: HandClock, config: Config, write_config: Any
 ) -> None:
     feed_mixed(store, clock)
     assert b'"name":"redis"' in store.ready.body

@@ -11,19 +11,12 @@ from pathlib import Path
 import pytest
 
 from probe.agent import Agent
-from probe.alerts.notification import Kind, Severity
-from probe.model import Status
+from probe.contract.notification import Kind, Severity
+from probe.core.model import Status
 from tests import chromium
 from tests.history_helpers import alert, feed, sqlite_writer
 from tests.status_helpers import agent_yaml, listening, start, until
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import HandClock
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +29,7 @@ def chromium_binary() -> Iterator[str]:
 
 async def seed(path: Path) -> None:
     """Ten days of history before the agent starts: a bad day, a warn day, a gap."""
-    clock = Clock()
+    clock = HandClock(time.time())
     writer = sqlite_writer(path, clock, ["api", "payments", "search"])
     day = 86400
     for days_back in range(1, 11):

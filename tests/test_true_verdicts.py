@@ -18,17 +18,19 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from probe.alerts.alertmanager import build_alerts
-from probe.alerts.notification import Alert, Kind, Notification
-from probe.alerts.webhook import build_body
 from probe.checks.http import HttpConfig
 from probe.checks.postgres import PostgresConfig
 from probe.checks.redis import RedisConfig
-from probe.model import Status
-from probe.plugins import CHECK_TYPES, check_config_model
-from probe.redact import Redactor
-from probe.runner import CheckRunner
+from probe.contract.notification import Alert, Kind, Notification
+from probe.contract.plugins import CHECK_TYPES, check_config_model
+from probe.core.model import Status
+from probe.core.redact import Redactor
+from probe.engine.runner import CheckRunner
+from probe.notifiers.alertmanager import build_alerts
+from probe.notifiers.webhook import build_body
+from tests.alert_helpers import T0, engine_for
 from tests.bullmq_fixtures import (  # noqa: F401 - fixtures
+    SCHEDULER,
     bullmq_config,
     check_runner,
     outcome_url,
@@ -38,8 +40,6 @@ from tests.conftest import Runners, free_port
 from tests.deep_servers import RedisServers
 from tests.node_bullmq import run_node
 from tests.pg_cluster import Cluster
-from tests.test_alert_engine import T0, engine_for
-from tests.test_bullmq_outcomes import SCHEDULER
 
 pytest_plugins = ["tests.deep_servers"]
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from probe.agent import Agent
-from probe.config import load_config
-from probe.web.routes import routes
+from probe.contract.config import load_config
+from tests.support import route_table
 
 AUTH = "agent-token-8812"
 PING = "ping-token-3390"
@@ -93,24 +93,12 @@ async def raw(
     return int(status_line.split()[1]), fields, body
 
 
-def _paths_of(path: str) -> str:
-    return path.partition("?")[0]
-
-
 def test_the_list_covers_every_protected_route() -> None:
     """A route added to the table without a place here fails this test."""
-    from probe.web.settings import LiveSettings, WebSettings
-
-    class Nothing:
-        def __getattr__(self, name: str) -> Any:
-            return lambda *a, **k: None
-
-    nothing: Any = Nothing()
-    table = routes(nothing, LiveSettings(WebSettings()), nothing, nothing, nothing, nothing)
     open_routes = {"/ready", "/api/health/ready", "/live", "/api/health/live"}
     open_routes |= {"/health/{check}", "/ready/{check}"}
-    templates = {p for route in table for p in route.paths} - open_routes
-    concrete = {_paths_of(path) for _, path, _ in PROTECTED}
+    templates = {p for route in route_table() for p in route.paths} - open_routes
+    concrete = {path.partition("?")[0] for _, path, _ in PROTECTED}
     for template in templates:
         pattern = template.replace("{check}", "db").replace("{name}", "db")
         pattern = pattern.replace("{window}", "24h").replace("{action}", "start")

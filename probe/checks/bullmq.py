@@ -21,7 +21,6 @@ from pydantic import Field, field_validator, model_validator
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoPermissionError, NoScriptError, RedisError, ResponseError
 
-from probe import limits
 from probe.checks import redis_client
 from probe.checks.bullmq_events import (
     SCRIPT,
@@ -40,7 +39,8 @@ from probe.checks.bullmq_outcomes import (
     unknown_outcome_samples,
 )
 from probe.checks.errors import failure
-from probe.contract import (
+from probe.contract import limits
+from probe.contract.plugin import (
     Check,
     CheckConfig,
     CheckContext,
@@ -49,11 +49,11 @@ from probe.contract import (
     MetricPoint,
     Report,
 )
-from probe.fields import Duration, Limits, StrictModel
-from probe.model import Sample, Unit
-from probe.networds import first_line
-from probe.redact import Redactor, redact_url, url_secrets
-from probe.units import Limit, format_duration
+from probe.core.fields import Duration, Limits, StrictModel
+from probe.core.model import Sample, Unit
+from probe.core.networds import first_line
+from probe.core.redact import Redactor, redact_url, url_secrets
+from probe.core.units import Limit, format_duration
 
 # The states of `Queue.getJobCounts()`, spelled as BullMQ spells them; each is also the
 # measure name and the `state` label of `probe_queue_jobs`.
@@ -67,7 +67,7 @@ JOB_STATES: tuple[str, ...] = (
     "failed",
     "waiting-children",
 )
-# Job outcomes over the check's `window` (DESIGN 5.2), per queue.
+# Job outcomes over the check's `window`, per queue (docs/checks/bullmq.md).
 QUEUE_MEASURES: frozenset[str] = frozenset(
     {*JOB_STATES, "backlog", "oldest_waiting_age", "workers", "is_paused", *OUTCOME_MEASURES}
 )
@@ -114,9 +114,9 @@ QUEUE_WORKERS = MetricFamily(
     ("queue",),
 )
 # prometheus_client adds `_total` to counter names: these print as
-# probe_queue_job_outcomes_total and probe_queue_events_lost_total. (DESIGN 5.2 says
-# probe_queue_jobs_total, but in OpenMetrics that counter's family is `probe_queue_jobs`,
-# the name of the job-count gauge: an exposition Prometheus's own parser rejects.)
+# probe_queue_job_outcomes_total and probe_queue_events_lost_total. (Not
+# probe_queue_jobs_total: in OpenMetrics that counter's family is `probe_queue_jobs`, the
+# name of the job-count gauge, an exposition Prometheus's own parser rejects.)
 QUEUE_OUTCOMES = MetricFamily(
     "probe_queue_job_outcomes",
     "Final job outcomes (completed, failed, stalled) in a BullMQ queue's events stream "

@@ -2,7 +2,8 @@
 
 BullMQ writes `completed` / `failed` only for final outcomes (a retried attempt writes
 `delayed` or `waiting`), `stalled` for each stall recovery, and it writes them whatever
-`removeOnComplete` / `removeOnFail` say (../shared/notes/bullmq-outcomes.md, sections 1-3).
+`removeOnComplete` / `removeOnFail` say (tests/test_bullmq_outcomes.py shows it on a
+real BullMQ).
 So the stream, read on from the last entry seen, counts what happened to every job.
 
 Why a script (`EVALSHA_RO`) rather than `XREAD`: `completed` entries carry the job's whole

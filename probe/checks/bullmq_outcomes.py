@@ -1,4 +1,4 @@
-"""The job-outcome samples of one BullMQ queue, and their words (DESIGN 5.2).
+"""The job-outcome samples of one BullMQ queue, and their words (docs/checks/bullmq.md).
 
 Rates are jobs per minute over the whole `window`, whatever part of it the agent has seen
 (N failures in a 5m window read as N/5 per minute from the first run on), so a restart
@@ -12,9 +12,9 @@ from collections import Counter
 from collections.abc import Callable
 
 from probe.checks.bullmq_events import OTHER, REASON_CHARS, QueueOutcomes, Slice
-from probe.model import Sample, Unit
-from probe.redact import redact_url
-from probe.units import format_duration
+from probe.core.model import Sample, Unit
+from probe.core.redact import redact_url
+from probe.core.units import format_duration
 
 TOP_REASONS = 3
 LOWER_BOUND = "events lost: counts are lower bounds"

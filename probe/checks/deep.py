@@ -10,9 +10,9 @@ from collections import deque
 from collections.abc import Mapping
 from itertools import pairwise
 
-from probe.model import Sample, Unit
-from probe.times import readable_utc
-from probe.units import format_duration
+from probe.core.model import Sample, Unit
+from probe.core.times import readable_utc
+from probe.core.units import format_duration
 
 # Runs kept per window; bounds memory whatever `window / interval` is.
 MAX_RUNS_PER_WINDOW = 10_000

@@ -20,11 +20,11 @@ import dns.resolver
 from pydantic import BeforeValidator, Field, field_validator
 
 from probe.checks.errors import failure
-from probe.contract import Check, CheckConfig, CheckContext, CheckFailed, Report
-from probe.fields import StrictModel
-from probe.model import Sample, Unit
-from probe.networds import address, checked_port, network_words, split_host_port
-from probe.units import format_duration
+from probe.contract.plugin import Check, CheckConfig, CheckContext, CheckFailed, Report
+from probe.core.fields import StrictModel
+from probe.core.model import Sample, Unit
+from probe.core.networds import address, checked_port, network_words, split_host_port
+from probe.core.units import format_duration
 
 RECORDS = ("A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA")
 RCODES = ("NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "NOTIMP", "FORMERR")

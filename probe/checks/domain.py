@@ -16,16 +16,14 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-import aiohttp
 from pydantic import field_validator
 
-from probe import __version__, limits
-from probe.checks.errors import failure
-from probe.checks.http import HttpResolver, read_limited
-from probe.contract import Check, CheckConfig, CheckContext, CheckFailed, Report
-from probe.model import Sample, Unit
-from probe.networds import address, network_words, url_port
-from probe.redact import redact_url
+from probe.checks.fetch import Fetcher, where_of
+from probe.contract import limits
+from probe.contract.plugin import Check, CheckConfig, CheckContext, CheckFailed, Report
+from probe.core.model import Sample, Unit
+from probe.core.networds import url_port
+from probe.core.redact import redact_url
 
 IANA_BOOTSTRAP = "https://data.iana.org/rdap/dns.json"
 ASK_EVERY = 12 * 3600.0  # an expiry date moves once a year: no registry wants more
@@ -131,7 +129,7 @@ class DomainCheck(Check[DomainConfig]):
 
     def __init__(self, config: DomainConfig, context: CheckContext | None = None) -> None:
         super().__init__(config, context)
-        self._session: aiohttp.ClientSession | None = None
+        self._fetcher = Fetcher(config.timeout, "application/rdap+json, application/json")
         self._expires: float | None = None  # unix time; None before the first answer
         self._asked_at = 0.0
         self._asked = False
@@ -160,16 +158,9 @@ class DomainCheck(Check[DomainConfig]):
         return _expiration(await self._get_json(url, "RDAP server"), config.domain)
 
     async def _get_json(self, url: str, what: str) -> Any:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        where = address(host, parts.port or (443 if parts.scheme == "https" else 80))
-        try:
-            async with self._get_session().get(url) as response:
-                body = await read_limited(response)
-                status = response.status
-        except aiohttp.ClientError as exc:
-            raise failure(exc, network_words(exc, host, where)) from None
+        status, body = await self._fetcher.get(url)
         if status == 404 and what == "RDAP server":
+            where = where_of(url)
             raise CheckFailed(f"{self.config.domain} is not registered ({what} {where}: 404)")
         if status != 200:
             raise CheckFailed(f"{what} answered HTTP {status} ({redact_url(url)})")
@@ -178,22 +169,8 @@ class DomainCheck(Check[DomainConfig]):
         except ValueError:
             raise CheckFailed(f"{what} sent no JSON ({redact_url(url)})") from None
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.config.timeout),
-                connector=aiohttp.TCPConnector(limit=1, resolver=HttpResolver()),
-                headers={
-                    "User-Agent": f"probe/{__version__}",
-                    "Accept": "application/rdap+json, application/json",
-                },
-            )
-        return self._session
-
     async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        await self._fetcher.close()
 
 
 def _expiration(document: Any, domain: str) -> float | None:

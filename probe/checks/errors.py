@@ -1,9 +1,9 @@
-"""What a check raises for a driver error, in the words of `probe.networds`."""
+"""What a check raises for a driver error, in the words of `probe.core.networds`."""
 
 from __future__ import annotations
 
-from probe.contract import CheckFailed
-from probe.networds import first_line, is_timeout
+from probe.contract.plugin import CheckFailed
+from probe.core.networds import first_line, is_timeout
 
 
 def failure(exc: BaseException, words: str | None) -> Exception:

@@ -8,10 +8,10 @@ from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
-from probe.contract import Check, CheckConfig, CheckContext, Report
-from probe.fields import StrictModel
-from probe.model import CheckResult, Status, worst
-from probe.units import format_duration
+from probe.contract.plugin import Check, CheckConfig, CheckContext, Report
+from probe.core.fields import StrictModel
+from probe.core.model import CheckResult, Status, worst
+from probe.core.units import format_duration
 
 
 class FailWhen(StrictModel):
@@ -20,7 +20,7 @@ class FailWhen(StrictModel):
 
 
 class GroupConfig(CheckConfig):
-    nested: ClassVar[bool] = True
+    has_members: ClassVar[bool] = True
 
     type: Literal["group"]
     checks: list[CheckConfig] = Field(default_factory=list)  # disabled members are left out
@@ -30,7 +30,7 @@ class GroupConfig(CheckConfig):
     @model_validator(mode="after")
     def _members_fit_in_group(self) -> GroupConfig:
         for member in self.checks:
-            if member.nested:
+            if member.has_members:
                 # /health, alert keys and metrics describe one level of members.
                 raise ValueError(f"member {member.name!r} is a group; groups do not nest")
             if member.critical:

@@ -1,5 +1,5 @@
 """Heartbeats: a cron route, a worker or a webhook handler pings the agent
-(`/ping/<check>`, `probe.pings`), and this check judges the pings it recorded.
+(`/ping/<check>`, recorded by the agent), and this check judges the pings it recorded.
 
 The next ping is due one `every` after the last sign of life (a success or a start), or
 at the next `cron` time after it in `tz`; late past `grace`, the check fails. A run
@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import field_validator, model_validator
 
-from probe.contract import Check, CheckConfig, MetricFamily, MetricPoint, Report
-from probe.fields import Duration, TimeZone
-from probe.heartbeat_state import HeartbeatState
-from probe.model import Sample, Unit
-from probe.units import Limit, format_duration
+from probe.contract.heartbeat_state import HeartbeatState
+from probe.contract.plugin import Check, CheckConfig, MetricFamily, MetricPoint, Report
+from probe.core.fields import Duration, TimeZone
+from probe.core.model import Sample, Unit
+from probe.core.units import Limit, format_duration
 
 MESSAGE_SHOWN = 200  # characters of the last message in a one-line output
 
@@ -43,6 +43,7 @@ class DurationLimit(Limit):
 
 
 class HeartbeatConfig(CheckConfig):
+    receives_pings: ClassVar[bool] = True
     measures: ClassVar[frozenset[str]] = CheckConfig.measures | {"last_ping_age", "duration"}
     metric_families: ClassVar[tuple[MetricFamily, ...]] = (AGE,)
 
@@ -130,12 +131,12 @@ class HeartbeatCheck(Check[HeartbeatConfig]):
     config_model = HeartbeatConfig
 
     async def run(self) -> Report:
-        inbox = self.context.inbox
-        if inbox is None:
+        agent = self.context.agent
+        if agent is None:
             note = "needs the agent: heartbeats are pings the running agent receives"
             return Report(samples=[Sample("last_ping_age", None, Unit.SECONDS, note=note)])
         now = self.context.clock()
-        state = inbox.state(self.config.name) or HeartbeatState(since=now)
+        state = agent.pings.state(self.config.name) or HeartbeatState(since=now)
         alive = max(t for t in (state.last_success, state.last_start, state.since) if t)
         samples = [Sample("last_ping_age", now - alive, Unit.SECONDS)]
         if state.duration is not None:

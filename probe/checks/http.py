@@ -30,13 +30,14 @@ from pydantic import (
     model_validator,
 )
 
-from probe import __version__, limits
+from probe import __version__
 from probe.checks import tls_chain
 from probe.checks.errors import failure
 from probe.checks.http_client import CONNECTORS, TlsKey
 from probe.checks.http_expect import Expect, judge
 from probe.checks.http_phases import CURRENT, PHASE_FAMILY, PHASES, PhaseTimer, trace_config
-from probe.contract import (
+from probe.contract import limits
+from probe.contract.plugin import (
     Check,
     CheckConfig,
     CheckContext,
@@ -45,10 +46,10 @@ from probe.contract import (
     MetricPoint,
     Report,
 )
-from probe.model import CheckResult, Sample, Status, Unit
-from probe.networds import address, network_words, url_port
-from probe.redact import is_sensitive_header, redact_url, url_secrets
-from probe.units import format_duration
+from probe.core.model import CheckResult, Sample, Status, Unit
+from probe.core.networds import address, network_words, url_port
+from probe.core.redact import is_sensitive_header, redact_url, url_secrets
+from probe.core.units import timed_out_after
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 MAX_BODY = 1024 * 1024  # enough for any health endpoint; a huge page must not eat memory
@@ -371,8 +372,9 @@ class HttpCheck(Check[HttpConfig]):
             except TimeoutError:
                 if not self._vendor_words():
                     raise
-                timed_out = f"timed out after {format_duration(self.config.timeout)}"
-                raise CheckFailed(timed_out + self._vendor_words()) from None
+                raise CheckFailed(
+                    timed_out_after(self.config.timeout) + self._vendor_words()
+                ) from None
             cert_problem = await cert_task if cert_task else None
         finally:
             if cert_task and not cert_task.done():
@@ -455,7 +457,8 @@ class HttpCheck(Check[HttpConfig]):
         config = self.config
         if not config.vendor:
             return ""
-        latest: CheckResult | None = self.context.results(config.vendor)
+        agent = self.context.agent
+        latest: CheckResult | None = agent.results(config.vendor) if agent else None
         if latest is None or latest.status is Status.PASS:
             return ""
         fresh_for = VENDOR_FRESH_INTERVALS * config.vendor_interval

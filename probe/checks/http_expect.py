@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
-from probe.fields import StrictModel
+from probe.core.fields import StrictModel
 
 _MISSING = object()
 SHOWN = 60  # characters of a value quoted in failure words

@@ -25,8 +25,8 @@ from typing import Any
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
-from probe.contract import MetricFamily
-from probe.model import Sample, Unit
+from probe.contract.plugin import MetricFamily
+from probe.core.model import Sample, Unit
 
 PHASES = ("dns", "connect", "tls", "first_byte")
 PHASE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -1,9 +1,9 @@
 """PostgreSQL: run the user's query, then read every measure in one simple-query round trip.
 
-Besides latency, connection use and replication lag, the deep measures: uptime and the
-restarts the agent saw, the longest transaction, the longest idle-in-transaction session,
-lock waiters, deadlocks and the rollback ratio per window, XID wraparound, and replication
-slots.
+Besides latency, connection use and replication lag, the deep measures
+(docs/checks/postgres.md): uptime and the restarts the agent saw, the longest transaction,
+the longest idle-in-transaction session, lock waiters, deadlocks and the rollback ratio
+per window, XID wraparound, and replication slots.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from pydantic import field_validator
 
-from probe import limits
 from probe.checks import deep
 from probe.checks.errors import failure
-from probe.contract import (
+from probe.contract import limits
+from probe.contract.plugin import (
     Check,
     CheckConfig,
     CheckContext,
@@ -34,11 +34,11 @@ from probe.contract import (
     MetricPoint,
     Report,
 )
-from probe.fields import Duration
-from probe.model import Sample, Unit
-from probe.networds import address, checked_port, is_timeout, network_words, split_host_port
-from probe.redact import redact_url, url_secrets
-from probe.units import format_duration
+from probe.core.fields import Duration
+from probe.core.model import Sample, Unit
+from probe.core.networds import address, checked_port, is_timeout, network_words, split_host_port
+from probe.core.redact import redact_url, url_secrets
+from probe.core.units import format_duration
 
 DEFAULT_PORT = 5432
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")

@@ -29,7 +29,7 @@ from probe.checks.promql import (
     Selector,
     parse_selector,
 )
-from probe.contract import (
+from probe.contract.plugin import (
     Check,
     CheckConfig,
     CheckContext,
@@ -38,11 +38,11 @@ from probe.contract import (
     MetricPoint,
     Report,
 )
-from probe.fields import NAME_RE, Duration, StrictModel
-from probe.model import Sample, Unit
-from probe.networds import address, network_words, url_port
-from probe.redact import redact_url, url_secrets
-from probe.units import Limit, format_bytes, format_duration
+from probe.core.fields import NAME_RE, Duration, StrictModel
+from probe.core.model import Sample, Unit
+from probe.core.networds import address, network_words, url_port
+from probe.core.redact import redact_url, url_secrets
+from probe.core.units import Limit, format_bytes, format_duration
 
 MAX_BODY = 10 * 1024 * 1024  # far above any app's metrics; a runaway exporter must not eat memory
 THREAD_PARSE = 256 * 1024  # bodies larger than this are parsed off the event loop
@@ -287,7 +287,7 @@ class PrometheusCheck(Check[PrometheusConfig]):
             return Sample(name, total, Unit.COUNT)
         span = config.baseline_of(spec) if spec.spike is not None else window
         first = self._windows[spec.uses[0]]
-        if self.context.inbox is None:
+        if self.context.agent is None:
             return Sample(
                 name,
                 None,

@@ -14,14 +14,21 @@ import redis.asyncio as aioredis
 from pydantic import PrivateAttr, field_validator
 from redis import exceptions as rx
 
-from probe import limits
 from probe.checks import deep, redis_client
 from probe.checks.errors import failure
-from probe.contract import Check, CheckConfig, CheckContext, MetricFamily, MetricPoint, Report
-from probe.fields import Duration
-from probe.model import Sample, Unit
-from probe.redact import redact_url, url_secrets
-from probe.units import format_duration
+from probe.contract import limits
+from probe.contract.plugin import (
+    Check,
+    CheckConfig,
+    CheckContext,
+    MetricFamily,
+    MetricPoint,
+    Report,
+)
+from probe.core.fields import Duration
+from probe.core.model import Sample, Unit
+from probe.core.redact import redact_url, url_secrets
+from probe.core.units import format_duration
 
 NO_EVICTION = "noeviction"
 # INFO counters whose increases over the window are measures.

@@ -9,8 +9,8 @@ from redis import exceptions as rx
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from probe.networds import address, first_line, network_words, url_port
-from probe.redact import redact_url
+from probe.core.networds import address, first_line, network_words, url_port
+from probe.core.redact import redact_url
 
 DEFAULT_PORT = 6379
 SCHEMES = ("redis", "rediss", "unix")

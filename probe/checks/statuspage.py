@@ -8,16 +8,14 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-import aiohttp
 from pydantic import field_validator
 
-from probe import __version__, limits
-from probe.checks.errors import failure
-from probe.checks.http import HttpResolver, read_limited
-from probe.contract import Check, CheckConfig, CheckContext, CheckFailed, Report
-from probe.model import Sample, Unit
-from probe.networds import address, network_words, url_port
-from probe.redact import redact_url
+from probe.checks.fetch import Fetcher
+from probe.contract import limits
+from probe.contract.plugin import Check, CheckConfig, CheckContext, CheckFailed, Report
+from probe.core.model import Sample, Unit
+from probe.core.networds import url_port
+from probe.core.redact import redact_url
 
 SUMMARY_PATH = "api/v2/summary.json"
 # Statuspage's page indicator and component statuses on one scale: 0 all is well, 1 minor
@@ -75,7 +73,7 @@ class StatuspageCheck(Check[StatuspageConfig]):
 
     def __init__(self, config: StatuspageConfig, context: CheckContext | None = None) -> None:
         super().__init__(config, context)
-        self._session: aiohttp.ClientSession | None = None
+        self._fetcher = Fetcher(config.timeout, "application/json")
 
     async def run(self) -> Report:
         summary = await self._summary()
@@ -92,15 +90,7 @@ class StatuspageCheck(Check[StatuspageConfig]):
     async def _summary(self) -> Mapping[str, Any]:
         config = self.config
         url = config.summary_url
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        where = address(host, parts.port or (443 if parts.scheme == "https" else 80))
-        try:
-            async with self._get_session().get(url) as response:
-                body = await read_limited(response)
-                status = response.status
-        except aiohttp.ClientError as exc:
-            raise failure(exc, network_words(exc, host, where)) from None
+        status, body = await self._fetcher.get(url)
         if status != 200:
             raise CheckFailed(f"status page answered HTTP {status} ({redact_url(url)})")
         try:
@@ -111,19 +101,8 @@ class StatuspageCheck(Check[StatuspageConfig]):
             raise CheckFailed(f"not a Statuspage summary: no status.indicator ({redact_url(url)})")
         return summary
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.config.timeout),
-                connector=aiohttp.TCPConnector(limit=1, resolver=HttpResolver()),
-                headers={"User-Agent": f"probe/{__version__}", "Accept": "application/json"},
-            )
-        return self._session
-
     async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        await self._fetcher.close()
 
     def _component_state(
         self, page: str, summary: Mapping[str, Any], incidents: list[Mapping[str, Any]]

@@ -32,12 +32,19 @@ from typing import ClassVar, Literal
 import psutil
 from pydantic import Field, field_validator
 
-from probe import limits
 from probe.checks import cgroup
 from probe.checks.cgroup import CpuReading, MemoryReading
-from probe.contract import Check, CheckConfig, CheckContext, MetricFamily, MetricPoint, Report
-from probe.model import Sample, Unit
-from probe.times import Clock
+from probe.contract import limits
+from probe.contract.plugin import (
+    Check,
+    CheckConfig,
+    CheckContext,
+    MetricFamily,
+    MetricPoint,
+    Report,
+)
+from probe.core.model import Sample, Unit
+from probe.core.times import Clock
 
 HOST = "host"
 # CPU accounting lags up to one scheduler tick (4-10 ms): over 0.2 s that is a few percent.

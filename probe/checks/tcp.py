@@ -9,8 +9,8 @@ from typing import Literal
 from pydantic import Field
 
 from probe.checks.errors import failure
-from probe.contract import Check, CheckConfig, Report
-from probe.networds import address, network_words
+from probe.contract.plugin import Check, CheckConfig, Report
+from probe.core.networds import address, network_words
 
 
 class TcpConfig(CheckConfig):

@@ -2,7 +2,9 @@
 
 Every write needs `agent.admin_token`; without one the API is off (404), and the
 read-only `auth_token` does not open it. A refused request changes nothing, and a bad body
-is a 400 with one line naming the field. Bodies are read up to MAX_BODY bytes.
+is a 400 with one line naming the field. In a fleet a write goes to the shared store
+first; while that cannot be reached the answer is a 503 and nothing changes. Bodies are
+read up to MAX_BODY bytes.
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ from typing import Any
 
 from aiohttp import web
 
-from probe.history.model import Incident
-from probe.incident_notes import MAX_TEXT, clean_text
-from probe.maintenance import MAX_DURATION, MAX_REASON, Window
-from probe.times import Clock, rfc3339_seconds
-from probe.units import parse_duration
+from probe.core.incident_notes import MAX_TEXT, clean_text
+from probe.core.maintenance import MAX_DURATION, MAX_REASON, Window
+from probe.core.times import Clock, rfc3339_seconds
+from probe.core.units import parse_duration
+from probe.engine.history.model import Incident
 from probe.web import responses
 from probe.web.auth import bearer, token_matches
 from probe.web.settings import LiveSettings
-from probe.web.views import Planner
+from probe.web.views import Planner, Unavailable
 
 MAX_BODY = 16 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -90,6 +92,8 @@ class AdminRoutes:
                 return await handler(request)
             except BadRequest as exc:
                 return responses.error(400, str(exc))
+            except Unavailable as exc:
+                return responses.error(503, str(exc))
 
         return guarded
 
@@ -107,12 +111,12 @@ class AdminRoutes:
             raise BadRequest("reason: expected a string")
         if len(reason) > MAX_REASON:
             raise BadRequest(f"reason: at most {MAX_REASON} characters")
-        window = self.planner.open_window(checks, duration, clean_text(reason))
+        window = await self.planner.open_window(checks, duration, clean_text(reason))
         return responses.body(_dumps(window_json(window, self.clock())), 201)
 
     async def close_window(self, request: web.Request) -> web.Response:
         window_id = request.match_info["id"]
-        window = self.planner.close_window(window_id)
+        window = await self.planner.close_window(window_id)
         if window is None:
             return responses.error(404, f"no such maintenance window: {window_id}")
         return responses.body(_dumps(window_json(window, self.clock())))
@@ -158,5 +162,5 @@ class AdminRoutes:
             raise BadRequest("text: expected a non-empty string")
         if len(text) > MAX_TEXT:
             raise BadRequest(f"text: at most {MAX_TEXT} characters")
-        note = self.planner.add_note(incident_id, text)
+        note = await self.planner.add_note(incident_id, text)
         return responses.body(_dumps({**note.to_dict(), "at": rfc3339_seconds(note.at)}), 201)

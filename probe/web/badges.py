@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
-from probe.model import Status
+from probe.core.model import Status
 
 GREEN, AMBER, RED, GREY = "#2e9e44", "#d69e00", "#d23f31", "#8a8f98"
 _CHAR_WIDTH = 7  # px per character at 11px Verdana, near enough without font metrics

@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from probe.history.model import Incident
-from probe.incident_notes import Note
-from probe.maintenance import Window
-from probe.times import readable_utc, rfc3339_seconds
-from probe.units import format_duration
+from probe.core.incident_notes import Note
+from probe.core.maintenance import Window
+from probe.core.times import readable_utc, rfc3339_seconds
+from probe.core.units import format_duration
+from probe.engine.history.model import Incident
 
 ATOM = "http://www.w3.org/2005/Atom"
 MAX_ENTRIES = 100

@@ -20,10 +20,10 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
-from probe import health
-from probe.model import Health, Observation, Status
-from probe.store import Rendered, Snapshot
-from probe.times import rfc3339_seconds
+from probe.core.model import Health, Observation, Status
+from probe.core.times import rfc3339_seconds
+from probe.engine import health
+from probe.engine.store import Rendered, Snapshot
 from probe.web import responses
 from probe.web.auth import authorized
 from probe.web.responses import HEALTH_JSON
@@ -134,7 +134,7 @@ def _ietf(shot: Snapshot, version: str, name: str) -> Rendered:
     overall = health.overall(shot.entries)
     checks: dict[str, list[dict[str, Any]]] = {}
     for entry in shot.entries:
-        members = health.member_entries(entry, shot.now) if entry.config.nested else []
+        members = health.member_entries(entry, shot.now) if entry.config.has_members else []
         for each in (entry, *members):
             _add_check(checks, each)
     body: dict[str, Any] = {
@@ -151,7 +151,7 @@ def _ietf(shot: Snapshot, version: str, name: str) -> Rendered:
 def _add_check(checks: dict[str, list[dict[str, Any]]], entry: health.Entry) -> None:
     config, result = entry.config, entry.result
     own: dict[str, Any] = {"componentType": config.type}
-    if result is not None and not config.nested:
+    if result is not None and not config.has_members:
         own["observedValue"] = round(result.response_time * 1000)
         own["observedUnit"] = "ms"
     own["status"] = entry.status.value

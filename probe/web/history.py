@@ -14,8 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from probe.history.model import DAY, HOUR, Incident, Rollup, day_of
-from probe.history.rollup import (
+from probe.core.incident_notes import Note
+from probe.core.maintenance import Window
+from probe.core.model import Health, Status
+from probe.core.times import Clock, rfc3339_seconds
+from probe.engine.history.model import DAY, HOUR, Incident, Rollup, day_of
+from probe.engine.history.rollup import (
     WINDOWS,
     combine,
     day_starts,
@@ -23,10 +27,6 @@ from probe.history.rollup import (
     over_window,
     uptime,
 )
-from probe.incident_notes import Note
-from probe.maintenance import Window
-from probe.model import Health, Status
-from probe.times import Clock, rfc3339_seconds
 from probe.web.settings import LiveSettings
 from probe.web.views import CurrentStates, Planner, Rollups
 

@@ -1,5 +1,5 @@
 """`/ping/<check>[/start|/fail|/<exit code>]`, GET, HEAD and POST: heartbeats from cron jobs,
-workers and webhook handlers, recorded in memory by the inbox (`probe.pings`).
+workers and webhook handlers, recorded in memory by the inbox (`probe.engine.pings`).
 
 The token is checked before the name, so without it no check name can be probed for.
 """
@@ -10,7 +10,7 @@ import json
 
 from aiohttp import web
 
-from probe.heartbeat_state import MAX_MESSAGE
+from probe.contract.heartbeat_state import MAX_MESSAGE
 from probe.web import responses
 from probe.web.auth import authorized
 from probe.web.settings import LiveSettings

@@ -10,7 +10,7 @@ import json
 
 from aiohttp import web
 
-from probe.store import Rendered
+from probe.engine.store import Rendered
 
 JSON = "application/json"
 HEALTH_JSON = "application/health+json"

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from probe.metrics import metrics_handler
 from probe.web import responses
 from probe.web.admin import AdminRoutes
 from probe.web.auth import authorized
 from probe.web.health import HealthRoutes
+from probe.web.metrics import metrics_handler
 from probe.web.pings import PingRoutes
 from probe.web.settings import LiveSettings
 from probe.web.status import StatusSite

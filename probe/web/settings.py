@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from probe.config.schema import AgentConfig
+from probe.contract.config.schema import AgentConfig
 
 
 @dataclass(frozen=True, slots=True)

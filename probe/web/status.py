@@ -16,13 +16,13 @@ from html import escape
 
 from aiohttp import web
 
-from probe.history.model import Incident, Rollup
-from probe.history.rollup import WINDOWS, uptime
-from probe.incident_notes import Note
-from probe.maintenance import Window
-from probe.model import Health, Status
-from probe.times import readable_utc, rfc3339_seconds
-from probe.units import format_duration
+from probe.core.incident_notes import Note
+from probe.core.maintenance import Window
+from probe.core.model import Health, Status
+from probe.core.times import readable_utc, rfc3339_seconds
+from probe.core.units import format_duration
+from probe.engine.history.model import Incident, Rollup
+from probe.engine.history.rollup import WINDOWS, uptime
 from probe.web import responses
 from probe.web.auth import authorized
 from probe.web.badges import AMBER, GREEN, GREY, RED, percent, status_badge, uptime_badge

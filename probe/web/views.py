@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import Protocol
 
-from probe.health import Entry
-from probe.history.model import Incident, Rollup
-from probe.incident_notes import Note
-from probe.maintenance import Window
-from probe.model import Health
-from probe.store import Rendered, Snapshot
+from probe.core.incident_notes import Note
+from probe.core.maintenance import Window
+from probe.core.model import Health
+from probe.engine.health import Entry
+from probe.engine.history.model import Incident, Rollup
+from probe.engine.store import Rendered, Snapshot
 
 
 class HealthBodies(Protocol):
@@ -89,17 +89,23 @@ class PingReceiver(Protocol):
     ) -> None: ...
 
 
+class Unavailable(Exception):
+    """A planner write could not be kept (a fleet's shared store is unreachable), and
+    nothing changed: one line for the 503."""
+
+
 class Planner(Protocol):
-    """Maintenance windows and incident notes; the alert service keeps and saves them."""
+    """Maintenance windows and incident notes; the alert service keeps and saves them, and
+    in a fleet the shared store too (writes raise `Unavailable` when it cannot)."""
 
     def windows(self, now: float) -> list[Window]: ...
 
     def applies(self, window: Window, check: str) -> bool: ...
 
-    def open_window(self, checks: list[str], duration: float, reason: str) -> Window: ...
+    async def open_window(self, checks: list[str], duration: float, reason: str) -> Window: ...
 
-    def close_window(self, window_id: str) -> Window | None: ...
+    async def close_window(self, window_id: str) -> Window | None: ...
 
     def notes(self) -> list[Note]: ...
 
-    def add_note(self, incident: str, text: str) -> Note: ...
+    async def add_note(self, incident: str, text: str) -> Note: ...

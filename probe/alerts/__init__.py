@@ -1,1 +1,0 @@
-"""Alerts: the engine (state machine), delivery, and the notifiers of `probe.plugins`."""
