@@ -185,8 +185,8 @@ async def test_a_scrape_of_thousands_of_checks_leaves_the_loop_free(aiohttp_clie
     during = [t for t in ticks if t >= started]
     longest = max(b - a for a, b in zip([started, *during], [*during, loop.time()], strict=True))
     gc.unfreeze()
+    # Relative to the scrape, not a number of milliseconds: a loaded machine stretches both.
     assert longest < took / 3, (longest, took)
-    assert longest < 0.05, (longest, took)
 
 
 def rss_mb() -> float:
