@@ -13,6 +13,7 @@ it remembers it, else the alert's thread id. Mail clients thread on these header
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import html
 import ssl
@@ -20,7 +21,7 @@ import time
 from collections import OrderedDict
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import aiohttp
 import aiosmtplib
@@ -192,9 +193,6 @@ class EmailNotifier(Notifier[EmailNotifierConfig]):
         message = build_message(
             notification, config.sender, config.to, self.public_url, dict(self._fired)
         )
-        options: dict[str, Any] = {}
-        if config.username:
-            options = {"username": config.username, "password": config.password.get_secret_value()}
         client = aiosmtplib.SMTP(
             hostname=config.host,
             port=config.smtp_port,
@@ -202,15 +200,23 @@ class EmailNotifier(Notifier[EmailNotifierConfig]):
             start_tls=config.security == "starttls",
             tls_context=self._tls_context(),
             timeout=config.timeout,
-            **options,
         )
+        protocol = None
         try:
-            async with client:  # connects (and logs in); QUIT on the way out
-                protocol = client.protocol
-                await client.send_message(message)
-            await _closed(protocol)
+            await client.connect()
+            # Kept before anything can fail: a failed login closes the client, and the
+            # TLS close that follows is an exchange of its own to wait for.
+            protocol = client.protocol
+            if config.username:
+                await client.login(config.username, config.password.get_secret_value())
+            await client.send_message(message)
+            with contextlib.suppress(aiosmtplib.SMTPException):
+                await client.quit()
         except (aiosmtplib.SMTPException, ssl.SSLError, OSError) as exc:
             raise self._error(exc) from None
+        finally:
+            client.close()
+            await _closed(protocol)
         self._remember(notification, message["Message-ID"])
 
     def _remember(self, notification: Notification, message_id: str) -> None:
