@@ -70,6 +70,15 @@ class AgentProcess:
             await asyncio.sleep(0.1)
         raise AssertionError(f"probe not serving after {timeout}s: {self.log_lines()[-5:]}")
 
+    async def wait_until_ready(self, timeout: float = 15.0) -> None:
+        """Serving, and the critical checks have their first results (/ready is 503 before)."""
+        await self.wait_until_serving(timeout)
+        deadline = time.monotonic() + timeout
+        while (await probe_get(self.port, "/ready"))[0] != 200:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"/ready not 200 after {timeout}s: {self.log_lines()[-5:]}")
+            await asyncio.sleep(0.1)
+
     def stop(self) -> int:
         if self.process is None:
             return 0

@@ -43,7 +43,8 @@ async def test_idle_and_slowloris_connections_leave_live_and_ready_answering(
         agent_config(tmp_path, port, redis_server[1]), port, tmp_path / "agent.log", ULIMIT_1024
     ).start()
     try:
-        await agent.wait_until_serving()
+        # /ready is 503 until the first result is in: the attack starts after that.
+        await agent.wait_until_ready()
         lines_before = len(agent.log_lines())
         idle = hold_connections(port, 1100, 12, "idle")
         slowloris = hold_connections(port, 500, 12, "slowloris", gap=2)
