@@ -14,7 +14,6 @@ import json
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit
 
 from pydantic import field_validator
 
@@ -22,7 +21,7 @@ from probe.checks.fetch import Fetcher, where_of
 from probe.contract import limits
 from probe.contract.plugin import Check, CheckConfig, CheckContext, CheckFailed, Report
 from probe.core.model import Sample, Unit
-from probe.core.networds import url_port
+from probe.core.networds import web_url
 from probe.core.redact import redact_url
 
 IANA_BOOTSTRAP = "https://data.iana.org/rdap/dns.json"
@@ -31,14 +30,6 @@ BOOTSTRAP_KEPT = 24 * 3600.0  # IANA updates the registry every few weeks
 DEFAULT_WARN = limits.defaults({"expiry": "<30d"})
 DEFAULT_FAIL = limits.defaults({"expiry": "<7d"})
 NO_EXPIRY = "the registry publishes no expiration date"
-
-
-def _web_url(value: str, example: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"expected a URL like {example}, got {redact_url(value)!r}")
-    url_port(value)
-    return value
 
 
 class DomainConfig(CheckConfig):
@@ -63,12 +54,12 @@ class DomainConfig(CheckConfig):
     @field_validator("rdap_url")
     @classmethod
     def _rdap(cls, value: str | None) -> str | None:
-        return None if value is None else _web_url(value, "https://rdap.verisign.com/com/v1/")
+        return None if value is None else web_url(value, "https://rdap.verisign.com/com/v1/")
 
     @field_validator("bootstrap_url")
     @classmethod
     def _bootstrap(cls, value: str) -> str:
-        return _web_url(value, IANA_BOOTSTRAP)
+        return web_url(value, IANA_BOOTSTRAP)
 
     def target(self) -> str:
         return self.domain

@@ -47,7 +47,7 @@ from probe.contract.plugin import (
     Report,
 )
 from probe.core.model import CheckResult, Sample, Status, Unit
-from probe.core.networds import address, network_words, url_port
+from probe.core.networds import address, network_words, web_url
 from probe.core.redact import is_sensitive_header, redact_url, url_secrets
 from probe.core.units import timed_out_after
 
@@ -127,11 +127,7 @@ class HttpConfig(CheckConfig):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"expected a URL like https://host/path, got {redact_url(value)!r}")
-        url_port(value)
-        return value
+        return web_url(value, "https://host/path")
 
     @field_validator("method")
     @classmethod

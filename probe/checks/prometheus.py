@@ -40,7 +40,7 @@ from probe.contract.plugin import (
 )
 from probe.core.fields import NAME_RE, Duration, StrictModel
 from probe.core.model import Sample, Unit
-from probe.core.networds import address, network_words, url_port
+from probe.core.networds import address, network_words, url_port, web_url
 from probe.core.redact import redact_url, url_secrets
 from probe.core.units import Limit, format_bytes, format_duration
 
@@ -122,13 +122,7 @@ class PrometheusConfig(CheckConfig):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"expected a URL like http://host:3000/api/metrics, got {redact_url(value)!r}"
-            )
-        url_port(value)
-        return value
+        return web_url(value, "http://host:3000/api/metrics")
 
     @field_validator("series")
     @classmethod

@@ -14,7 +14,7 @@ from probe.checks.fetch import Fetcher
 from probe.contract import limits
 from probe.contract.plugin import Check, CheckConfig, CheckContext, CheckFailed, Report
 from probe.core.model import Sample, Unit
-from probe.core.networds import url_port
+from probe.core.networds import web_url
 from probe.core.redact import redact_url
 
 SUMMARY_PATH = "api/v2/summary.json"
@@ -50,13 +50,7 @@ class StatuspageConfig(CheckConfig):
     @field_validator("url")
     @classmethod
     def _page_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"expected a URL like https://status.example.com, got {redact_url(value)!r}"
-            )
-        url_port(value)
-        return value
+        return web_url(value, "https://status.example.com")
 
     @property
     def summary_url(self) -> str:

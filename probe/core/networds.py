@@ -13,6 +13,8 @@ import ssl
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+from probe.core.redact import redact_url
+
 _ERRNO_WORDS = {
     errno.ECONNREFUSED: "connection refused",
     errno.ECONNRESET: "connection reset by server",
@@ -67,6 +69,16 @@ def url_port(url: str) -> int | None:
     authority = urlsplit(url).netloc.rpartition("@")[2]
     _, port = split_host_port(authority)
     return checked_port(port, url) if port else None
+
+
+def web_url(value: str, example: str) -> str:
+    """`value` if it is an http(s) URL with a host and a valid port; otherwise ValueError in
+    the words config errors use (`expected a URL like <example>, got '...'`, password masked)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected a URL like {example}, got {redact_url(value)!r}")
+    url_port(value)
+    return value
 
 
 def causes(exc: BaseException) -> Iterator[BaseException]:

@@ -20,6 +20,7 @@ from probe.core.incident_notes import MAX_TEXT, clean_text
 from probe.core.maintenance import MAX_DURATION, MAX_REASON, Window
 from probe.core.times import Clock, rfc3339_seconds
 from probe.core.units import parse_duration
+from probe.engine.health import dumps
 from probe.engine.history.model import Incident
 from probe.web import responses
 from probe.web.auth import bearer, token_matches
@@ -44,10 +45,6 @@ def window_json(window: Window, now: float) -> dict[str, Any]:
         "origin": window.origin,
         "active": window.active(now),
     }
-
-
-def _dumps(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
@@ -112,19 +109,19 @@ class AdminRoutes:
         if len(reason) > MAX_REASON:
             raise BadRequest(f"reason: at most {MAX_REASON} characters")
         window = await self.planner.open_window(checks, duration, clean_text(reason))
-        return responses.body(_dumps(window_json(window, self.clock())), 201)
+        return responses.body(dumps(window_json(window, self.clock())), 201)
 
     async def close_window(self, request: web.Request) -> web.Response:
         window_id = request.match_info["id"]
         window = await self.planner.close_window(window_id)
         if window is None:
             return responses.error(404, f"no such maintenance window: {window_id}")
-        return responses.body(_dumps(window_json(window, self.clock())))
+        return responses.body(dumps(window_json(window, self.clock())))
 
     async def list_windows(self, request: web.Request) -> web.Response:
         now = self.clock()
         windows = [window_json(w, now) for w in self.planner.windows(now)]
-        return responses.body(_dumps({"timestamp": rfc3339_seconds(now), "windows": windows}))
+        return responses.body(dumps({"timestamp": rfc3339_seconds(now), "windows": windows}))
 
     def _checks(self, value: object) -> list[str]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -163,4 +160,4 @@ class AdminRoutes:
         if len(text) > MAX_TEXT:
             raise BadRequest(f"text: at most {MAX_TEXT} characters")
         note = await self.planner.add_note(incident_id, text)
-        return responses.body(_dumps({**note.to_dict(), "at": rfc3339_seconds(note.at)}), 201)
+        return responses.body(dumps({**note.to_dict(), "at": rfc3339_seconds(note.at)}), 201)

@@ -8,7 +8,6 @@ writer's in-memory rollups; with history off the view still shows the current st
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from probe.core.incident_notes import Note
 from probe.core.maintenance import Window
 from probe.core.model import Health, Status
 from probe.core.times import Clock, rfc3339_seconds
+from probe.engine.health import dumps
 from probe.engine.history.model import DAY, HOUR, Incident, Rollup, day_of
 from probe.engine.history.rollup import (
     WINDOWS,
@@ -122,10 +122,6 @@ def point_json(start: int, rollup: Rollup) -> dict[str, Any]:
     }
 
 
-def _dumps(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 class HistoryView:
     def __init__(
         self,
@@ -199,7 +195,7 @@ class HistoryView:
             windows=windows,
             notes=self._notes(),
         )
-        self.uptime_body = _dumps(
+        self.uptime_body = dumps(
             {
                 "timestamp": rfc3339_seconds(now),
                 "windows": list(WINDOWS),
@@ -213,7 +209,7 @@ class HistoryView:
                 ],
             }
         )
-        self.incidents_body = _dumps(
+        self.incidents_body = dumps(
             {
                 "timestamp": rfc3339_seconds(now),
                 "incidents": [incident_json(i, now) for i in self.snapshot.incidents],
@@ -304,7 +300,7 @@ class HistoryView:
             found = {s: recent.get(s) or stored[s] for s in starts if s in recent or s in stored}
             total = combine(found.values())
         points = [point_json(s, found.get(s, Rollup())) for s in starts]
-        return _dumps(
+        return dumps(
             {
                 "name": name,
                 "window": window,
