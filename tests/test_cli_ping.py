@@ -9,10 +9,14 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
 
+from probe.cli.main import _fast_ping
+from probe.cli.parsing import parse_args
+from probe.cli.ping import split_url
 from tests.cli_helpers import arun_cli, cli_env, run_cli
 from tests.conftest import free_port
 
@@ -127,6 +131,14 @@ async def test_imports_only_the_standard_library(agent_like: str) -> None:
     assert "probe.cli.ping" in loaded
     heavy = {"pydantic", "yaml", "aiohttp", "asyncpg", "redis", "probe.contract.config", "asyncio"}
     assert not heavy & loaded
+    # Nor what costs more than the ping itself for a plain http:// URL (docs/performance.md),
+    # beyond what the interpreter had loaded before probe (an editable install's finder).
+    at_start = subprocess.run(
+        [sys.executable, "-c", "import sys; print('\\n'.join(sys.modules))"],
+        capture_output=True, text=True, check=True, env=cli_env(),
+    ).stdout.split()  # fmt: skip
+    costly = {"argparse", "socket", "urllib.parse", "typing", "probe.core.units"}
+    assert not costly & (loaded - set(at_start))
     # Underscored names are site hooks from .pth files, loaded before any of our code.
     top_level = {m.split(".")[0] for m in loaded if not m.startswith("_")}
     third_party = top_level - set(sys.stdlib_module_names) - {"probe"}
@@ -188,3 +200,70 @@ def test_bad_urls_are_named_without_network_words() -> None:
         line = out.stderr.removeprefix("probe ping: ")
         assert line.startswith(f"{words} ("), (url, out.stderr)
         assert out.stderr.count("\n") == 1, out.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/live",
+        "https://probe.example.com/ready?verbose=1",
+        "http://localhost",
+        "http://localhost?x=1/2",
+        "http://host:/a/b?c?d",
+        "http://",
+        "http:///live",
+        "http://a@b:1/x",
+        "HTTP://127.0.0.1/live",
+        "http://[::1]:8080/live",
+        "http://[::1/live",
+        "http://127.0.0.1/live#top",
+        "ftp://127.0.0.1/x",
+        "http://bücher.example/",
+        "127.0.0.1:8080/live",
+    ],
+)
+def test_url_split_agrees_with_urlsplit(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        with pytest.raises(ValueError, match=str(exc)):
+            split_url(url)
+        return
+    assert split_url(url) == (parts.scheme, parts.netloc, parts.path, parts.query)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ping"],
+        ["ping", "http://127.0.0.1:9/live"],
+        ["ping", "http://127.0.0.1:9/live", "--timeout", "2s"],
+        ["ping", "--timeout=500ms", "http://127.0.0.1:9/ready"],
+        ["ping", "--timeout", "1m"],
+        ["ping", ""],
+    ],
+)
+def test_ping_without_the_parser_reads_what_the_parser_reads(argv: list[str]) -> None:
+    args = parse_args(argv)
+    assert _fast_ping(argv) == (args.url, args.timeout)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ping", "--help"],
+        ["ping", "-h"],
+        ["ping", "a", "b"],
+        ["ping", "--timeout", "soon"],
+        ["ping", "--timeout"],
+        ["ping", "--timeout", "-1"],
+        ["ping", "--timeout", "1s", "--timeout", "2s"],
+        ["ping", "--time", "1s"],
+        ["ping", "--", "http://x"],
+        ["ping", "--bogus"],
+        ["check"],
+        [],
+    ],
+)
+def test_anything_else_goes_to_the_parser(argv: list[str]) -> None:
+    assert _fast_ping(argv) is None

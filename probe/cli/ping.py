@@ -3,21 +3,22 @@
 Docker runs this every 30 s inside the sidecar, so it loads the standard library only
 (no pydantic, yaml or aiohttp), and it speaks HTTP over a socket (wrapped in TLS for
 https://): `urllib.request` alone (email parsing, ssl) costs more than starting Python
-does, and its timeout applies per read rather than to the whole request.
+does, and its timeout applies per read rather than to the whole request. For the same
+reason a plain http:// ping uses `_socket` (the `socket` module adds enum and selectors)
+and splits a plain URL itself (`urllib.parse` adds re and ipaddress): together they cost
+more than the rest of the command (docs/performance.md#cli-start-up).
 """
 
 from __future__ import annotations
 
+import _socket
 import errno
 import os
-import socket
 import sys
 import time
-from urllib.parse import urljoin, urlsplit
-
-from probe.core.units import timed_out_after
 
 DEFAULT_PATH = "/live"
+DEFAULT_TIMEOUT = 3.0  # seconds
 MAX_REDIRECTS = 3
 _DURATION_UNITS = (("ms", 0.001), ("s", 1.0), ("m", 60.0))
 
@@ -71,17 +72,35 @@ def _split(url: str) -> _Target:
     # urlsplit silently drops CR, LF and tab; a URL with them (or spaces) is a typo.
     if any(char.isspace() or not char.isprintable() for char in url):
         raise PingError("invalid URL")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
+    scheme, netloc, path, query = split_url(url)
+    if scheme not in ("http", "https"):
         raise PingError("only http:// and https:// URLs are supported")
-    if "@" in parts.netloc:
+    if "@" in netloc:
         raise PingError("invalid URL: user:password is not supported")
-    host, port = _host_and_port(parts.netloc)
+    host, port = _host_and_port(netloc)
     if not host:
         raise PingError("invalid URL")
-    secure = parts.scheme == "https"
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return _Target(secure, host, port or (443 if secure else 80), parts.netloc, path)
+    secure = scheme == "https"
+    path = (path or "/") + (f"?{query}" if query else "")
+    return _Target(secure, host, port or (443 if secure else 80), netloc, path)
+
+
+def split_url(url: str) -> tuple[str, str, str, str]:
+    """(scheme, netloc, path, query), as `urllib.parse.urlsplit` gives them.
+
+    A plain ASCII http(s) URL with no fragment or brackets is split here; anything else
+    (IPv6 literals, fragments, odd schemes) goes to urlsplit, which knows the rules.
+    """
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme in ("http", "https") and url.isascii() and not any(c in url for c in "#[]"):
+        ends = [i for i in (rest.find("/"), rest.find("?")) if i >= 0]
+        netloc, rest = rest[: min(ends, default=len(rest))], rest[min(ends, default=len(rest)) :]
+        path, _, query = rest.partition("?")
+        return scheme, netloc, path, query
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc, parts.path, parts.query
 
 
 def _host_and_port(authority: str) -> tuple[str, int | None]:
@@ -118,19 +137,34 @@ def _get(url: str, deadline: float) -> tuple[int, str]:
         f"GET {target.path} HTTP/1.1\r\nHost: {target.authority}\r\n"
         "User-Agent: probe-ping\r\nAccept: */*\r\nConnection: close\r\n\r\n"
     ).encode()
-    with _connect(target.host, target.port, deadline) as plain:
-        sock = _tls(plain, target.host, deadline) if target.secure else plain
-        with sock:
-            sock.settimeout(_remaining(deadline))
-            sock.sendall(request)
-            head = _read_head(sock, deadline)
+    sock = _connect(target.host, target.port, deadline)
+    try:
+        if target.secure:
+            sock = _tls(sock, target.host, deadline)
+        sock.settimeout(_remaining(deadline))
+        sock.sendall(request)
+        head = _read_head(sock, deadline)
+    finally:
+        sock.close()
     return _parse_head(head)
 
 
-def _connect(host: str, port: int, deadline: float) -> socket.socket:
+def _resolvable(host: str) -> str | bytes:
+    """The host as getaddrinfo takes it without loading the idna codec, when that codec
+    would return its ASCII unchanged; otherwise as it is, for the codec to judge."""
+    if not host.isascii():
+        return host
+    labels = host.split(".")
+    if all(0 < len(label) < 64 for label in labels[:-1]) and len(labels[-1]) < 64:
+        return host.encode("ascii")
+    return host
+
+
+def _connect(host: str, port: int, deadline: float) -> _socket.socket:
     last_error: OSError = ConnectionRefusedError(errno.ECONNREFUSED, "connection refused")
-    for family, kind, proto, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
-        sock = socket.socket(family, kind, proto)
+    found = _socket.getaddrinfo(_resolvable(host), port, 0, _socket.SOCK_STREAM)
+    for family, kind, proto, _, address in found:
+        sock = _socket.socket(family, kind, proto)
         try:
             sock.settimeout(_remaining(deadline))
             sock.connect(address)
@@ -145,20 +179,27 @@ def _connect(host: str, port: int, deadline: float) -> socket.socket:
     raise last_error
 
 
-def _tls(sock: socket.socket, host: str, deadline: float) -> socket.socket:
-    import ssl  # only https pays for it
+def _tls(raw: _socket.socket, host: str, deadline: float) -> _socket.socket:
+    import socket  # only https pays for it (ssl wraps a socket.socket, not a _socket one)
+    import ssl
 
-    sock.settimeout(_remaining(deadline))  # the ssl module applies it to the whole handshake
+    sock = socket.socket(raw.family, raw.type, raw.proto, raw.detach())
     try:
+        sock.settimeout(_remaining(deadline))  # ssl applies it to the whole handshake
         return ssl.create_default_context().wrap_socket(sock, server_hostname=host)
     except ssl.SSLCertVerificationError as exc:
-        raise PingError(f"TLS certificate verify failed: {exc.verify_message}") from None
+        error = PingError(f"TLS certificate verify failed: {exc.verify_message}")
     except ssl.SSLError as exc:
         reason = str(exc.reason or "").replace("_", " ").lower()
-        raise PingError(f"TLS handshake failed: {reason}".rstrip(": ")) from None
+        error = PingError(f"TLS handshake failed: {reason}".rstrip(": "))
+    except BaseException:
+        sock.close()  # a no-op once wrap_socket has taken the descriptor
+        raise
+    sock.close()
+    raise error from None
 
 
-def _read_head(sock: socket.socket, deadline: float) -> bytes:
+def _read_head(sock: _socket.socket, deadline: float) -> bytes:
     head = b""
     while b"\r\n\r\n" not in head and len(head) < 65536:
         sock.settimeout(_remaining(deadline))
@@ -187,6 +228,8 @@ def _status(url: str, deadline: float) -> int:
         status, location = _get(url, deadline)
         if status not in (301, 302, 303, 307, 308) or not location:
             return status
+        from urllib.parse import urljoin  # only a redirect pays for it
+
         url = urljoin(url, location)
     raise PingError("too many redirects")
 
@@ -217,8 +260,11 @@ def ping(url: str, timeout: float) -> tuple[bool, str]:
     except ConnectionRefusedError:
         return False, f"connection refused ({_shown(url)})"
     except TimeoutError:
+        # probe.core.units loads dataclasses and enum: only a ping that failed pays for it.
+        from probe.core.units import timed_out_after
+
         return False, f"{timed_out_after(timeout)} ({_shown(url)})"
-    except socket.gaierror:
+    except _socket.gaierror:
         return False, f"DNS lookup failed ({_shown(url)})"
     except ConnectionResetError:
         return False, f"connection reset by server ({_shown(url)})"
