@@ -7,6 +7,7 @@ with its usual arguments does not even load the parser (see `_fast_ping`).
 
 from __future__ import annotations
 
+import os
 import sys
 
 # typing.TYPE_CHECKING without importing typing (with re and enum, 10 ms), which
@@ -60,6 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ping_args = _fast_ping(sys.argv[1:] if argv is None else argv)
     args: argparse.Namespace | None = None
     if ping_args is None:
+        # pydantic looks for plugins in every installed package's entry points on its
+        # first model (a scan of site-packages, 3-5 ms per command); probe uses none.
+        # Its documented switch, set for this process only (probe starts no children)
+        # and left alone when the environment sets it.
+        os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
         from probe.cli.parsing import parse_args
 
         args = parse_args(argv)

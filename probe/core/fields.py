@@ -53,7 +53,11 @@ TimeZone = Annotated[str, AfterValidator(_iana_zone)]
 class StrictModel(BaseModel):
     """Unknown keys are errors (typos must not pass silently); configs never change."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    # defer_build: a model's validator is made on its first use, so `probe check` builds
+    # only the sections and check types its file has (docs/performance.md#cli-start-up).
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, arbitrary_types_allowed=True, defer_build=True
+    )
 
 
 def one_line_headers(value: dict[str, SecretStr]) -> dict[str, SecretStr]:

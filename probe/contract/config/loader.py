@@ -123,7 +123,9 @@ def _validate(raw: dict[str, Any], source: str) -> Config:
     problems += rules.unknown_window_checks(maintenance, known)
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
-    return Config(
+    # Every part is validated above by its own model; Config's own validation would only
+    # check their classes again, after building a validator for the whole tree.
+    return Config.model_construct(
         source=source,
         agent=sections["agent"],
         checks=rules.linked(checks),

@@ -300,7 +300,7 @@ class AlertsConfig(StrictModel):
 
 
 class Config(BaseModel):
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     source: str
     agent: AgentConfig
