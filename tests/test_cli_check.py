@@ -355,3 +355,42 @@ checks:
         out = run_cli("check", "-c", str(path), "--format", fmt)
         assert out.code == 1, (fmt, out)
         assert "hunter2secret" not in out.stdout + out.stderr
+
+
+def _loaded_after_check(config: Path, env: dict[str, str]) -> tuple[set[str], str]:
+    """The modules `probe check -c config` loaded, and PYDANTIC_DISABLE_PLUGINS as probe
+    saw it, from inside a fresh interpreter."""
+    script = (
+        "import os, sys\n"
+        "from probe.cli.main import main\n"
+        "main(['check', '-c', sys.argv[1]])\n"
+        "print('--- after the check')\n"
+        "print(os.environ.get('PYDANTIC_DISABLE_PLUGINS', '-'))\n"
+        "print('\\n'.join(sorted(sys.modules)))\n"
+    )
+    run_env = cli_env(env)
+    if "PYDANTIC_DISABLE_PLUGINS" not in env:  # set by tests that ran main() in this process
+        run_env.pop("PYDANTIC_DISABLE_PLUGINS", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(config)],
+        capture_output=True, text=True, timeout=30, env=run_env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    after = done.stdout.split("--- after the check\n", 1)[1].split()
+    return set(after[1:]), after[0]
+
+
+def test_one_tcp_check_loads_what_it_needs_only(write_config: WriteConfig) -> None:
+    # A closed port: the verdict does not matter, what the run loaded does.
+    config = write_config(
+        f"checks:\n  - {{ name: port, type: tcp, host: 127.0.0.1, port: {free_port()} }}\n"
+    )
+    loaded, plugins = _loaded_after_check(config, {})
+    assert "probe.checks.tcp" in loaded
+    # Drivers of other types, and apscheduler (for cron maintenance windows, which look up
+    # its version in every installed package on import), are not loaded.
+    assert not {"asyncpg", "redis", "aiohttp", "psutil", "apscheduler"} & loaded
+    # pydantic's plugin scan is off in probe's process, unless the environment says.
+    assert plugins == "__all__"
+    _, plugins = _loaded_after_check(config, {"PYDANTIC_DISABLE_PLUGINS": "logfire"})
+    assert plugins == "logfire"
