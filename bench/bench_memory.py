@@ -51,7 +51,7 @@ tracemalloc.start(int(sys.argv[3]))
 from pathlib import Path
 import aiohttp
 from probe.agent import Agent
-from probe.config import load_config
+from probe.contract.config import load_config
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
