@@ -130,7 +130,8 @@ async def test_checks_recover_when_the_server_kills_their_shared_connection(
     conn = await asyncpg.connect(pg_dsn, timeout=5)
     try:
         killed = await conn.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            # With a timeout the call waits for the backend to be gone (PostgreSQL 14+).
+            "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
             "WHERE application_name = 'probe' AND datname = current_database()"
         )
     finally:

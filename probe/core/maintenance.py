@@ -23,13 +23,15 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field, field_validator, model_validator
 
 from probe.core.fields import Duration, StrictModel, TimeZone
+
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
 
 DAY = 86400.0
 UPCOMING = 7 * DAY  # how far ahead recurring windows are listed
@@ -42,8 +44,11 @@ MAX_REASON = 500
 Origin = Literal["config", "api"]
 
 
-def _crontab(value: str) -> CronTrigger:
-    return CronTrigger.from_crontab(value, timezone=ZoneInfo("UTC"))
+def _crontab(value: str, zone: str = "UTC") -> CronTrigger:
+    # APScheduler (and tzlocal) is imported by a config with a recurring window only.
+    from apscheduler.triggers.cron import CronTrigger
+
+    return CronTrigger.from_crontab(value, timezone=ZoneInfo(zone))
 
 
 class WindowConfig(StrictModel):
@@ -143,7 +148,7 @@ def occurrences(index: int, entry: WindowConfig, since: float, until: float) -> 
         return [Window(f"config-{index}", checks, start, end, entry.reason)]
     assert entry.cron is not None and entry.duration is not None
     zone = ZoneInfo(entry.tz)
-    trigger = CronTrigger.from_crontab(entry.cron, timezone=zone)
+    trigger = _crontab(entry.cron, entry.tz)
     found: list[Window] = []
     # A window that started up to `duration` ago may still be open.
     cursor = datetime.fromtimestamp(since - entry.duration, zone)
