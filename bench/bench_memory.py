@@ -13,14 +13,22 @@ the difference in checks, so imports and the agent's fixed cost cancel out. The 
 are a local aiohttp server (http, tcp) in another process, and a throw-away PostgreSQL
 cluster and redis-server on free ports (the machine's shared servers are never used:
 hundreds of connections would crowd them). `--top` lists where the larger size's bytes
-were allocated, by file and line.
+were allocated, by file and line (with `--frames N`, by their last N callers).
+
+`--default-config` measures instead the agent with `config/probe.yaml` as shipped (history
+in a temporary sqlite file; the internet checks fail where there is no internet) next to
+its import floor: a bare Python importing what the configured check types need (the
+floor of `bench/bench_cli.py`). RSS is the median of a reading a second over `--window`
+seconds, after `--settle` seconds of runs. Issue 28's goal is a ratio of 1.1 or less.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,7 +59,7 @@ tracemalloc.start(int(sys.argv[3]))
 from pathlib import Path
 import aiohttp
 from probe.agent import Agent
-from probe.config import load_config
+from probe.contract.config import load_config
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
@@ -92,6 +100,67 @@ async def main():
 
 asyncio.run(main())
 """
+
+
+# What the default config's check types need (postgres: asyncpg; redis, bullmq: redis;
+# http, statuspage: aiohttp; system: psutil) and the config's reader: bench_cli's floor.
+FLOOR_IMPORTS = (
+    "import asyncio, asyncpg, redis.asyncio, aiohttp, psutil, yaml; from pydantic import BaseModel"
+)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def median_rss(process: subprocess.Popen[bytes], settle: float, window: int) -> float:
+    time.sleep(settle)
+    readings = []
+    for _ in range(window):
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode} while measured")
+        readings.append(rss_mb(process.pid))
+        time.sleep(1)
+    return statistics.median(readings)
+
+
+def default_config(args: argparse.Namespace) -> None:
+    """RSS of `probe run` with the shipped config, and of its import floor."""
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
+        env = {
+            **os.environ,
+            "PROBE_LISTEN": f"127.0.0.1:{free_port()}",
+            "PROBE_HISTORY": f"sqlite:///{tmp}/history.db",
+            "PROBE_STATE_FILE": f"{tmp}/state.json",
+        }
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "probe", "run", "-c", str(ROOT / "config" / "probe.yaml")],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            agent_mb = median_rss(agent, args.settle, args.window)
+        finally:
+            agent.terminate()
+            agent.wait(timeout=30)
+    hold = f"{FLOOR_IMPORTS}; import time; time.sleep({args.window + 5})"
+    floor = subprocess.Popen([sys.executable, "-c", hold], cwd=ROOT)
+    try:
+        floor_mb = median_rss(floor, 2.0, args.window)
+    finally:
+        floor.terminate()
+        floor.wait(timeout=10)
+    print(json.dumps({"agent_rss_mb": round(agent_mb, 1), "floor_rss_mb": round(floor_mb, 1)}))
+    print(
+        f"default config: agent {agent_mb:.1f} MB, import floor {floor_mb:.1f} MB, "
+        f"{agent_mb / floor_mb:.2f}x the floor (goal <= 1.1x)"
+    )
+    print(f"  floor imports: {FLOOR_IMPORTS}")
 
 
 def config_text(kind: str, n: int, targets: dict[str, str], interval: int) -> str:
@@ -189,12 +258,18 @@ def main(args: argparse.Namespace) -> None:
                     flush=True,
                 )
                 if args.top:
+                    # With --frames > 1, grouped by the whole kept traceback: who called
+                    # the allocating line, innermost first.
+                    group = "traceback" if args.frames > 1 else "lineno"
                     grown = tracemalloc.Snapshot.load(str(high["snapshot"])).compare_to(
-                        tracemalloc.Snapshot.load(str(low["snapshot"])), "lineno"
+                        tracemalloc.Snapshot.load(str(low["snapshot"])), group
                     )
                     for stat in grown[: args.top]:
                         share = stat.size_diff / (sizes[-1] - sizes[0])
-                        print(f"    {share:>9.0f} B/check  {stat.traceback[0]}")
+                        frames = list(reversed(stat.traceback))
+                        print(f"    {share:>9.0f} B/check  {frames[0]}")
+                        for frame in frames[1:]:
+                            print(f"                      {frame}")
         finally:
             target.terminate()
             target.wait(timeout=10)
@@ -221,4 +296,13 @@ if __name__ == "__main__":
     parser.add_argument("--interval", type=int, default=5)
     parser.add_argument("--frames", type=int, default=1, help="tracemalloc frames kept")
     parser.add_argument("--top", type=int, default=0, help="allocation sites to list")
-    main(parser.parse_args())
+    parser.add_argument(
+        "--default-config", action="store_true", help="config/probe.yaml vs its import floor"
+    )
+    parser.add_argument("--settle", type=float, default=20.0, help="seconds before reading RSS")
+    parser.add_argument("--window", type=int, default=10, help="RSS readings, one a second")
+    parsed = parser.parse_args()
+    if parsed.default_config:
+        default_config(parsed)
+    else:
+        main(parsed)

@@ -94,6 +94,58 @@ async def test_one_pooled_connection_named_probe_is_reused_and_closed(
     assert await probe_sessions(pg_dsn) == 0
 
 
+async def test_checks_of_one_dsn_share_one_server_connection_until_the_last_closes(
+    make_runner: MakeRunner, pg_dsn: str
+) -> None:
+    first = make_runner(name="first", dsn=pg_dsn)
+    second = make_runner(name="second", dsn=pg_dsn)
+    other_query = make_runner(name="counting", dsn=pg_dsn, query="SELECT count(*) FROM pg_class")
+    for _ in range(2):
+        for runner in (first, second):
+            assert (await runner.run()).status is Status.PASS
+    assert await probe_sessions(pg_dsn) == 1
+
+    # A custom query may leave session state behind: its check gets a connection of its own.
+    assert (await other_query.run()).status is Status.PASS
+    assert await probe_sessions(pg_dsn) == 2
+    await other_query.close()
+
+    await first.close()
+    assert (await second.run()).status is Status.PASS  # the pool outlives its first user
+    assert await probe_sessions(pg_dsn) == 1
+    await second.close()
+    deadline = time.monotonic() + 5
+    while await probe_sessions(pg_dsn) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert await probe_sessions(pg_dsn) == 0
+
+
+async def test_checks_recover_when_the_server_kills_their_shared_connection(
+    make_runner: MakeRunner, pg_dsn: str
+) -> None:
+    first = make_runner(name="first", dsn=pg_dsn)
+    second = make_runner(name="second", dsn=pg_dsn)
+    assert (await first.run()).status is Status.PASS
+
+    conn = await asyncpg.connect(pg_dsn, timeout=5)
+    try:
+        killed = await conn.fetchval(
+            # With a timeout the call waits for the backend to be gone (PostgreSQL 14+).
+            "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
+            "WHERE application_name = 'probe' AND datname = current_database()"
+        )
+    finally:
+        await conn.close()
+    assert killed == 1
+
+    # The run after the kill finds the dead socket and reconnects; so does the other check.
+    assert (await second.run()).status is Status.PASS
+    assert (await first.run()).status is Status.PASS
+    assert await probe_sessions(pg_dsn) == 1
+    await first.close()
+    await second.close()
+
+
 async def test_custom_query_runs_and_its_error_is_reported(
     make_runner: MakeRunner, pg_dsn: str
 ) -> None:

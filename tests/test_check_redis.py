@@ -110,6 +110,46 @@ async def test_one_client_connection_is_reused_and_closed(
     assert probe_clients(admin) == before
 
 
+async def test_checks_of_one_url_share_one_connection_until_the_last_closes(
+    make_runner: MakeRunner, redis_url: str, admin: redis_sync.Redis
+) -> None:
+    before = probe_clients(admin)
+    first = make_runner(name="first", url=redis_url)
+    second = make_runner(name="second", url=redis_url)
+    for _ in range(2):
+        for runner in (first, second):
+            assert (await runner.run()).status is Status.PASS
+    assert probe_clients(admin) == before + 1
+
+    await first.close()
+    assert (await second.run()).status is Status.PASS  # the client outlives its first user
+    assert probe_clients(admin) == before + 1
+    await second.close()
+    deadline = time.monotonic() + 5
+    while probe_clients(admin) > before and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert probe_clients(admin) == before
+
+
+async def test_checks_recover_when_the_server_kills_their_shared_connection(
+    make_runner: MakeRunner, redis_url: str, admin: redis_sync.Redis
+) -> None:
+    earlier = {c["id"] for c in admin.client_list()}
+    first = make_runner(name="first", url=redis_url)
+    second = make_runner(name="second", url=redis_url)
+    assert (await first.run()).status is Status.PASS
+
+    ours = [c["id"] for c in admin.client_list() if c["id"] not in earlier]
+    assert len(ours) == 1
+    admin.client_kill_filter(_id=ours[0])
+
+    # The run after the kill finds the dead socket and reconnects; so does the other check.
+    assert (await second.run()).status is Status.PASS
+    assert (await first.run()).status is Status.PASS
+    await first.close()
+    await second.close()
+
+
 async def test_closed_port_fails_fast_with_connection_refused(make_runner: MakeRunner) -> None:
     port = free_port()
     result = await make_runner(url=f"redis://127.0.0.1:{port}/0").run()

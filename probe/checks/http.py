@@ -35,7 +35,14 @@ from probe.checks import tls_chain
 from probe.checks.errors import failure
 from probe.checks.http_client import CONNECTORS, TlsKey
 from probe.checks.http_expect import Expect, judge
-from probe.checks.http_phases import CURRENT, PHASE_FAMILY, PHASES, PhaseTimer, trace_config
+from probe.checks.http_phases import (
+    CURRENT,
+    PHASE_FAMILY,
+    PHASE_MEASURES,
+    PHASES,
+    PhaseTimer,
+    trace_config,
+)
 from probe.contract import limits
 from probe.contract.plugin import (
     Check,
@@ -184,7 +191,7 @@ class HttpConfig(CheckConfig):
     def metric_points(self) -> Iterable[MetricPoint]:
         for phase in PHASES:
             if phase != "tls" or self.is_https:
-                yield MetricPoint(PHASE_FAMILY, (self.name, phase), "", f"{phase}_time")
+                yield MetricPoint(PHASE_FAMILY, (self.name, phase), "", PHASE_MEASURES[phase])
 
     def secrets(self) -> list[str]:
         found = url_secrets(self.url)
@@ -348,17 +355,17 @@ class HttpCheck(Check[HttpConfig]):
         super().__init__(config, context)
         self._connector: aiohttp.TCPConnector | None = None  # shared (http_client)
         self._loop: asyncio.AbstractEventLoop | None = None  # the shared connector's
-        self._phases = PhaseTimer()
+        self._tls_version = ""  # the last run's, for a run on a kept-alive connection
         self._expiring: tls_chain.Served | None = None  # the chain's first to expire
         self._leaf_name = ""  # the common name of the server's own certificate
         self._cert_read_at = 0.0
 
     async def run(self) -> Report:
         cert_task = asyncio.ensure_future(self._read_cert()) if self._cert_due() else None
-        self._phases.reset()
+        phases = PhaseTimer(self._tls_version)
         try:
             try:
-                problem = await self._request()
+                problem = await self._request(phases)
             except NameMismatch:
                 if cert_task:
                     await cert_task
@@ -375,18 +382,19 @@ class HttpCheck(Check[HttpConfig]):
         finally:
             if cert_task and not cert_task.done():
                 cert_task.cancel()
-        samples = self._phases.samples(self.config.is_https)
+        self._tls_version = phases.tls_version
+        samples = phases.samples(self.config.is_https)
         samples += self._cert_samples(cert_problem if not problem else None)
         words = problem + self._vendor_words() if problem else ""
         return Report(samples=samples, failure=words)
 
     # -- the request
 
-    async def _request(self) -> str | None:
+    async def _request(self, phases: PhaseTimer) -> str | None:
         """Words for what is wrong with the response, or None when it is as expected."""
         config = self.config
         budget = config.timeout * (VENDOR_TIMEOUT_SHARE if config.vendor else 1.0)
-        timing = CURRENT.set(self._phases)  # for the connection's protocol, if one is made
+        timing = CURRENT.set(phases)  # for the connection's protocol, if one is made
         try:
             async with (
                 asyncio.timeout(budget if config.vendor else None),
@@ -396,7 +404,7 @@ class HttpCheck(Check[HttpConfig]):
                     config.url,
                     headers=config.headers,
                     data=config.body,
-                    trace_request_ctx=self._phases,
+                    trace_request_ctx=phases,
                 ) as response,
             ):
                 body = await read_limited(response)

@@ -45,16 +45,19 @@ NO_NAME = "no name to look up"  # the URL holds an IP address
 TLS_VERSIONS = {"TLSv1": 1.0, "TLSv1.1": 1.1, "TLSv1.2": 1.2, "TLSv1.3": 1.3}
 
 
+# The measure of each phase, made once: every result holds these names.
+PHASE_MEASURES = {phase: f"{phase}_time" for phase in PHASES}
+
+
 class PhaseTimer:
-    """One check's phases, reset before each request (a check never overlaps itself)."""
+    """The phases of one run's request. Made per run, not kept per check: its dicts and
+    set cost about 700 bytes a check between runs."""
 
     __slots__ = ("_marks", "cached", "reused", "seen", "spent", "tls_version")
 
-    def __init__(self) -> None:
-        self.tls_version = ""  # kept across runs: a kept-alive connection has no handshake
-        self.reset()
-
-    def reset(self) -> None:
+    def __init__(self, tls_version: str = "") -> None:
+        # The previous run's: a kept-alive connection has no handshake to read it from.
+        self.tls_version = tls_version
         self.spent = dict.fromkeys(PHASES, 0.0)
         self.seen: set[str] = set()
         self.reused = False
@@ -116,7 +119,7 @@ class PhaseTimer:
         for phase in PHASES:
             if phase == "tls" and not https:
                 continue
-            measure = f"{phase}_time"
+            measure = PHASE_MEASURES[phase]
             if phase in self.seen:
                 found.append(Sample(measure, self.spent[phase], Unit.SECONDS))
             else:

@@ -22,7 +22,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from pydantic import field_validator
 
-from probe.checks import deep
+from probe.checks import deep, postgres_pool
 from probe.checks.errors import failure
 from probe.contract import limits
 from probe.contract.plugin import (
@@ -291,13 +291,20 @@ class PostgresConfig(CheckConfig):
         return host, address(host, int(port) if port.isdigit() else DEFAULT_PORT)
 
 
+# The pool a check holds, its key and the loop it belongs to.
+_Held = tuple[postgres_pool.SharedPool, postgres_pool.PoolKey, asyncio.AbstractEventLoop]
+
+
 class PostgresCheck(Check[PostgresConfig]):
     config_model = PostgresConfig
 
     def __init__(self, config: PostgresConfig, context: CheckContext | None = None) -> None:
         super().__init__(config, context)
-        self._pool: asyncpg.Pool | None = None
-        self._releasing: set[asyncio.Future[None]] = set()
+        # The shared pool this check holds (postgres_pool), from its first run to close.
+        self._shared: _Held | None = None
+        # Releases waiting for a cancelled statement; made on first use (an empty set is
+        # 216 bytes a check, and most checks never time out).
+        self._releasing: set[asyncio.Future[None]] | None = None
         self._counters = deep.CounterWindow(config.window)
         self._restarts = deep.RestartWatch(config.restart_window)
 
@@ -347,6 +354,8 @@ class PostgresCheck(Check[PostgresConfig]):
 
     def _release_later(self, pool: asyncpg.Pool, conn: PoolConnectionProxy) -> None:
         task = asyncio.ensure_future(self._release_quietly(pool, conn))
+        if self._releasing is None:
+            self._releasing = set()
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)
 
@@ -356,7 +365,7 @@ class PostgresCheck(Check[PostgresConfig]):
             await pool.release(conn, timeout=self.config.timeout)
 
     async def _measure(self, conn: PoolConnectionProxy) -> dict[str, Any]:
-        if self.config.query.strip().rstrip(";").strip().upper() != DEFAULT_QUERY:
+        if _normal(self.config.query) != DEFAULT_QUERY:
             await self._simple(conn.execute(self.config.query), "query failed")
         chunks: list[bytes] = []
 
@@ -381,24 +390,12 @@ class PostgresCheck(Check[PostgresConfig]):
             raise failure(exc, self._words(exc)) from None
 
     async def _get_pool(self) -> asyncpg.Pool:
-        # min_size=0: creating the pool connects to nothing, so a database that is down at
-        # start-up costs one failed run, and the pool reconnects when it is back.
-        if self._pool is None:
-            self._pool = await asyncpg.create_pool(
-                self.config.dsn,
-                min_size=0,
-                max_size=2,
-                timeout=self.config.timeout,
-                command_timeout=statement_timeout(self.config.timeout),
-                # Transaction-mode poolers (pgbouncer, Supavisor) reject named prepared statements.
-                statement_cache_size=0,
-                server_settings={"application_name": "probe"},
-                # The check sets no session state, so releasing needs no RESET ALL & co:
-                # that would be a second round trip per run. asyncpg still rolls back a
-                # transaction a custom query left open.
-                reset=_keep_session,
-            )
-        return self._pool
+        if self._shared is None:
+            config = self.config
+            key = (config.dsn, config.timeout, _normal(config.query))
+            pool = postgres_pool.POOLS.acquire(key)
+            self._shared = (pool, key, asyncio.get_running_loop())
+        return await self._shared[0].get()
 
     def _words(self, exc: BaseException) -> str | None:
         host, where = self.config.host_and_address()
@@ -413,28 +410,21 @@ class PostgresCheck(Check[PostgresConfig]):
         return network_words(exc, host, where)
 
     async def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is None:
+        shared, self._shared = self._shared, None
+        if shared is None:
             return
         if self._releasing:
-            # Lets a cancel in flight reach the server before the pool goes away.
+            # Lets a cancel in flight reach the server before the pool may go away.
             await asyncio.wait(self._releasing, timeout=self.config.timeout)
-        try:
-            async with asyncio.timeout(self.config.timeout):
-                await pool.close()
-        except (TimeoutError, *_DRIVER_ERRORS):
-            # A server that stopped answering must not hold up a shutdown or reload.
-            pool.terminate()
+        _, key, loop = shared
+        await postgres_pool.POOLS.release(key, loop)
 
 
-def statement_timeout(timeout: float) -> float:
-    """asyncpg's command_timeout: a little under the run's deadline, so that asyncpg's own
-    timer fires first and cancels the statement on the server with its connection intact."""
-    return timeout - min(timeout * 0.1, 0.25)
-
-
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """The pool's reset: there is nothing to undo (see `_get_pool`)."""
+def _normal(query: str) -> str:
+    """The query as the check runs it: `SELECT 1` (skipped) whatever its spelling."""
+    if query.strip().rstrip(";").strip().upper() == DEFAULT_QUERY:
+        return DEFAULT_QUERY
+    return query
 
 
 def _parse_copy(data: bytes) -> dict[str, Any]:

@@ -7,6 +7,7 @@ over the check's window from INFO's counters.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Literal, Self
 
@@ -138,12 +139,18 @@ class RedisConfig(CheckConfig):
         return url_secrets(self.url)
 
 
+_Held = tuple[aioredis.Redis, redis_client.ClientKey, asyncio.AbstractEventLoop]
+
+
 class RedisCheck(Check[RedisConfig]):
     config_model = RedisConfig
 
     def __init__(self, config: RedisConfig, context: CheckContext | None = None) -> None:
         super().__init__(config, context)
-        self._client: aioredis.Redis | None = None
+        # The shared client this check holds (redis_client.CLIENTS), its key and its loop.
+        self._held: (
+            tuple[aioredis.Redis, redis_client.ClientKey, asyncio.AbstractEventLoop] | None
+        ) = None
         self._counters = deep.CounterWindow(config.window)
         self._restarts = deep.RestartWatch(config.restart_window)
 
@@ -212,15 +219,17 @@ class RedisCheck(Check[RedisConfig]):
         )
 
     def _get_client(self) -> aioredis.Redis:
-        if self._client is None:
-            timeout = self.config.timeout
-            self._client = redis_client.connect(self.config.url, timeout, socket_timeout=timeout)
-        return self._client
+        if self._held is None:
+            key = (self.config.url, self.config.timeout)
+            client = redis_client.CLIENTS.acquire(key)
+            self._held = (client, key, asyncio.get_running_loop())
+        return self._held[0]
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        held, self._held = self._held, None
+        if held is not None:
+            _, key, loop = held
+            await redis_client.CLIENTS.release(key, loop)
 
 
 def _per_window(increases: dict[str, float] | None, span: float) -> list[Sample]:

@@ -9,6 +9,7 @@ from redis import exceptions as rx
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from probe.checks.shared import SharedClients
 from probe.core.networds import address, first_line, network_words, url_port
 from probe.core.redact import redact_url
 
@@ -28,7 +29,9 @@ def checked_url(url: str) -> str:
     return url
 
 
-def connect(url: str, timeout: float, socket_timeout: float | None) -> aioredis.Redis:
+def connect(
+    url: str, timeout: float, socket_timeout: float | None, max_connections: int = 2
+) -> aioredis.Redis:
     """A small client with explicit deadlines.
 
     redis-py's defaults would wait well past a check's deadline on a silent server, so
@@ -37,13 +40,16 @@ def connect(url: str, timeout: float, socket_timeout: float | None) -> aioredis.
     idle (restart, `timeout` setting) reconnect instead of failing a run while Redis is
     fine; the run's own deadline still bounds it.
     """
-    return aioredis.from_url(
+    # A blocking pool: checks sharing one client may overlap, and the default pool raises
+    # instead of waiting once `max_connections` are out (the run's deadline bounds the wait).
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        timeout=timeout,
         socket_connect_timeout=timeout,
         socket_timeout=socket_timeout,
         retry=Retry(NoBackoff(), 1, supported_errors=(rx.ConnectionError,)),
         retry_on_timeout=False,
-        max_connections=2,
+        max_connections=max_connections,
         # No client name: CLIENT SETNAME is refused to ACL users of managed Redis, and
         # that would fail every run.
         decode_responses=True,
@@ -53,6 +59,7 @@ def connect(url: str, timeout: float, socket_timeout: float | None) -> aioredis.
         # failed every run until BullMQ trimmed it away, days later on a quiet queue.
         encoding_errors="replace",
     )
+    return aioredis.Redis.from_pool(pool)  # closing the client closes its pool
 
 
 def host_and_address(url: str) -> tuple[str, str]:
@@ -93,3 +100,22 @@ def server_of(url: str) -> str:
     """Which Redis server a URL names, whatever its db, user or password: `host:port`
     (lower case, default port filled in) or a unix socket's path."""
     return host_and_address(url)[1].lower()
+
+
+# One client per URL and timeout for the `redis` checks (see shared.py): the URL holds
+# everything the client reads (TLS, credentials, db), and the counters and restart watch
+# stay with each check. Its pool opens a second connection only while runs overlap.
+ClientKey = tuple[str, float]  # (url, timeout)
+SHARED_CONNECTIONS = 4
+
+
+def _shared_client(key: ClientKey) -> aioredis.Redis:
+    url, timeout = key
+    return connect(url, timeout, socket_timeout=timeout, max_connections=SHARED_CONNECTIONS)
+
+
+async def _close(client: aioredis.Redis) -> None:
+    await client.aclose()
+
+
+CLIENTS: SharedClients[ClientKey, aioredis.Redis] = SharedClients(_shared_client, _close)

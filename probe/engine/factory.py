@@ -3,6 +3,7 @@ alike: built with the agent's clock and redactor."""
 
 from __future__ import annotations
 
+import functools
 import time
 
 from probe.contract.plugin import AgentServices, CheckConfig, CheckContext
@@ -11,6 +12,21 @@ from probe.core.redact import Redactor
 from probe.core.times import Clock
 from probe.engine.runner import CheckRunner
 
+# The context of the last build. The agent builds every check with the same clock,
+# redactor and services, so they share one context (and one member factory) instead of
+# a context and a closure each: about 360 bytes a check.
+_last: tuple[Redactor | None, Clock, AgentServices | None, CheckContext] | None = None
+
+
+def _context(redactor: Redactor | None, clock: Clock, agent: AgentServices | None) -> CheckContext:
+    global _last
+    if _last is not None and _last[0] is redactor and _last[1] is clock and _last[2] is agent:
+        return _last[3]
+    member_runner = functools.partial(build_runner, redactor=redactor, clock=clock, agent=agent)
+    context = CheckContext(clock=clock, redactor=redactor, make_runner=member_runner, agent=agent)
+    _last = (redactor, clock, agent, context)
+    return context
+
 
 def build_runner(
     config: CheckConfig,
@@ -18,8 +34,4 @@ def build_runner(
     clock: Clock = time.time,
     agent: AgentServices | None = None,  # the running agent's; None in `probe check`
 ) -> CheckRunner:
-    def member_runner(member: CheckConfig) -> CheckRunner:
-        return build_runner(member, redactor, clock, agent)
-
-    context = CheckContext(clock=clock, redactor=redactor, make_runner=member_runner, agent=agent)
-    return CheckRunner(build_check(config, context), redactor, clock)
+    return CheckRunner(build_check(config, _context(redactor, clock, agent)), redactor, clock)

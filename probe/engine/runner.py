@@ -22,8 +22,41 @@ log = logging.getLogger("probe.runner")
 NESTED_GRACE_SECONDS = 0.25
 
 
+# Limit maps are the same for most checks of a type (its defaults plus a few common user
+# limits): runners share one read-only copy of each instead of two dicts a check. Bounded
+# so that reloads with ever-changing limits cannot grow it without end.
+_SHARED_LIMITS: dict[tuple[tuple[str, Limit, str], ...], dict[str, Limit]] = {}
+_MAX_SHARED_LIMITS = 10_000
+
+LimitPair = tuple[dict[str, Limit], dict[str, Limit]]
+
+
+def _shared(limits: dict[str, Limit]) -> dict[str, Limit]:
+    # `source` is not compared by Limit's `==`, but it decides whose limit it is.
+    key = tuple((measure, limit, limit.source) for measure, limit in limits.items())
+    found = _SHARED_LIMITS.get(key)
+    if found is None:
+        if len(_SHARED_LIMITS) >= _MAX_SHARED_LIMITS:
+            _SHARED_LIMITS.clear()
+        found = _SHARED_LIMITS[key] = limits
+    return found
+
+
 class CheckRunner:
     """Owns one check and what is needed to judge it across runs (the error-rate window)."""
+
+    # One per check: slots instead of a __dict__.
+    __slots__ = (
+        "_last_failure",
+        "_limits",
+        "_own_limits",
+        "_runs",
+        "check",
+        "clock",
+        "config",
+        "monotonic",
+        "redact",
+    )
 
     def __init__(
         self,
@@ -43,8 +76,10 @@ class CheckRunner:
         self._runs: deque[tuple[float, bool]] | None = None
         # The words of the latest failed run: what an error_rate on its own names.
         self._last_failure = ""
-        # Effective limits per component: the config never changes under a runner.
-        self._limits: dict[str, tuple[dict[str, Limit], dict[str, Limit]]] = {}
+        # Effective limits: the whole check's, and per component (made on first use, as
+        # most checks have none). The config never changes under a runner.
+        self._own_limits: LimitPair | None = None
+        self._limits: dict[str, LimitPair] | None = None
 
     @property
     def name(self) -> str:
@@ -70,11 +105,21 @@ class CheckRunner:
         elapsed = time.perf_counter() - started
         return self._judge(report, failure, elapsed)
 
-    def limits_for(self, component: str) -> tuple[dict[str, Limit], dict[str, Limit]]:
+    def limits_for(self, component: str) -> LimitPair:
+        if not component:
+            if self._own_limits is None:
+                self._own_limits = self._judged_limits(component)
+            return self._own_limits
+        if self._limits is None:
+            self._limits = {}
         found = self._limits.get(component)
         if found is None:
-            found = self._limits[component] = self.config.limits_for(component)
+            found = self._limits[component] = self._judged_limits(component)
         return found
+
+    def _judged_limits(self, component: str) -> LimitPair:
+        warn, fail = self.config.limits_for(component)
+        return _shared(warn), _shared(fail)
 
     def _judge(self, report: Report, failure: str, elapsed: float) -> CheckResult:
         now = self.clock()

@@ -11,13 +11,11 @@ HTML page), and its status code is needed for the words.
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import SecretStr, field_validator, model_validator
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from probe.contract.notification import (
     Alert,
@@ -39,6 +37,12 @@ from probe.notifiers.errors import (
     connection_error,
     http_error,
 )
+
+# slack-sdk (43 modules, about 3 MB) is imported by the bot-token path only: a webhook, or
+# a notifier the config leaves off, never needs it.
+if TYPE_CHECKING:
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.async_client import AsyncWebClient
 
 COLOURS = {"critical": "#E01E5A", "warning": "#ECB22E", "resolved": "#2EB67D", "test": "#1D9BD1"}
 # Slack allows 50 blocks per message; keep room for the header and the overflow line.
@@ -161,6 +165,8 @@ class SlackNotifier(Notifier[SlackNotifierConfig]):
         if hook:
             self.description = f"slack webhook {urlsplit(hook).hostname or ''}".rstrip()
         else:
+            from slack_sdk.web.async_client import AsyncWebClient
+
             self._web = AsyncWebClient(
                 token=config.token.get_secret_value(),
                 base_url=config.api_url,
@@ -189,6 +195,8 @@ class SlackNotifier(Notifier[SlackNotifierConfig]):
     async def _post_message(
         self, client: AsyncWebClient, payload: dict[str, Any], now: float
     ) -> None:
+        from slack_sdk.errors import SlackApiError
+
         try:
             await client.chat_postMessage(channel=self.config.channel, **payload)
         except SlackApiError as exc:
