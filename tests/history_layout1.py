@@ -79,20 +79,19 @@ def to_layout1(path: Path) -> dict[str, int]:
             "ON s.id = r.series"
         ).fetchall()
         hourly = db.execute(
-            "SELECT s.source, s.check_name, h.day, h.data FROM hourly h JOIN series s "
-            "ON s.id = h.series"
+            "SELECT s.source, s.check_name, d.day, d.hours FROM days d JOIN series s "
+            "ON s.id = d.series WHERE d.hours IS NOT NULL"
         ).fetchall()
         daily = db.execute(
             "SELECT s.source, s.check_name, d.day, d.passed, d.warned, d.failed, d.up_ms, "
-            "d.known_ms, d.p50_us, d.p95_us FROM daily d JOIN series s ON s.id = d.series"
+            "d.known_ms, d.p50_us, d.p95_us FROM days d JOIN series s ON s.id = d.series"
         ).fetchall()
         incidents = db.execute(
             "SELECT source, check_name, component, measure, start, severity, summary, end_ts "
             "FROM incidents"
         ).fetchall()
         db.executescript(
-            "DROP TABLE raw; DROP TABLE hourly; DROP TABLE daily; DROP TABLE series; "
-            "DROP TABLE incidents;"
+            "DROP TABLE raw; DROP TABLE days; DROP TABLE series; DROP TABLE incidents;"
         )
         db.executescript(SCHEMA_1)
         db.executemany(
@@ -117,3 +116,18 @@ def layout(path: Path) -> int:
     with sqlite3.connect(path) as db:
         columns = {row[1] for row in db.execute("PRAGMA table_info(raw)")}
     return 1 if "source" in columns else 2
+
+
+def rows(path: Path) -> dict[str, int]:
+    """Rows per kind, in either layout."""
+    if layout(path) == 1:
+        kinds = {t: f"SELECT count(*) FROM {t}" for t in ("raw", "hourly", "daily", "incidents")}
+    else:
+        kinds = {
+            "raw": "SELECT count(*) FROM raw",
+            "hourly": "SELECT count(*) FROM days WHERE hours IS NOT NULL",
+            "daily": "SELECT count(*) FROM days",
+            "incidents": "SELECT count(*) FROM incidents",
+        }
+    with sqlite3.connect(path) as db:
+        return {kind: db.execute(sql).fetchone()[0] for kind, sql in kinds.items()}

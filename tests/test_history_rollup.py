@@ -3,7 +3,6 @@ including days with no data, and the same figures after a restart."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from probe.engine.store import ResultStore
 from probe.web.history import HistoryView
 from probe.web.settings import LiveSettings
 from tests.history_helpers import DAY0, NOW, alert, config_for, feed, sqlite_writer
-from tests.history_layout1 import layout, to_layout1
+from tests.history_layout1 import layout, rows, to_layout1
 from tests.support import HandClock
 
 P, W, F = Status.PASS, Status.WARN, Status.FAIL
@@ -136,6 +135,7 @@ async def test_a_store_of_the_previous_release_keeps_every_row_and_figure(
     writer.record_alert(alert(Kind.RESOLVED, "api", NOW - 2 * HOUR, NOW - HOUR, Severity.CRITICAL))
     await writer.stop()
     before = to_layout1(path)
+    assert rows(path) == before
     assert layout(path) == 1 and before["raw"] == 2 and before["hourly"] == 4
     assert before["incidents"] == 1
 
@@ -161,6 +161,31 @@ async def test_a_store_of_the_previous_release_keeps_every_row_and_figure(
     assert [(i.check, i.start, i.end) for i in view.snapshot.incidents] == [
         ("api", NOW - 2 * HOUR, NOW - HOUR)
     ]
-    with sqlite3.connect(path) as db:
-        after = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in before}
-    assert after == before
+    assert rows(path) == before
+
+
+async def test_past_the_hourly_retention_a_day_keeps_its_total_and_loses_its_hours(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "history.db"
+    old_day = DAY0 - 100 * DAY
+    clock = HandClock(old_day + 10 * HOUR)
+    writer = sqlite_writer(path, clock, ["api"])
+    feed(writer, "api", old_day + 9 * HOUR, [P, P, P, F])
+    await writer.stop()
+    assert rows(path) == {"raw": 1, "hourly": 1, "daily": 1, "incidents": 0}
+
+    clock.now = NOW  # a hundred days on: the next flush prunes
+    writer = sqlite_writer(path, clock, ["api"])
+    feed(writer, "api", NOW - 60, [P])
+    await writer.stop()
+    assert rows(path) == {"raw": 1, "hourly": 1, "daily": 2, "incidents": 0}
+
+    reader = SqliteBackend(path, repair=False)
+    await reader.open()
+    snapshot = await reader.load(int(DAY0 - 89 * DAY), int(DAY0 - 399 * DAY), 10)
+    await reader.close()
+    assert [day for _, _, day, _ in snapshot.days] == [DAY0]
+    totals = {day: rollup for _, _, day, rollup in snapshot.daily}
+    assert (totals[old_day].passed, totals[old_day].failed) == (3, 1)
+    assert totals[old_day].up_ms == 3 * 60_000 and totals[old_day].known_ms == 4 * 60_000

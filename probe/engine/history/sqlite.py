@@ -18,8 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from probe.engine.history.codec import decode_day
 from probe.engine.history.model import Incident, Rollup
 from probe.engine.history.retention import Cutoffs
+from probe.engine.history.rollup import combine
 from probe.engine.history.store import Batch, ChunkKey, HistoryError, Snapshot
 
 log = logging.getLogger("probe.history")
@@ -32,18 +34,17 @@ T = TypeVar("T")
 # pages off its start (freed to the file system) instead of leaving holes in every
 # check's range, and the newest incidents are read off the end of their table without an
 # index of their own. `series` has no index on the names either: the backend keeps them
-# in memory and is the file's only writer.
+# in memory and is the file's only writer. One row per check and day holds the day's
+# total and, for the 90 days of hourly retention, its hours (`hours`, then NULL): the
+# previous release kept them in two tables (`hourly`, `daily`), each with its own key.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
     id INTEGER PRIMARY KEY, source TEXT NOT NULL, check_name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS raw (
     hour INTEGER NOT NULL, series INTEGER NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (hour, series)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS hourly (
-    day INTEGER NOT NULL, series INTEGER NOT NULL, data BLOB NOT NULL,
-    PRIMARY KEY (day, series)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS daily (
-    day INTEGER NOT NULL, series INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS days (
+    day INTEGER NOT NULL, series INTEGER NOT NULL, hours BLOB,
     passed INTEGER, warned INTEGER, failed INTEGER, up_ms INTEGER, known_ms INTEGER,
     p50_us INTEGER, p95_us INTEGER,
     PRIMARY KEY (day, series)) WITHOUT ROWID;
@@ -61,10 +62,12 @@ VIEWS = """
 CREATE TEMP VIEW raw_named AS
     SELECT s.source, s.check_name, r.hour, r.data FROM raw r JOIN series s ON s.id = r.series;
 CREATE TEMP VIEW hourly_named AS
-    SELECT s.source, s.check_name, h.day, h.data FROM hourly h JOIN series s ON s.id = h.series;
+    SELECT s.source, s.check_name, d.day, d.hours AS data FROM days d
+    JOIN series s ON s.id = d.series WHERE d.hours IS NOT NULL;
 CREATE TEMP VIEW daily_named AS
     SELECT s.source, s.check_name, d.day, d.passed, d.warned, d.failed, d.up_ms, d.known_ms,
-        d.p50_us, d.p95_us FROM daily d JOIN series s ON s.id = d.series;
+        d.p50_us, d.p95_us FROM days d JOIN series s ON s.id = d.series
+    WHERE d.passed IS NOT NULL;
 """
 VIEWS_OF_LAYOUT_1 = """
 CREATE TEMP VIEW raw_named AS SELECT source, check_name, hour, data FROM raw;
@@ -87,11 +90,13 @@ MIGRATE = [
     "SELECT source, check_name FROM daily_layout1 ORDER BY 1, 2",
     "INSERT INTO raw SELECT o.hour, s.id, o.data FROM raw_layout1 o JOIN series s "
     "ON s.source = o.source AND s.check_name = o.check_name",
-    "INSERT INTO hourly SELECT o.day, s.id, o.data FROM hourly_layout1 o JOIN series s "
+    "INSERT INTO days SELECT o.day, s.id, NULL, o.passed, o.warned, o.failed, o.up_ms, "
+    "o.known_ms, o.p50_us, o.p95_us FROM daily_layout1 o JOIN series s "
     "ON s.source = o.source AND s.check_name = o.check_name",
-    "INSERT INTO daily SELECT o.day, s.id, o.passed, o.warned, o.failed, o.up_ms, o.known_ms, "
-    "o.p50_us, o.p95_us FROM daily_layout1 o JOIN series s "
-    "ON s.source = o.source AND s.check_name = o.check_name",
+    # `WHERE true`: SQLite's grammar needs it between a SELECT and an upsert clause.
+    "INSERT INTO days (day, series, hours) SELECT o.day, s.id, o.data FROM hourly_layout1 o "
+    "JOIN series s ON s.source = o.source AND s.check_name = o.check_name WHERE true "
+    "ON CONFLICT (day, series) DO UPDATE SET hours = excluded.hours",
     "INSERT INTO incidents SELECT start, source, check_name, component, measure, severity, "
     "summary, end_ts FROM incidents_layout1",
     "DROP TABLE incidents_layout1",
@@ -122,6 +127,16 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
         raise
     db.execute("PRAGMA incremental_vacuum")  # the old tables' pages, back to the disk
     log.info("history file %s moved to the compact layout (2)", path)
+
+
+def _totals(batch: Batch) -> dict[tuple[str, int], Rollup]:
+    """Each day's total; the writer sends one with every day of hours, but a batch made
+    otherwise still gets its totals right."""
+    totals = dict(batch.daily)
+    for key, blob in batch.days.items():
+        if key not in totals:
+            totals[key] = combine(decode_day(blob).values())
+    return totals
 
 
 def _series_id(db: sqlite3.Connection, source: str, check: str) -> int:
@@ -175,6 +190,7 @@ class SqliteBackend:
         self._db: sqlite3.Connection | None = None
         self._identity: tuple[int, int] | None = None  # (device, inode) of the open file
         self._series: dict[tuple[str, str], int] = {}  # (source, check) -> series, as committed
+        self._hours_pruned_before = 0  # every day before this has lost its hours
 
     async def _run(self, fn: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -260,6 +276,7 @@ class SqliteBackend:
             if result is None or result[0] != "ok":
                 raise sqlite3.DatabaseError(f"database disk image is malformed: {result}")
             self._series = {}
+            self._hours_pruned_before = 0
             if _layout(db) == 1 and not self.repair:
                 db.executescript(VIEWS_OF_LAYOUT_1)  # `probe history`: read as it is
             else:
@@ -309,12 +326,15 @@ class SqliteBackend:
                 [(h, series(c), blob) for (c, h), blob in batch.chunks.items()],
             )
             db.executemany(
-                "INSERT OR REPLACE INTO hourly VALUES (?, ?, ?)",
-                [(d, series(c), blob) for (c, d), blob in batch.days.items()],
-            )
-            db.executemany(
-                "INSERT OR REPLACE INTO daily VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(d, series(c), *r.as_tuple()) for (c, d), r in batch.daily.items()],
+                "INSERT INTO days VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (day, series) DO UPDATE SET hours = coalesce(excluded.hours, "
+                "hours), passed = excluded.passed, warned = excluded.warned, "
+                "failed = excluded.failed, up_ms = excluded.up_ms, known_ms = excluded.known_ms, "
+                "p50_us = excluded.p50_us, p95_us = excluded.p95_us",
+                [
+                    (day, series(check), batch.days.get((check, day)), *total.as_tuple())
+                    for (check, day), total in _totals(batch).items()
+                ],
             )
             db.executemany(
                 "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -380,13 +400,19 @@ class SqliteBackend:
             db.execute("BEGIN")
             try:
                 db.execute("DELETE FROM raw WHERE hour < ?", (cutoffs.raw_hour,))
-                db.execute("DELETE FROM hourly WHERE day < ?", (cutoffs.hourly_day,))
-                db.execute("DELETE FROM daily WHERE day < ?", (cutoffs.daily_day,))
+                # Past the hourly retention a day keeps its total only. Days before the
+                # last cutoff were done then: no scan of 400 days every hour.
+                db.execute(
+                    "UPDATE days SET hours = NULL WHERE day >= ? AND day < ? AND hours IS NOT NULL",
+                    (self._hours_pruned_before, cutoffs.hourly_day),
+                )
+                db.execute("DELETE FROM days WHERE day < ?", (cutoffs.daily_day,))
                 db.execute("DELETE FROM incidents WHERE start < ?", (cutoffs.incidents,))
                 db.execute("COMMIT")
             except BaseException:
                 _rollback(db)
                 raise
+            self._hours_pruned_before = cutoffs.hourly_day
             # Hand freed pages back to the file system, so the file's size stays bounded.
             db.execute("PRAGMA incremental_vacuum")
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
