@@ -125,7 +125,7 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
     except BaseException:
         _rollback(db)
         raise
-    db.execute("PRAGMA incremental_vacuum")  # the old tables' pages, back to the disk
+    _give_back_free_pages(db)  # the old tables' pages
     log.info("history file %s moved to the compact layout (2)", path)
 
 
@@ -137,6 +137,12 @@ def _totals(batch: Batch) -> dict[tuple[str, int], Rollup]:
         if key not in totals:
             totals[key] = combine(decode_day(blob).values())
     return totals
+
+
+def _give_back_free_pages(db: sqlite3.Connection) -> None:
+    """`incremental_vacuum` frees one page per step of the statement, and `execute` steps
+    once: the previous release gave back one page an hour. `executescript` runs it out."""
+    db.executescript("PRAGMA incremental_vacuum;")
 
 
 def _series_id(db: sqlite3.Connection, source: str, check: str) -> int:
@@ -357,10 +363,17 @@ class SqliteBackend:
             db = self._conn()
             found: dict[ChunkKey, bytes] = {}
             for check, hour in keys:
-                row = db.execute(
-                    "SELECT data FROM raw_named WHERE source = ? AND check_name = ? AND hour = ?",
-                    (source, check, hour),
-                ).fetchone()
+                series = self._series.get((source, check))
+                if series is not None:  # a lookup by key: `series` has no index on names
+                    row = db.execute(
+                        "SELECT data FROM raw WHERE hour = ? AND series = ?", (hour, series)
+                    ).fetchone()
+                else:  # a new check, or a file of layout 1 read as it is
+                    row = db.execute(
+                        "SELECT data FROM raw_named WHERE source = ? AND check_name = ? "
+                        "AND hour = ?",
+                        (source, check, hour),
+                    ).fetchone()
                 if row is not None:
                     found[(check, hour)] = bytes(row[0])
             return found
@@ -414,7 +427,7 @@ class SqliteBackend:
                 raise
             self._hours_pruned_before = cutoffs.hourly_day
             # Hand freed pages back to the file system, so the file's size stays bounded.
-            db.execute("PRAGMA incremental_vacuum")
+            _give_back_free_pages(db)
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
         await self._run(prune)
