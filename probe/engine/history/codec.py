@@ -219,10 +219,12 @@ def decode_day(blob: bytes) -> dict[int, Rollup]:
         columns.append(column)
     runs, warned, failed, down, known, p50, p95 = columns
     out: dict[int, Rollup] = {}
-    for i, h in enumerate(hours):
-        n, f, k = runs[i], failed[i], known[i]
-        up = k - _unzigzag(down[i]) - _down(k, f, n)
-        out[h] = Rollup(n - warned[i] - f, warned[i], f, up, k, p50[i] * 10, p95[i] * 10)
+    # Inline arithmetic (no helper calls): every source's days are decoded on each reload.
+    for h, n, w, f, z, k, p, q in zip(
+        hours, runs, warned, failed, down, known, p50, p95, strict=True
+    ):
+        up = k - ((z >> 1) ^ -(z & 1)) - (k * f // n if n else 0)  # see _unzigzag, _down
+        out[h] = Rollup(n - w - f, w, f, up, k, p * 10, q * 10)
     return out
 
 
