@@ -210,3 +210,19 @@ async def test_pruning_gives_the_freed_pages_back_to_the_file_system(tmp_path: P
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT min(hour) FROM raw").fetchone()[0] >= NOW - 49 * HOUR
         assert db.execute("PRAGMA freelist_count").fetchone()[0] == 0
+
+
+async def test_each_check_is_one_series_across_restarts(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "history.db"
+    clock = HandClock(NOW)
+    for minute in range(3):  # three agents' lifetimes, one after the other
+        writer = sqlite_writer(path, clock, ["api", "db"])
+        feed(writer, "api", NOW - 600 + minute * 60, [P])
+        feed(writer, "db", NOW - 600 + minute * 60, [F])
+        await writer.stop()
+    with sqlite3.connect(path) as db:
+        names = db.execute("SELECT check_name FROM series ORDER BY 1").fetchall()
+    assert names == [("api",), ("db",)]
+    assert rows(path, "raw") == 2

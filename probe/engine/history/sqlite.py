@@ -146,11 +146,16 @@ def _give_back_free_pages(db: sqlite3.Connection) -> None:
 
 
 def _series_id(db: sqlite3.Connection, source: str, check: str) -> int:
-    db.execute("INSERT OR IGNORE INTO series (source, check_name) VALUES (?, ?)", (source, check))
+    """A check the backend has not seen in the file: inside the write transaction (BEGIN
+    IMMEDIATE), so nobody adds it between the look and the insert."""
     row = db.execute(
         "SELECT id FROM series WHERE source = ? AND check_name = ?", (source, check)
     ).fetchone()
-    return int(row[0])
+    if row is not None:
+        return int(row[0])
+    added = db.execute("INSERT INTO series (source, check_name) VALUES (?, ?)", (source, check))
+    assert added.lastrowid is not None  # always set after an INSERT into a rowid table
+    return added.lastrowid
 
 
 _CORRUPT = ("file is not a database", "malformed", "corrupt")
