@@ -7,14 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from probe.contract.notification import Kind, Severity
 from probe.core.model import Status
 from probe.engine.history.codec import decode_chunk, decode_day, encode_chunk, encode_day
 from probe.engine.history.model import DAY, HOUR, Chunk, Rollup
 from probe.engine.history.rollup import combine, percentile, rollup_chunk
+from probe.engine.history.sqlite import SqliteBackend
 from probe.engine.store import ResultStore
 from probe.web.history import HistoryView
 from probe.web.settings import LiveSettings
-from tests.history_helpers import DAY0, NOW, config_for, feed, sqlite_writer
+from tests.history_helpers import DAY0, NOW, alert, config_for, feed, sqlite_writer
+from tests.history_layout1 import layout, rows, to_layout1
 from tests.support import HandClock
 
 P, W, F = Status.PASS, Status.WARN, Status.FAIL
@@ -121,3 +124,68 @@ async def test_the_history_body_reports_hourly_points_and_the_window_share(
     assert quarter["uptime"] == round(107 / 210, 6)
     uptime = json.loads(view.uptime_body)
     assert uptime["checks"][0]["uptime"] == {w: round(s, 6) for w, s in EXPECTED.items()}
+
+
+async def test_a_store_of_the_previous_release_keeps_every_row_and_figure(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "history.db"
+    clock = await _scenario(path)
+    writer = sqlite_writer(path, clock, ["api"])
+    writer.record_alert(alert(Kind.RESOLVED, "api", NOW - 2 * HOUR, NOW - HOUR, Severity.CRITICAL))
+    await writer.stop()
+    before = to_layout1(path)
+    assert rows(path) == before
+    assert layout(path) == 1 and before["raw"] == 2 and before["hourly"] == 4
+    assert before["incidents"] == 1
+
+    # `probe history` reads it as it is, and leaves it so.
+    reader = SqliteBackend(path, repair=False)
+    await reader.open()
+    snapshot = await reader.load(int(DAY0 - 89 * DAY), int(DAY0 - 399 * DAY), 10)
+    chunks = await reader.read_chunks("probe", [("api", int(NOW // HOUR * HOUR))])
+    await reader.close()
+    assert len(snapshot.days) == 4 and len(snapshot.daily) == 4
+    assert [i.start for i in snapshot.incidents] == [NOW - 2 * HOUR]
+    assert (
+        len(decode_chunk(int(NOW // HOUR * HOUR), chunks[("api", int(NOW // HOUR * HOUR))])) == 30
+    )
+    assert layout(path) == 1
+
+    # The agent moves it to the new layout: every row kept, the same figures.
+    view = await _view(path, tmp_path, clock)
+    assert layout(path) == 2
+    (api,) = view.snapshot.checks
+    for window, share in EXPECTED.items():
+        assert api.uptime[window] == pytest.approx(share, abs=1e-12), window
+    assert [(i.check, i.start, i.end) for i in view.snapshot.incidents] == [
+        ("api", NOW - 2 * HOUR, NOW - HOUR)
+    ]
+    assert rows(path) == before
+
+
+async def test_past_the_hourly_retention_a_day_keeps_its_total_and_loses_its_hours(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "history.db"
+    old_day = DAY0 - 100 * DAY
+    clock = HandClock(old_day + 10 * HOUR)
+    writer = sqlite_writer(path, clock, ["api"])
+    feed(writer, "api", old_day + 9 * HOUR, [P, P, P, F])
+    await writer.stop()
+    assert rows(path) == {"raw": 1, "hourly": 1, "daily": 1, "incidents": 0}
+
+    clock.now = NOW  # a hundred days on: the next flush prunes
+    writer = sqlite_writer(path, clock, ["api"])
+    feed(writer, "api", NOW - 60, [P])
+    await writer.stop()
+    assert rows(path) == {"raw": 1, "hourly": 1, "daily": 2, "incidents": 0}
+
+    reader = SqliteBackend(path, repair=False)
+    await reader.open()
+    snapshot = await reader.load(int(DAY0 - 89 * DAY), int(DAY0 - 399 * DAY), 10)
+    await reader.close()
+    assert [day for _, _, day, _ in snapshot.days] == [DAY0]
+    totals = {day: rollup for _, _, day, rollup in snapshot.daily}
+    assert (totals[old_day].passed, totals[old_day].failed) == (3, 1)
+    assert totals[old_day].up_ms == 3 * 60_000 and totals[old_day].known_ms == 4 * 60_000

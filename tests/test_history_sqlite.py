@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import sqlite3
 import subprocess
 import time
@@ -17,6 +18,7 @@ import pytest
 from probe.contract.notification import Kind, Severity
 from probe.core.model import Status
 from probe.engine.history.codec import decode_chunk
+from probe.engine.history.model import DAY, HOUR
 from probe.engine.history.sqlite import SqliteBackend
 from probe.engine.history.writer import HistoryWriter
 from tests.history_helpers import NOW, alert, feed, result, sqlite_writer
@@ -189,3 +191,38 @@ async def test_a_read_only_path_is_reported_and_retried(
     assert "read-only file system" in line, line
     # The results are still counted in memory: the page shows them.
     assert writer.hours["api"][int((NOW - 60) // 3600) * 3600].passed == 2
+
+
+async def test_pruning_gives_the_freed_pages_back_to_the_file_system(tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    start = NOW - 5 * DAY
+    clock = HandClock(start + 3 * DAY)
+    writer = sqlite_writer(path, clock, ["api"])
+    rng = random.Random(5)
+    for i in range(3 * 24 * 240):  # three days every 15 s: raw rows over many pages
+        writer.observe("api", result(P, start + i * 15, rng.uniform(0.005, 0.05)), 15.0)
+    await writer.stop()
+
+    clock.now = NOW  # two days on: every raw row is past its 48 hours
+    writer = sqlite_writer(path, clock, ["api"])
+    writer.observe("api", result(P, NOW - 60), 15.0)
+    await writer.stop()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT min(hour) FROM raw").fetchone()[0] >= NOW - 49 * HOUR
+        assert db.execute("PRAGMA freelist_count").fetchone()[0] == 0
+
+
+async def test_each_check_is_one_series_across_restarts(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "history.db"
+    clock = HandClock(NOW)
+    for minute in range(3):  # three agents' lifetimes, one after the other
+        writer = sqlite_writer(path, clock, ["api", "db"])
+        feed(writer, "api", NOW - 600 + minute * 60, [P])
+        feed(writer, "db", NOW - 600 + minute * 60, [F])
+        await writer.stop()
+    with sqlite3.connect(path) as db:
+        names = db.execute("SELECT check_name FROM series ORDER BY 1").fetchall()
+    assert names == [("api",), ("db",)]
+    assert rows(path, "raw") == 2

@@ -333,6 +333,8 @@ class HistoryWriter:
         others: Hours = {}
         own_loaded = not self._snapshot_loaded
         for source, check, day, blob in snapshot.days:
+            if source == self.source and not own_loaded:
+                continue  # memory is ahead of the store: decoding 90 days of each check is waste
             try:
                 hours = decode_day(blob)
             except ValueError as exc:
