@@ -101,6 +101,7 @@ class Agent:
         self._http: web.AppRunner | None = None
         self.port = 0
         self._stopped = False
+        self._freezing: asyncio.TimerHandle | None = None
 
     def _forward_to_alerts(self, check: str, result: CheckResult) -> None:
         # Looked up on each call: a reload replaces the alert service.
@@ -133,10 +134,7 @@ class Agent:
         await self.history.start()
         self.scheduler.start(self._runners(self.config))
         self.otlp.start()
-        # Everything built so far (modules, config, checks) lives as long as the agent:
-        # out of the collector's sight, a full collection no longer walks it (measured at
-        # 1,000 checks: the worst loop stall went from 441 ms to 90 ms).
-        gc.freeze()
+        self._freeze(self.config)
         log.info(
             "probe started",
             extra={
@@ -146,6 +144,22 @@ class Agent:
                 "config": self.config.source,
             },
         )
+
+    def _freeze(self, config: Config) -> None:
+        """Put what lives as long as the checks out of the garbage collector's sight.
+
+        Everything built so far (modules, config, checks) lives as long as the agent: out
+        of the collector's sight, a full collection no longer walks it (measured at 1,000
+        checks: the worst loop stall went from 441 ms to 90 ms). Checks make more at their
+        first run (run counters, histogram series, client state), spread over their
+        interval: frozen again once every check has run, a full collection at 3,000 `http`
+        checks went from 30-40 ms to about 20 ms of CPU.
+        """
+        gc.freeze()
+        if self._freezing is not None:
+            self._freezing.cancel()
+        first_runs = max((c.interval + c.timeout for c in config.all_checks()), default=0.0)
+        self._freezing = asyncio.get_running_loop().call_later(first_runs + 1.0, gc.freeze)
 
     async def _serve(self) -> None:
         agent = self.config.agent
@@ -210,12 +224,21 @@ class Agent:
         await self.alerts.start()
         await self.scheduler.replace(self._runners(config))
         await self.otlp.reconfigure(config.agent)
+        # What the old config built was frozen with it, and frozen objects are never
+        # collected: those in reference cycles would stay for good, reload after reload.
+        # One full collection of everything (tens of milliseconds at thousands of checks),
+        # then the new config is frozen in its turn.
+        gc.unfreeze()
+        gc.collect()
+        self._freeze(config)
         log.info("config reloaded", extra={"checks": len(config.checks), "config": config.source})
 
     async def stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
+        if self._freezing is not None:
+            self._freezing.cancel()
         await self.scheduler.shutdown(SHUTDOWN_CHECK_WAIT)
         await self.otlp.stop()
         await self.alerts.stop(flush_timeout=NOTIFICATION_FLUSH)
