@@ -373,19 +373,36 @@ class ResultStore:
                 if self._renders != installed or self._slots is not slots:
                     return  # rendered at once meanwhile (a reload): those are newer
                 started = time.perf_counter()
-        self._install(now, entries, fragments)
+        # What the bodies say of the checks as a whole, a slice of its own.
+        overall = health.overall(entries)
+        ready = health.is_ready(entries)
+        critical = [f for e, f in zip(entries, fragments, strict=True) if e.config.critical]
+        await asyncio.sleep(0)
+        if self._renders == installed and self._slots is slots:
+            self._install(now, entries, fragments, (overall, ready, critical))
 
-    def _install(self, now: float, entries: list[health.Entry], fragments: list[bytes]) -> None:
+    def _install(
+        self,
+        now: float,
+        entries: list[health.Entry],
+        fragments: list[bytes],
+        judged: tuple[Health, bool, list[bytes]] | None = None,
+    ) -> None:
+        """Make the bodies from a render's entries; `judged` is (overall, ready, the
+        critical checks' fragments) when the caller worked them out already."""
+        if judged is None:
+            overall = health.overall(entries)
+            ready = health.is_ready(entries)
+            critical = [f for e, f in zip(entries, fragments, strict=True) if e.config.critical]
+        else:
+            overall, ready, critical = judged
         version = self.config.agent.version
         started = self._started(now)
-        overall = health.overall(entries)
         code = 503 if overall is Health.UNHEALTHY else 200
         self._overall = overall
         self._health = Rendered(
             code, health.health_bytes(overall, version, started, now, fragments)
         )
-        critical = [f for e, f in zip(entries, fragments, strict=True) if e.config.critical]
-        ready = health.is_ready(entries)
         self._ready = Rendered(200 if ready else 503, health.ready_bytes(ready, now, critical))
         self._live = Rendered(200, health.dumps(health.live_body(True, started, now)))
         self._snapshot = Snapshot(entries, now, started, code)
