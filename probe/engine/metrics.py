@@ -27,7 +27,7 @@ from probe.contract.config import Config
 from probe.contract.notification import NOTIFICATION_RESULTS, Severity
 from probe.contract.plugin import CheckConfig, MetricFamily, MetricPoint
 from probe.core.model import CheckResult, Health, Observation, Status
-from probe.engine.metrics_lines import CheckLines, SeriesCache
+from probe.engine.metrics_lines import CheckLines
 from probe.engine.store import DURATION_BUCKETS, Observed, ResultStore, RunStats
 
 log = logging.getLogger("probe.metrics")
@@ -91,7 +91,6 @@ class ProbeRegistry(CollectorRegistry):
         self._declared: dict[type[CheckConfig], None] = {}
         live = self._live = StoreCollector(store, alerts, self._declared)
         live._declare()  # the types configured at start, before any scrape or reload
-        self._series = SeriesCache()  # label text of each check's series, across scrapes
         super().register(live)
         super().register(ProcessCollector(registry=None))
 
@@ -117,8 +116,7 @@ class ProbeRegistry(CollectorRegistry):
     def check_lines(self) -> tuple[list[Metric], CheckLines]:
         """The per-check families (empty, for their headers) and their lines' writer."""
         families = self._live._configured_families()
-        lines = CheckLines(self.store, families, self._series)
-        return [*check_families(), *map(_family, families)], lines
+        return [*check_families(), *map(_family, families)], CheckLines(self.store, families)
 
     def version(self) -> tuple[object, ...]:
         """Changes whenever a scrape could differ, except for the passing of time."""

@@ -17,12 +17,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 from prometheus_client.utils import floatToGoString
 
-from probe.contract.plugin import MetricFamily, MetricPoint
+from probe.contract.plugin import MetricFamily
 from probe.core.model import Observation, Status
 from probe.engine.store import DURATION_BUCKETS, Observed, ResultStore
 
@@ -35,7 +33,6 @@ _DURATION_LE = tuple(repr(float(bound)) for bound in DURATION_BUCKETS)
 
 
 _num: Callable[[float], str] = floatToGoString
-Kind = Literal["gauge", "counter", "histogram"]
 
 
 def _escape(value: str) -> str:
@@ -54,71 +51,28 @@ def _count(value: int) -> str:
     return f"{value}.0" if 0 <= value < 1_000_000 else _num(value)
 
 
-@dataclass(frozen=True, slots=True)
-class _Series:
-    """One configured series, its label text written once: a scrape then appends values.
-
-    Writing the labels on every scrape made about a hundred short-lived objects per
-    `http` check (zips, sorted pairs, lists); at thousands of checks they kept the garbage
-    collector busy while a scrape ran, and in-flight check runs were promoted into the
-    oldest generation, whose full collections held the loop for 20-40 ms.
-    """
-
-    point: MetricPoint
-    key: tuple[str, str, tuple[str, ...]]  # dedup: two checks feeding one series
-    family: tuple[str, Kind]  # (name, kind)
-    line: str  # a gauge's or counter's `name{labels} `; a histogram's `name_bucket{...le=`
-    tail: str = ""  # a histogram's labels after `le`, with the closing brace
-    count: str = ""  # a histogram's `name_count{labels} `
-    total: str = ""  # a histogram's `name_sum{labels} `
-
-    @classmethod
-    def of(cls, point: MetricPoint) -> _Series:
-        family = point.family
-        key = (family.name, family.kind, point.labels)
-        names, values = family.labels, point.labels
-        if family.kind == "histogram":
-            # The `le` label's place among the sorted names is the same on every bucket line.
-            head, tail = _labels([*names, "le"], [*values, "\x00"]).split('"\x00"')
-            plain = _labels(names, values)
-            return cls(
-                point,
-                key,
-                (family.name, family.kind),
-                f"{family.name}_bucket{{{head}",
-                f"{tail}}} ",
-                f"{family.name}_count{{{plain}}} ",
-                f"{family.name}_sum{{{plain}}} ",
-            )
-        sample = f"{family.name}_total" if family.kind == "counter" else family.name
-        labels = _labels(names, values)
-        braced = f"{{{labels}}}" if labels else ""
-        return cls(point, key, (family.name, family.kind), f"{sample}{braced} ")
-
-
-class SeriesCache:
-    """Each check's `_Series`, kept across scrapes (by the registry) until its config goes.
-
-    Keyed by the store's tuple of the check's points, which lives as long as the check's
-    config: a reload makes new tuples, and the old entries are dropped once they outnumber
-    the live ones.
-    """
-
-    def __init__(self) -> None:
-        self._by_points: dict[int, tuple[tuple[MetricPoint, ...], tuple[_Series, ...]]] = {}
-
-    def series(self, points: tuple[MetricPoint, ...]) -> tuple[_Series, ...]:
-        found = self._by_points.get(id(points))
-        if found is not None and found[0] is points:
-            return found[1]
-        made = tuple(_Series.of(point) for point in points)
-        self._by_points[id(points)] = (points, made)
-        return made
-
-    def trim(self, live: int) -> None:
-        """Forget every entry when there are more than twice `live` (after reloads)."""
-        if len(self._by_points) > 2 * live:
-            self._by_points.clear()
+def _buckets(
+    out: list[str],
+    name: str,
+    names: Sequence[str],
+    values: Sequence[str],
+    les: Sequence[str],
+    counts: Sequence[int],
+    total: float,
+    count: int,
+) -> None:
+    """A histogram's `_bucket` lines (running totals, then +Inf), `_count` and `_sum`."""
+    # The `le` label's place among the sorted names is the same on every bucket line.
+    head, tail = _labels([*names, "le"], [*values, "\x00"]).split('"\x00"')
+    bucket = f"{name}_bucket{{{head}"
+    running = 0
+    for le, each in zip(les, counts, strict=True):
+        running += each
+        out.append(f'{bucket}"{le}"{tail}}} {_count(running)}\n')
+    out.append(f'{bucket}"+Inf"{tail}}} {_count(count)}\n')
+    plain = _labels(names, values)
+    out.append(f"{name}_count{{{plain}}} {_count(count)}\n")
+    out.append(f"{name}_sum{{{plain}}} {_num(total)}\n")
 
 
 class CheckLines:
@@ -130,14 +84,8 @@ class CheckLines:
 
     CHECK_FAMILIES = 5
 
-    def __init__(
-        self,
-        store: ResultStore,
-        families: Sequence[MetricFamily],
-        cache: SeriesCache | None = None,
-    ) -> None:
+    def __init__(self, store: ResultStore, families: Sequence[MetricFamily]) -> None:
         self.store = store
-        self.cache = SeriesCache() if cache is None else cache
         self.families = list(families)
         self._index = {(f.name, f.kind): i for i, f in enumerate(self.families)}
         self._les = {
@@ -151,11 +99,13 @@ class CheckLines:
         count = self.CHECK_FAMILIES + len(self.families)
         done: list[list[bytes]] = [[] for _ in range(count)]
         pending: list[list[str]] = [[] for _ in range(count)]
-        seen: set[tuple[str, str, tuple[str, ...]]] = set()
-        names = self.store.check_names()
-        self.cache.trim(len(names))
+        # Per family, the label values written so far: the store's own tuples, so marking
+        # a series seen makes no object (a tuple per series made thousands each scrape,
+        # alive until its end, which pushed in-flight check runs into the collector's
+        # oldest generation and its 20-40 ms full collections).
+        seen: list[set[tuple[str, ...]]] = [set() for _ in self.families]
         started = time.perf_counter()
-        for name in names:
+        for name in self.store.check_names():
             try:
                 self._check(name, pending, seen)
             except KeyError:  # removed by a reload while an earlier slice was out
@@ -167,9 +117,7 @@ class CheckLines:
         _flush(pending, done)
         return done
 
-    def _check(
-        self, name: str, out: list[list[str]], seen: set[tuple[str, str, tuple[str, ...]]]
-    ) -> None:
+    def _check(self, name: str, out: list[list[str]], seen: list[set[tuple[str, ...]]]) -> None:
         store = self.store
         current = store.effective_status(name)
         latest = store.latest(name)
@@ -196,30 +144,30 @@ class CheckLines:
         last = latest.observed_at if latest is not None else 0.0
         out[4].append(f"probe_check_last_run_timestamp_seconds{{{check}}} {_num(last)}\n")
         values: dict[tuple[str, str], Observation] | None = None
-        for series in self.cache.series(store.metric_points(name)):
-            if series.key in seen:
-                continue
-            seen.add(series.key)
-            index = self._index.get(series.family)
+        for point in store.metric_points(name):
+            family = point.family
+            index = self._index.get((family.name, family.kind))
             if index is None:
                 continue
+            written = seen[index]
+            if point.labels in written:
+                continue
+            written.add(point.labels)
             lines = out[self.CHECK_FAMILIES + index]
-            point = series.point
-            if series.tail:  # a histogram
-                observed: Observed | None = stats.observed.get((point.family.name, point.labels))
-                cumulative = 0
-                if observed is not None:
-                    for le, step in zip(self._les[index], observed.bucket_counts, strict=True):
-                        cumulative += step
-                        lines.append(f'{series.line}"{le}"{series.tail}{_count(cumulative)}\n')
-                    seen_count, seen_sum = observed.count, observed.total
-                else:
-                    for le in self._les[index]:
-                        lines.append(f'{series.line}"{le}"{series.tail}0.0\n')
-                    seen_count, seen_sum = 0, 0.0
-                lines.append(f'{series.line}"+Inf"{series.tail}{_count(seen_count)}\n')
-                lines.append(f"{series.count}{_count(seen_count)}\n")
-                lines.append(f"{series.total}{_num(seen_sum)}\n")
+            if family.kind == "histogram":
+                observed: Observed | None = stats.observed.get((family.name, point.labels))
+                les = self._les[index]
+                counts = observed.bucket_counts if observed else [0] * len(les)
+                _buckets(
+                    lines,
+                    family.name,
+                    family.labels,
+                    point.labels,
+                    les,
+                    counts,
+                    observed.total if observed else 0.0,
+                    observed.count if observed else 0,
+                )
                 continue
             if values is None:
                 values = {
@@ -234,7 +182,10 @@ class CheckLines:
             )
             if found is not None and found.value is not None and not skipped:
                 value = float(found.value)
-            lines.append(f"{series.line}{_num(value)}\n")
+            sample = f"{family.name}_total" if family.kind == "counter" else family.name
+            labels = _labels(family.labels, point.labels)
+            braced = f"{{{labels}}}" if labels else ""
+            lines.append(f"{sample}{braced} {_num(value)}\n")
 
 
 def _flush(pending: list[list[str]], done: list[list[bytes]]) -> None:
