@@ -163,6 +163,17 @@ async def sample_rss(pid: int, until: float) -> list[float]:
     return found or [rss_mb(pid)]
 
 
+def raw_session() -> aiohttp.ClientSession:
+    """For the load beside the /live sampler: the bytes as sent (gzip for /metrics, as
+    Prometheus asks). Decompressing 21 MB of scrape in this process's loop delayed the
+    sampler's own reads: 18-36 ms of `/metrics hold` at 3,000 checks that were this
+    script's, against 10-15 ms with the same agent and a raw read."""
+    return aiohttp.ClientSession(auto_decompress=False)
+
+
+SCRAPE = {"Accept": OPENMETRICS, "Accept-Encoding": "gzip"}
+
+
 async def metrics_hold(http: aiohttp.ClientSession, port: int) -> float:
     """Longest /live answer while one OpenMetrics scrape is served: the loop's hold."""
     base = f"http://127.0.0.1:{port}"
@@ -170,7 +181,7 @@ async def metrics_hold(http: aiohttp.ClientSession, port: int) -> float:
     longest = 0.0
 
     async def scrape() -> None:
-        async with http.get(f"{base}/metrics", headers={"Accept": OPENMETRICS}) as response:
+        async with raw_session() as raw, raw.get(f"{base}/metrics", headers=SCRAPE) as response:
             await response.read()
         done.set()
 
@@ -192,21 +203,22 @@ async def live_under_scrapes(http: aiohttp.ClientSession, port: int, seconds: fl
     base = f"http://127.0.0.1:{port}"
     until = time.monotonic() + seconds
 
-    async def scrapes() -> None:
+    async def scrapes(raw: aiohttp.ClientSession) -> None:
         while time.monotonic() < until:
-            async with http.get(f"{base}/metrics", headers={"Accept": OPENMETRICS}) as response:
+            async with raw.get(f"{base}/metrics", headers=SCRAPE) as response:
                 await response.read()
 
-    async def reads(path: str) -> None:
+    async def reads(raw: aiohttp.ClientSession, path: str) -> None:
         while time.monotonic() < until:
-            async with http.get(f"{base}{path}") as response:
+            async with raw.get(f"{base}{path}") as response:
                 await response.read()
             await asyncio.sleep(0.5)
 
-    loaders = [asyncio.create_task(scrapes())]
-    loaders += [asyncio.create_task(reads(path)) for path in ("/health", "/status")]
-    live = await sample_live(http, f"{base}/live", until, every=0.05)
-    await asyncio.gather(*loaders)
+    async with raw_session() as raw:
+        loaders = [asyncio.create_task(scrapes(raw))]
+        loaders += [asyncio.create_task(reads(raw, path)) for path in ("/health", "/status")]
+        live = await sample_live(http, f"{base}/live", until, every=0.05)
+        await asyncio.gather(*loaders)
     return live
 
 

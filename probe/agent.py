@@ -52,6 +52,12 @@ T = TypeVar("T")
 SHUTDOWN_CHECK_WAIT = 2.0  # seconds running checks get to finish on SIGTERM
 NOTIFICATION_FLUSH = 4.0  # seconds pending alerts get to go out on SIGTERM
 RELOAD_READ_TIMEOUT = 10.0  # seconds a reload may spend reading and validating the file
+# Young-generation collections between two full ones (CPython's default is 10). A full
+# collection walks every object the checks keep (their latest results, their sleeping
+# runs): 20-30 ms of CPU at 3,000 `http` checks, every second or two while /metrics and
+# /status were read back to back, none in the same 15 s at 100. Cycles that outlive two
+# young collections are rare here (a run's garbage dies young), so they wait longer.
+FULL_COLLECTION_AFTER = 100
 
 
 class Agent:
@@ -156,6 +162,8 @@ class Agent:
         checks went from 30-40 ms to about 20 ms of CPU.
         """
         gc.freeze()
+        young, middle, _ = gc.get_threshold()
+        gc.set_threshold(young, middle, FULL_COLLECTION_AFTER)
         if self._freezing is not None:
             self._freezing.cancel()
         first_runs = max((c.interval + c.timeout for c in config.all_checks()), default=0.0)
