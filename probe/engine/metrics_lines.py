@@ -25,9 +25,10 @@ from probe.core.model import Observation, Status
 from probe.engine.store import DURATION_BUCKETS, Observed, ResultStore
 
 # The loop is handed back once a slice has run this long: a request waiting on the loop
-# (/live) waits behind one slice per step of its handling, and a scrape may hold it for
-# no more than 20 ms; the hand-backs (about 20 µs each) cost nothing measurable.
-SLICE_SECONDS = 0.002
+# (/live) waits behind one slice per step of its handling, of each sliced job running
+# (a scrape, a /health render, a /status rebuild), and must be answered within 20 ms.
+# The hand-backs (about 20 µs each) cost a few percent of a scrape's CPU.
+SLICE_SECONDS = 0.001
 STATUSES = tuple(Status)
 _DURATION_LE = tuple(repr(float(bound)) for bound in DURATION_BUCKETS)
 

@@ -40,9 +40,10 @@ DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 RENDERS_PER_SECOND = 5.0
 RENDER_BURST = 5
 MAX_DERIVED = 64  # views of one snapshot kept at once
-# A render for a reader on the loop (`refresh`) hands the loop back after this long: at
-# 3,000 checks a render is 3-8 ms of entries and bytes, and /live waited behind it.
-RENDER_SLICE_SECONDS = 0.002
+# A render for a reader on the loop (`refresh`) hands the loop back after this long, as a
+# scrape does (`probe.engine.metrics_lines.SLICE_SECONDS`): at 3,000 checks a render is
+# 3-8 ms of entries and bytes, and /live waited behind it.
+RENDER_SLICE_SECONDS = 0.001
 
 Listener = Callable[[str, CheckResult], None]
 Coverage = Callable[[str, float], bool]  # (check, now) -> inside a maintenance window

@@ -319,7 +319,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MIN_REBUILD_INTERVAL = 2.0
 # A rebuild for a request hands the loop back after this long: at 3,000 checks a rebuild
 # is half a second of work (and the page 26 MB), which held /live and every check.
-SLICE_SECONDS = 0.002
+SLICE_SECONDS = 0.001
 
 
 class _Slices:
