@@ -169,6 +169,13 @@ class Agent:
         first_runs = max((c.interval + c.timeout for c in config.all_checks()), default=0.0)
         self._freezing = asyncio.get_running_loop().call_later(first_runs + 1.0, gc.freeze)
 
+    def _refreeze(self, config: Config) -> None:
+        if self._stopped or config is not self.config:
+            return  # stopping, or another reload came first and will do it
+        gc.unfreeze()
+        gc.collect()
+        self._freeze(config)
+
     async def _serve(self) -> None:
         agent = self.config.agent
         writer = self.history.writer
@@ -233,12 +240,11 @@ class Agent:
         await self.scheduler.replace(self._runners(config))
         await self.otlp.reconfigure(config.agent)
         # What the old config built was frozen with it, and frozen objects are never
-        # collected: those in reference cycles would stay for good, reload after reload.
-        # One full collection of everything (tens of milliseconds at thousands of checks),
-        # then the new config is frozen in its turn.
-        gc.unfreeze()
-        gc.collect()
-        self._freeze(config)
+        # collected: its checks, runners and alert service stayed for good, reload after
+        # reload. One full collection of everything (tens of milliseconds at thousands of
+        # checks), then the new config is frozen in its turn; on the next turn of the
+        # loop, once this frame and its caller's no longer hold the old ones.
+        asyncio.get_running_loop().call_soon(self._refreeze, config)
         log.info("config reloaded", extra={"checks": len(config.checks), "config": config.source})
 
     async def stop(self) -> None:
