@@ -159,7 +159,7 @@ async def test_a_scrape_of_thousands_of_checks_leaves_the_loop_free(aiohttp_clie
     # Formatted on the loop, 3,000 checks held it for the whole scrape: the ticker below
     # saw one gap as long as the scrape. Copied for a thread, the copy held it for 30 ms
     # and more, and the thread's formatting took the GIL from it. Written in slices on the
-    # loop, no gap is longer than a slice (2 ms) and a loop turn.
+    # loop, no gap is longer than a slice (1 ms) and a loop turn.
     store = http_store(3_000)
     client, _ = await serve(store, aiohttp_client)
     # As the agent does once started: what lives as long as it is out of the collector's

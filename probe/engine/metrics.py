@@ -157,8 +157,10 @@ class StoreView:
 
     @classmethod
     def summary(cls, store: ResultStore) -> StoreView:
-        """Without the checks: what the families beside the per-check ones read."""
-        return cls(store.config, store.overall, {})
+        """Without the checks: what the families beside the per-check ones read. The
+        overall status as last rendered: the caller refreshes the store first, in slices
+        (`ResultStore.refresh`); a render here held the loop for 3-8 ms at 3,000 checks."""
+        return cls(store.config, store.last_overall, {})
 
     def check_names(self) -> list[str]:
         return list(self.rows)

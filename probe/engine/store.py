@@ -16,6 +16,7 @@ as the plain one.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import logging
 import time
@@ -39,6 +40,10 @@ DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 RENDERS_PER_SECOND = 5.0
 RENDER_BURST = 5
 MAX_DERIVED = 64  # views of one snapshot kept at once
+# A render for a reader on the loop (`refresh`) hands the loop back after this long, as a
+# scrape does (`probe.engine.metrics_lines.SLICE_SECONDS`): at 3,000 checks a render is
+# 3-8 ms of entries and bytes, and /live waited behind it.
+RENDER_SLICE_SECONDS = 0.001
 
 Listener = Callable[[str, CheckResult], None]
 Coverage = Callable[[str, float], bool]  # (check, now) -> inside a maintenance window
@@ -138,10 +143,19 @@ class _Slot:
     recorded_at: float = 0.0  # monotonic time `latest` arrived
     fragment: _Fragment | None = None
     histograms: tuple[MetricPoint, ...] = ()  # the config's histogram series
+    # Every series the config feeds, made once: /metrics reads them on every scrape, and
+    # making them there (thousands of short-lived objects a scrape) pushed the garbage
+    # collector into full collections under back-to-back scrapes.
+    points: tuple[MetricPoint, ...] = ()
+    # The plain entry while the latest result is neither stale nor changed: a render of
+    # thousands of checks then builds no entries (most of its time before).
+    entry: health.Entry | None = None
 
     def configure(self, config: CheckConfig) -> None:
         self.config = config
-        self.histograms = tuple(p for p in config.metric_points() if p.family.kind == "histogram")
+        self.points = tuple(config.metric_points())
+        self.histograms = tuple(p for p in self.points if p.family.kind == "histogram")
+        self.entry = None
 
     def entry_bytes(self, entry: health.Entry) -> bytes:
         cached = self.fragment
@@ -207,6 +221,8 @@ class ResultStore:
         # Bumped on every change a reader could see; /metrics caches its bytes against it.
         self.generation = 0
         self._dirty = True
+        self._renders = 0  # bodies installed so far: a render in slices is newer or dropped
+        self._rendering: asyncio.Future[None] | None = None
         self._verbose: Rendered | None = None
         self._derived: dict[Hashable, Rendered] = {}
         # Set by the agent: the alert service owns the windows, and a reload replaces it.
@@ -293,9 +309,26 @@ class ResultStore:
 
     def _effective(self, slot: _Slot, now: float) -> health.Entry:
         age = self.monotonic() - slot.recorded_at
-        entry = health.effective(slot.config, slot.latest, now, age=age)
-        if self.in_maintenance(slot.config.name, now):
-            return replace(entry, maintenance=True)
+        maintenance = self.in_maintenance(slot.config.name, now)
+        latest = slot.latest
+        cached = slot.entry
+        if (
+            cached is not None
+            and cached.result is latest
+            and cached.maintenance == maintenance
+            and latest is not None
+            and age <= health.stale_after(slot.config)
+        ):
+            # Fresh and unchanged: the same entry as `health.effective` would make, but for
+            # its `age`, which only a group's members are judged by (never cached).
+            return cached
+        entry = health.effective(slot.config, latest, now, age=age)
+        if maintenance:
+            entry = replace(entry, maintenance=True)
+        # Only the entry of a fresh result (not "no result yet", not stale) is kept.
+        fresh = latest is not None and entry.output is latest.output
+        if fresh and not slot.config.has_members:
+            slot.entry = entry
         return entry
 
     def _started(self, now: float) -> float:
@@ -307,26 +340,82 @@ class ResultStore:
         """Render the plain bodies now, whatever the budget (reloads, tests)."""
         now = self.clock()
         entries = self.entries(now)
+        fragments = [self._slots[e.config.name].entry_bytes(e) for e in entries]
+        self._install(now, entries, fragments)
+
+    async def refresh(self) -> None:
+        """What a reader's `_fresh` does, for readers on the loop: the render (when one is
+        due) hands the loop back every RENDER_SLICE_SECONDS. Concurrent readers share it."""
+        if self._rendering is None:
+            if not (self._dirty and self.budget.take()):
+                return
+            self._rendering = asyncio.ensure_future(self._render_in_slices())
+            self._rendering.add_done_callback(self._rendered)
+        await asyncio.shield(self._rendering)
+
+    def _rendered(self, done: asyncio.Future[None]) -> None:
+        if self._rendering is done:
+            self._rendering = None
+
+    async def _render_in_slices(self) -> None:
+        slots, names, installed = self._slots, self._top_level, self._renders
+        self._dirty = False  # a result recorded meanwhile marks the bodies dirty again
+        now = self.clock()
+        entries: list[health.Entry] = []
+        fragments: list[bytes] = []
+        started = time.perf_counter()
+        for name in names:
+            slot = slots[name]
+            entry = self._effective(slot, now)
+            entries.append(entry)
+            fragments.append(slot.entry_bytes(entry))
+            if time.perf_counter() - started > RENDER_SLICE_SECONDS:
+                await asyncio.sleep(0)
+                if self._renders != installed or self._slots is not slots:
+                    return  # rendered at once meanwhile (a reload): those are newer
+                started = time.perf_counter()
+        # What the bodies say of the checks as a whole, a slice of its own.
+        overall = health.overall(entries)
+        ready = health.is_ready(entries)
+        critical = [f for e, f in zip(entries, fragments, strict=True) if e.config.critical]
+        await asyncio.sleep(0)
+        if self._renders == installed and self._slots is slots:
+            self._install(now, entries, fragments, (overall, ready, critical))
+
+    def _install(
+        self,
+        now: float,
+        entries: list[health.Entry],
+        fragments: list[bytes],
+        judged: tuple[Health, bool, list[bytes]] | None = None,
+    ) -> None:
+        """Make the bodies from a render's entries; `judged` is (overall, ready, the
+        critical checks' fragments) when the caller worked them out already."""
+        if judged is None:
+            overall = health.overall(entries)
+            ready = health.is_ready(entries)
+            critical = [f for e, f in zip(entries, fragments, strict=True) if e.config.critical]
+        else:
+            overall, ready, critical = judged
         version = self.config.agent.version
         started = self._started(now)
-        overall = health.overall(entries)
         code = 503 if overall is Health.UNHEALTHY else 200
-        fragments = [self._slots[e.config.name].entry_bytes(e) for e in entries]
         self._overall = overall
         self._health = Rendered(
             code, health.health_bytes(overall, version, started, now, fragments)
         )
-        critical = [f for e, f in zip(entries, fragments, strict=True) if e.config.critical]
-        ready = health.is_ready(entries)
         self._ready = Rendered(200 if ready else 503, health.ready_bytes(ready, now, critical))
         self._live = Rendered(200, health.dumps(health.live_body(True, started, now)))
         self._snapshot = Snapshot(entries, now, started, code)
         self._verbose = None
         self._derived = {}
-        self._dirty = False
+        self._renders += 1
+        if self._rendering is None:
+            self._dirty = False
 
     def _fresh(self) -> None:
-        if self._dirty and self.budget.take():
+        # While a render in slices runs, readers get the bodies it will replace.
+        if self._dirty and self._rendering is None and self.budget.take():
             self.render()
 
     # ------------------------------------------------------------ readers
@@ -344,6 +433,19 @@ class ResultStore:
     @property
     def live(self) -> Rendered:
         return self._live
+
+    @property
+    def last_health(self) -> Rendered:
+        """/health as last rendered, never rendering: for readers just past `refresh`."""
+        return self._health
+
+    @property
+    def last_ready(self) -> Rendered:
+        return self._ready
+
+    @property
+    def last_overall(self) -> Health:
+        return self._overall
 
     @property
     def overall(self) -> Health:
@@ -407,3 +509,7 @@ class ResultStore:
 
     def stats(self, name: str) -> RunStats:
         return self._slots[name].stats
+
+    def metric_points(self, name: str) -> tuple[MetricPoint, ...]:
+        """`check_config(name).metric_points()`, made once per config."""
+        return self._slots[name].points

@@ -64,12 +64,14 @@ class HealthRoutes:
             if not self._authorized(request):
                 return responses.unauthorized()
             return responses.rendered(self.bodies.health_verbose)
-        return responses.rendered(self.bodies.health)
+        await self.bodies.refresh()  # in slices: thousands of checks are milliseconds
+        return responses.rendered(self.bodies.last_health)
 
     async def ready(self, request: web.Request) -> web.Response:
         if request.query_string:
             return self._ready_excluding(request)
-        return responses.rendered(self.bodies.ready)
+        await self.bodies.refresh()
+        return responses.rendered(self.bodies.last_ready)
 
     async def live(self, request: web.Request) -> web.Response:
         if self.bodies.is_alive(self.settings.current.live_timeout):

@@ -9,7 +9,7 @@ writer's in-memory rollups; with history off the view still shows the current st
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ from probe.core.maintenance import Window
 from probe.core.model import Health, Status
 from probe.core.times import Clock, rfc3339_seconds
 from probe.engine.health import dumps
+from probe.engine.health import overall as health_overall
 from probe.engine.history.model import DAY, HOUR, Incident, Rollup, day_of
 from probe.engine.history.rollup import (
     WINDOWS,
@@ -147,15 +148,24 @@ class HistoryView:
         self.rebuild()
 
     def rebuild(self) -> None:
+        for _ in self.rebuilding():
+            pass
+
+    def rebuilding(self) -> Iterator[None]:
+        """`rebuild` a check at a time: it yields after each one, so a caller on the loop
+        can hand it back between slices (thousands of checks are hundreds of ms). The
+        new values are put in place together at the end."""
         now = self.clock()
         writer = self.writer
         hours = writer.merged if writer is not None else {}
         days = writer.merged_days if writer is not None else {}
-        self._daily = writer.daily if writer is not None else {}
+        daily = writer.daily if writer is not None else {}
         entries = {e.config.name: e for e in self.states.entries(now)}
+        yield  # thousands of entries: a slice's worth already
         names = list(entries)
-        self._hours = {n: hours.get(n, {}) for n in names}
-        self._days = {n: days.get(n, {}) for n in names}
+        check_hours = {n: hours.get(n, {}) for n in names}
+        check_days = {n: days.get(n, {}) for n in names}
+        yield
         bar_days = day_starts(now, BARS)
         this_hour = int(now // HOUR) * HOUR
         # Complete hours only: a few minutes of the current hour make a noisy p95.
@@ -164,9 +174,11 @@ class HistoryView:
         windows = self.planner.windows(now) if self.planner is not None else []
         touched = self._maintenance_days(names, windows, bar_days)
         checks = []
+        uptime_json: list[bytes] = []
         for name in names:
+            yield
             entry = entries[name]
-            own_hours, own_days = self._hours[name], self._days[name]
+            own_hours, own_days = check_hours[name], check_days[name]
             known = entry.result is not None
             checks.append(
                 CheckSummary(
@@ -185,30 +197,33 @@ class HistoryView:
                     maintenance_days=touched.get(name, frozenset()),
                 )
             )
+            made = checks[-1]
+            uptime_json.append(
+                dumps(
+                    {
+                        "name": made.name,
+                        "status": made.status.value if made.status else None,
+                        "uptime": {w: ratio(v) for w, v in made.uptime.items()},
+                    }
+                )
+            )
+        yield
+        self._daily, self._hours, self._days = daily, check_hours, check_days
         self.snapshot = Snapshot(
             now=now,
             agent=self.settings.current.name,
-            overall=self.states.overall,
+            # From the entries just read: the store's own would render its bodies at once.
+            overall=health_overall(list(entries.values())),
             history=self._history_state(),
             checks=checks,
             incidents=writer.incidents() if writer is not None else [],
             windows=windows,
             notes=self._notes(),
         )
-        self.uptime_body = dumps(
-            {
-                "timestamp": rfc3339_seconds(now),
-                "windows": list(WINDOWS),
-                "checks": [
-                    {
-                        "name": c.name,
-                        "status": c.status.value if c.status else None,
-                        "uptime": {w: ratio(v) for w, v in c.uptime.items()},
-                    }
-                    for c in checks
-                ],
-            }
-        )
+        # The body of `dumps({..., "checks": [...]})`, its checks serialised a check at a
+        # time above: one `dumps` of thousands was a slice of its own of 10 ms and more.
+        head = dumps({"timestamp": rfc3339_seconds(now), "windows": list(WINDOWS), "checks": []})
+        self.uptime_body = head.removesuffix(b"]}") + b",".join(uptime_json) + b"]}"
         self.incidents_body = dumps(
             {
                 "timestamp": rfc3339_seconds(now),

@@ -9,9 +9,10 @@ handlers pick bytes and never touch a database.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from html import escape
 
 from aiohttp import web
@@ -140,19 +141,19 @@ class _Parts:
         return found
 
 
-def _past_bars(summary: CheckSummary) -> str:
+def _past_bars(summary: CheckSummary, days: list[tuple[int, Rollup]]) -> str:
     planned = summary.maintenance_days
-    return "".join(_bar(i, d, r, d in planned) for i, (d, r) in enumerate(summary.days[:-1]))
+    return "".join(_bar(i, d, r, d in planned) for i, (d, r) in enumerate(days[:-1]))
 
 
-def _bars(summary: CheckSummary, parts: _Parts) -> str:
-    width = len(summary.days) * (BAR_W + BAR_GAP) - BAR_GAP
-    today, rollup = summary.days[-1]
-    past = parts.get("bars", summary, today, lambda: _past_bars(summary))
+def _bars(summary: CheckSummary, days: list[tuple[int, Rollup]], parts: _Parts) -> str:
+    width = len(days) * (BAR_W + BAR_GAP) - BAR_GAP
+    today, rollup = days[-1]
+    past = parts.get("bars", summary, today, lambda: _past_bars(summary, days))
     return (
         f'<svg class="bars" viewBox="0 0 {width} {BAR_H}" preserveAspectRatio="none" '
-        f'role="img" aria-label="{escape(summary.name)}: last {len(summary.days)} days">'
-        f"{past}{_bar(len(summary.days) - 1, today, rollup, today in summary.maintenance_days)}"
+        f'role="img" aria-label="{escape(summary.name)}: last {len(days)} days">'
+        f"{past}{_bar(len(days) - 1, today, rollup, today in summary.maintenance_days)}"
         "</svg>"
     )
 
@@ -202,6 +203,9 @@ def _chart(summary: CheckSummary) -> str:
 
 
 def _check(summary: CheckSummary, parts: _Parts) -> str:
+    # `days` and `chart` are lists made on each read (90 and 168 long): read once, or
+    # not at all where their last element is all that is needed.
+    days = summary.days
     state = summary.status
     uptimes = "".join(f"<span>{w} <b>{percent(summary.uptime[w])}</b></span>" for w in WINDOWS)
     output = f'<p class="output">{escape(summary.output)}</p>' if summary.output else ""
@@ -211,10 +215,10 @@ def _check(summary: CheckSummary, parts: _Parts) -> str:
         f'<span class="name">{escape(summary.name)}</span>'
         f'<span class="state" style="background:{_STATE_COLOUR[state]}">'
         f"{_STATE_WORD[state]}</span></div>"
-        f'<div class="uptime">{uptimes}</div></div>{output}{_bars(summary, parts)}'
-        f'<div class="axis"><span>{len(summary.days)} days ago</span><span>today</span></div>'
+        f'<div class="uptime">{uptimes}</div></div>{output}{_bars(summary, days, parts)}'
+        f'<div class="axis"><span>{len(days)} days ago</span><span>today</span></div>'
         "<details open><summary>response time, 7 days</summary>"
-        f"{parts.get('chart', summary, summary.chart[-1][0], lambda: _chart(summary))}</details>"
+        f"{parts.get('chart', summary, summary.chart_hours[-1], lambda: _chart(summary))}</details>"
         "</section>"
     )
 
@@ -273,13 +277,18 @@ def _incident(incident: Incident, now: float, notes: list[Note] | None = None) -
 
 
 def render_page(snap: Snapshot, limit: int = 20, parts: _Parts | None = None) -> str:
+    return "".join(page_pieces(snap, limit, parts))
+
+
+def page_pieces(snap: Snapshot, limit: int = 20, parts: _Parts | None = None) -> Iterator[str]:
+    """The page a check at a time (its head, each check's section, its tail)."""
     parts = parts if parts is not None else _Parts()
     words, colour = _OVERALL[snap.overall]
     history = "" if snap.history == "on" else f" · history: {escape(snap.history)}"
     incidents = "".join(
         _incident(i, snap.now, snap.notes.get(i.id)) for i in snap.incidents[:limit]
     )
-    return (
+    yield (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
@@ -290,11 +299,12 @@ def render_page(snap: Snapshot, limit: int = 20, parts: _Parts | None = None) ->
         f"<header><h1>{escape(snap.agent)}</h1>"
         f'<span class="meta">updated <time id="age" datetime="{rfc3339_seconds(snap.now)}">'
         f"{readable_utc(snap.now)}</time>{history}</span></header>"
-        f'<div class="overall" style="background:{colour}">{words}</div>'
-        + _windows(snap)
-        + _LEGEND
-        + "".join(_check(c, parts) for c in snap.checks)
-        + '<h2>Recent incidents</h2><div class="incidents">'
+        f'<div class="overall" style="background:{colour}">{words}</div>' + _windows(snap) + _LEGEND
+    )
+    for check in snap.checks:
+        yield _check(check, parts)
+    yield (
+        '<h2>Recent incidents</h2><div class="incidents">'
         + (f"<ul>{incidents}</ul>" if incidents else '<p class="none">No incidents.</p>')
         + f"</div></main><script>{SCRIPT}</script></body></html>"
     )
@@ -307,6 +317,27 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # A page nobody reads costs nothing; one that is read is rebuilt at most this often. The
 # page reloads itself every REFRESH_SECONDS, so fresher than that would not be seen.
 MIN_REBUILD_INTERVAL = 2.0
+# A rebuild for a request hands the loop back after this long: at 3,000 checks a rebuild
+# is half a second of work (and the page 26 MB), which held /live and every check.
+SLICE_SECONDS = 0.001
+
+
+class _Slices:
+    """Hands the loop back once a slice has run SLICE_SECONDS."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def due(self) -> bool:
+        return time.perf_counter() - self.started > SLICE_SECONDS
+
+    async def pause(self) -> None:
+        await asyncio.sleep(0)
+        self.started = time.perf_counter()
+
+    async def step(self) -> None:
+        if self.due():
+            await self.pause()
 
 
 class StatusSite:
@@ -321,36 +352,100 @@ class StatusSite:
     def __init__(self, view: HistoryView, settings: LiveSettings) -> None:
         self.view = view
         self.settings = settings
-        self.page = b""
+        self.page: list[bytes] = []  # in pieces: joined, tens of MB were copied on the loop
         self.feed_body = b""
         self._parts = _Parts()
         self.status_badges: dict[str, bytes] = {}
         self.uptime_badges: dict[tuple[str, str], bytes] = {}
         self._stale = True
         self._built_at = -MIN_REBUILD_INTERVAL
+        self._refreshing: asyncio.Future[None] | None = None
 
     def mark_stale(self) -> None:
         self._stale = True
 
-    def ensure_fresh(self) -> None:
+    def _due(self) -> bool:
         now = time.monotonic()
-        if self._stale and (not self.page or now - self._built_at >= MIN_REBUILD_INTERVAL):
+        return self._stale and (not self.page or now - self._built_at >= MIN_REBUILD_INTERVAL)
+
+    def ensure_fresh(self) -> None:
+        if self._due():
             self.refresh()
+
+    async def fresh(self) -> None:
+        """`ensure_fresh` for requests: the rebuild runs in slices, shared by concurrent
+        requests, and they wait for it."""
+        if self._refreshing is None:
+            if not self._due():
+                return
+            self._refreshing = asyncio.ensure_future(self.refresh_in_slices())
+            self._refreshing.add_done_callback(self._refreshed)
+        await asyncio.shield(self._refreshing)
+
+    def _refreshed(self, done: asyncio.Future[None]) -> None:
+        if self._refreshing is done:
+            self._refreshing = None
+        if done.cancelled() or done.exception() is not None:
+            self._stale = True  # the next request tries again
 
     def refresh(self) -> None:
         self._stale = False
         self._built_at = time.monotonic()
         self.view.rebuild()
         snap = self.view.snapshot
-        self.page = render_page(snap, parts=self._parts).encode()
+        self.page = [render_page(snap, parts=self._parts).encode()]
+        self._install(snap, *self._badges(snap.checks))
+
+    async def refresh_in_slices(self) -> None:
+        """`refresh`, handing the loop back every SLICE_SECONDS."""
+        self._stale = False
+        self._built_at = time.monotonic()
+        slices = _Slices()
+        for _ in self.view.rebuilding():
+            await slices.step()
+        await slices.pause()  # the view's JSON bodies were the last slice
+        snap = self.view.snapshot
+        page: list[bytes] = []
+        pending: list[str] = []
+        for piece in page_pieces(snap, parts=self._parts):
+            pending.append(piece)
+            if slices.due():
+                page.append("".join(pending).encode())
+                pending.clear()
+                await slices.pause()
+        page.append("".join(pending).encode())
+        status: dict[str, bytes] = {}
+        uptime: dict[tuple[str, str], bytes] = {}
+        for check in snap.checks:
+            made = self._badges([check])
+            status.update(made[0])
+            uptime.update(made[1])
+            await slices.step()
+        self.page = page
+        self._install(snap, status, uptime)
+
+    @staticmethod
+    def _badges(
+        checks: list[CheckSummary],
+    ) -> tuple[dict[str, bytes], dict[tuple[str, str], bytes]]:
+        status = {c.name: status_badge(c.name, c.status) for c in checks}
+        uptime = {
+            (c.name, w): uptime_badge(c.name, w, c.uptime[w]) for c in checks for w in WINDOWS
+        }
+        return status, uptime
+
+    def _install(
+        self,
+        snap: Snapshot,
+        status: dict[str, bytes],
+        uptime: dict[tuple[str, str], bytes],
+    ) -> None:
         notes = [n for group in snap.notes.values() for n in group]
         self.feed_body = atom_feed(
             snap.agent, "/status/feed.atom", snap.now, snap.incidents, notes, snap.windows
         )
-        self.status_badges = {c.name: status_badge(c.name, c.status) for c in snap.checks}
-        self.uptime_badges = {
-            (c.name, w): uptime_badge(c.name, w, c.uptime[w]) for c in snap.checks for w in WINDOWS
-        }
+        self.status_badges = status
+        self.uptime_badges = uptime
 
     # ------------------------------------------------------------ access
 
@@ -371,15 +466,27 @@ class StatusSite:
             denied = self._denied(request)
             if denied is not None:
                 return denied
-            self.ensure_fresh()
+            await self.fresh()
             return await handler(request)
 
         return guarded
 
     # ------------------------------------------------------------ handlers
 
-    async def status(self, request: web.Request) -> web.Response:
-        return responses.html(self.page)
+    async def status(self, request: web.Request) -> web.StreamResponse:
+        if len(self.page) == 1:
+            return responses.html(self.page[0])
+        # A piece at a time: one body of tens of megabytes is a copy on the loop.
+        response = web.StreamResponse(headers=responses.NO_STORE)
+        response.content_type = "text/html"
+        response.charset = "utf-8"
+        response.content_length = sum(map(len, self.page))
+        await response.prepare(request)
+        if request.method != "HEAD":
+            for piece in self.page:
+                await response.write(piece)
+        await response.write_eof()
+        return response
 
     async def feed(self, request: web.Request) -> web.Response:
         return responses.body(self.feed_body, content_type=ATOM)
