@@ -45,8 +45,10 @@ def _shared(limits: dict[str, Limit]) -> dict[str, Limit]:
 class CheckRunner:
     """Owns one check and what is needed to judge it across runs (the error-rate window)."""
 
-    # One per check: slots instead of a __dict__.
+    # One per check: slots instead of a __dict__ (and a weakref slot, so that a test can
+    # see a reload let go of the old config's runners).
     __slots__ = (
+        "__weakref__",
         "_last_failure",
         "_limits",
         "_own_limits",
