@@ -28,7 +28,7 @@ from probe.core.times import Clock
 from probe.engine.alerts.service import AlertService
 from probe.engine.factory import build_runner
 from probe.engine.fleet.backend import BackendError
-from probe.engine.fleet.wiring import FleetCollector, fleet_of, heartbeat_of, shared_history_paused
+from probe.engine.fleet.wiring import fleet_collector, fleet_of, heartbeat_of, shared_history_paused
 from probe.engine.history.service import History
 from probe.engine.metrics import build_registry
 from probe.engine.otlp.push import OtlpPush
@@ -101,7 +101,7 @@ class Agent:
         self.history.register_metrics(self.registry)
         self.otlp = OtlpPush(self.registry, config.agent, clock)
         if self.fleet is not None:
-            self.registry.register(FleetCollector(self.fleet))
+            self.registry.register(fleet_collector(self.fleet))
             self.history.paused = shared_history_paused(config, self.fleet)
         self.heartbeat = heartbeat_of(config, self.store)
         self._http: web.AppRunner | None = None

@@ -7,6 +7,7 @@ and `probe alert-test` describe an alert the same way.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -98,10 +99,14 @@ class Notification:
     @classmethod
     def from_dict(cls, data: object) -> Notification:
         """What `to_dict` wrote, read back by the fields' own types (alerts included)."""
-        return _NOTIFICATION.validate_python(data)
+        return _notification().validate_python(data)
 
 
-_NOTIFICATION = TypeAdapter(Notification)
+@functools.cache
+def _notification() -> TypeAdapter[Notification]:
+    # Built on first use: only a restart with queued deliveries reads one back, and the
+    # schema is memory every agent would otherwise hold from its start (issue 28).
+    return TypeAdapter(Notification)
 
 
 def alert_key(check: str, component: str) -> str:

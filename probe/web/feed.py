@@ -8,7 +8,6 @@ built from the incident's, note's or window's own id, stable across restarts.
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -89,6 +88,10 @@ def atom_feed(
     ]
     entries.sort(key=lambda e: (e.updated, e.id), reverse=True)
     entries = entries[:MAX_ENTRIES]
+
+    # ElementTree (with pyexpat) is half a megabyte every agent would hold from its start;
+    # only a feed reader asks for it (issue 28).
+    import xml.etree.ElementTree as ET
 
     feed = ET.Element("feed", xmlns=ATOM)
     sub = ET.SubElement

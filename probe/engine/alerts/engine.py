@@ -48,6 +48,7 @@ without being notified again, and it resolves when its component is healthy.
 from __future__ import annotations
 
 import enum
+import functools
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -134,10 +135,14 @@ class AlertState:
     @classmethod
     def from_dict(cls, data: object) -> AlertState:
         """What `to_dict` wrote, read back by the fields' own types."""
-        return _ALERT_STATE.validate_python(data)
+        return _alert_state().validate_python(data)
 
 
-_ALERT_STATE = TypeAdapter(AlertState)
+@functools.cache
+def _alert_state() -> TypeAdapter[AlertState]:
+    # Built on first use: only a start with a saved state file reads one back, and the
+    # schema is memory every agent would otherwise hold from its start (issue 28).
+    return TypeAdapter(AlertState)
 
 
 @dataclass(frozen=True, slots=True)
