@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -226,3 +227,38 @@ async def test_each_check_is_one_series_across_restarts(
         names = db.execute("SELECT check_name FROM series ORDER BY 1").fetchall()
     assert names == [("api",), ("db",)]
     assert rows(path, "raw") == 2
+
+
+async def test_a_result_that_arrives_while_a_write_is_under_way_is_written_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "history.db"
+    clock = HandClock(NOW)
+    writer = sqlite_writer(path, clock, ["api"])
+    feed(writer, "api", NOW - 120, [P])
+    await writer.flush()  # opens the file and loads what is there
+
+    real_write = SqliteBackend.write
+    writing, go_on = asyncio.Event(), asyncio.Event()
+
+    async def slow_write(self: SqliteBackend, batch: Any) -> None:
+        writing.set()
+        await go_on.wait()
+        await real_write(self, batch)
+
+    monkeypatch.setattr(SqliteBackend, "write", slow_write)
+    feed(writer, "api", NOW - 60, [P])
+    flushing = asyncio.create_task(writer.flush())
+    await writing.wait()
+    feed(writer, "api", NOW - 30, [F])  # the write holds the two results before it
+    go_on.set()
+    await flushing
+    monkeypatch.setattr(SqliteBackend, "write", real_write)
+    await writer.stop()  # its last flush writes what arrived meanwhile
+
+    with sqlite3.connect(path) as db:
+        (blob,) = db.execute("SELECT data FROM raw").fetchone()
+    stored = decode_chunk(int(NOW // HOUR) * HOUR, blob)
+    assert len(stored) == 3
+    hour = writer.hours["api"][int(NOW // HOUR) * HOUR]
+    assert (hour.passed, hour.failed) == (2, 1)

@@ -318,9 +318,17 @@ class HistoryWriter:
             batch.daily[(check, day)] = combine(of_day.values())
         batch.incidents = list(self._pending_incidents.values())
         written_incidents = dict(self._pending_incidents)
-        await self.backend.write(batch)
+        # Unmarked before the write, not after it: a result observed while the write is
+        # under way marks its chunk again, and the next flush writes it (unmarking after
+        # lost the last result of an hour, or before a stop, from the store).
         self._dirty -= dirty
         self._rewrite_days -= rewrite
+        try:
+            await self.backend.write(batch)
+        except BaseException:
+            self._dirty |= dirty
+            self._rewrite_days |= rewrite
+            raise
         for key, incident in written_incidents.items():
             if self._pending_incidents.get(key) is incident:
                 del self._pending_incidents[key]
