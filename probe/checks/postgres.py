@@ -273,8 +273,9 @@ class PostgresConfig(CheckConfig):
         return value
 
     def metric_points(self) -> Iterable[MetricPoint]:
+        labels = (self.name,)  # one tuple for all the check's series: they live as long as it
         for measure, family in _GAUGES.items():
-            yield MetricPoint(family, (self.name,), "", measure)
+            yield MetricPoint(family, labels, "", measure)
 
     def target(self) -> str:
         return redact_url(self.dsn)

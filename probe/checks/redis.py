@@ -129,8 +129,9 @@ class RedisConfig(CheckConfig):
         return self.default_warn, self.default_fail
 
     def metric_points(self) -> Iterable[MetricPoint]:
+        labels = (self.name,)  # one tuple for all the check's series: they live as long as it
         for measure, family in _GAUGES.items():
-            yield MetricPoint(family, (self.name,), "", measure)
+            yield MetricPoint(family, labels, "", measure)
 
     def target(self) -> str:
         return redact_url(self.url)
