@@ -87,6 +87,20 @@ async def until(predicate: Callable[[], Any], timeout: float = 10.0, every: floa
     raise AssertionError(f"not within {timeout}s; last: {last!r}")
 
 
+async def settled(read: Callable[[], Any], expected: Any, timeout: float = 5.0) -> Any:
+    """`read()` (plain, or returning an awaitable) once it gives `expected`, or its last
+    value after `timeout` seconds, for the caller to assert on: connections open and close
+    asynchronously on both sides."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = read()
+        if inspect.isawaitable(found):
+            found = await found
+        if found == expected or time.monotonic() >= deadline:
+            return found
+        await asyncio.sleep(0.05)
+
+
 class LocalSite:
     """A stand-in's app on one local port that a test can close (`refuse`) and open again
     (`accept`), as a receiver that goes down and comes back. Subclasses are dataclasses

@@ -22,6 +22,7 @@ from probe.contract.config import ConfigError, load_config
 from probe.core.model import CheckResult, Status
 from tests.conftest import MakeRunner, Runners, free_port
 from tests.faultproxy import FaultProxy, Mode
+from tests.support import settled
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 CANARY = "canary-Pw-7731"
@@ -88,10 +89,7 @@ async def test_one_pooled_connection_named_probe_is_reused_and_closed(
 
     await runner.close()
     await runner.close()  # safe twice
-    deadline = time.monotonic() + 5
-    while await probe_sessions(pg_dsn) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert await probe_sessions(pg_dsn) == 0
+    assert await settled(lambda: probe_sessions(pg_dsn), 0) == 0
 
 
 async def test_checks_of_one_dsn_share_one_server_connection_until_the_last_closes(
@@ -114,10 +112,7 @@ async def test_checks_of_one_dsn_share_one_server_connection_until_the_last_clos
     assert (await second.run()).status is Status.PASS  # the pool outlives its first user
     assert await probe_sessions(pg_dsn) == 1
     await second.close()
-    deadline = time.monotonic() + 5
-    while await probe_sessions(pg_dsn) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert await probe_sessions(pg_dsn) == 0
+    assert await settled(lambda: probe_sessions(pg_dsn), 0) == 0
 
 
 async def test_checks_recover_when_the_server_kills_their_shared_connection(

@@ -15,6 +15,7 @@ from probe.contract.config import ConfigError, load_config
 from probe.core.model import CheckResult, Status
 from tests.conftest import MakeRunner, Runners, free_port
 from tests.faultproxy import FaultProxy, Mode
+from tests.support import settled
 
 CANARY = "canary-Pw-5519"
 
@@ -104,10 +105,7 @@ async def test_one_client_connection_is_reused_and_closed(
 
     await runner.close()
     await runner.close()  # safe twice
-    deadline = time.monotonic() + 5
-    while probe_clients(admin) > before and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert probe_clients(admin) == before
+    assert await settled(lambda: probe_clients(admin), before) == before
 
 
 async def test_checks_of_one_url_share_one_connection_until_the_last_closes(
@@ -125,10 +123,7 @@ async def test_checks_of_one_url_share_one_connection_until_the_last_closes(
     assert (await second.run()).status is Status.PASS  # the client outlives its first user
     assert probe_clients(admin) == before + 1
     await second.close()
-    deadline = time.monotonic() + 5
-    while probe_clients(admin) > before and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert probe_clients(admin) == before
+    assert await settled(lambda: probe_clients(admin), before) == before
 
 
 async def test_checks_recover_when_the_server_kills_their_shared_connection(

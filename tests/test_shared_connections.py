@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -15,6 +13,7 @@ import redis as redis_sync
 
 from tests.conftest import free_port
 from tests.hostile import AgentProcess
+from tests.support import settled, until
 
 DB = 7  # the agent's Redis db: its connections are told apart from the test's by it
 
@@ -34,17 +33,6 @@ async def pg_pids(dsn: str) -> set[int]:
 
 def redis_ids(admin: redis_sync.Redis) -> set[str]:
     return {c["id"] for c in admin.client_list() if c.get("db") == str(DB)}
-
-
-async def settled(count: Callable[[], Awaitable[int]], expected: int) -> int:
-    """The count once it reaches `expected`, or after 5 s: closing and connecting are
-    asynchronous on both sides."""
-    deadline = time.monotonic() + 5
-    found = await count()
-    while found != expected and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        found = await count()
-    return found
 
 
 async def test_checks_share_one_connection_per_target_across_a_reload_and_leave_none(
@@ -80,10 +68,7 @@ async def test_checks_share_one_connection_per_target_across_a_reload_and_leave_
 
         assert agent.process is not None
         agent.process.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
-        while not any("config reloaded" in line for line in agent.log_lines()):
-            assert time.monotonic() < deadline, agent.log_lines()[-5:]
-            await asyncio.sleep(0.1)
+        await until(lambda: any("config reloaded" in line for line in agent.log_lines()))
         await asyncio.sleep(2.5)  # the new checks have run
         assert await settled(agent_pg, 1) == 1
         assert await settled(agent_redis, 1) == 1
